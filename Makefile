@@ -1,0 +1,114 @@
+# modstore - see README.md.  `make`, `make test`, `make run`.
+#
+# SANITIZE=address,undefined (or thread) builds everything with sanitizers
+# into build/<variant>/, leaving the plain build alone.
+
+PKGS      := libmicrohttpd jansson libsodium libcurl
+CC        ?= cc
+SANITIZE  ?=
+RUN_DIR   ?= ./state
+RUN_LISTEN ?= 127.0.0.1:8080
+
+ifeq ($(filter clean distclean format,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) 2>/dev/null && echo ok),ok)
+$(info modstore: installing missing build dependencies (tools/install-deps))
+DEPS_LOG := $(shell tools/install-deps >&2; echo $$?)
+ifneq ($(DEPS_LOG),0)
+$(error tools/install-deps failed; run it by hand to see why)
+endif
+endif
+endif
+
+WARN   := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	  -Wmissing-prototypes -Wpointer-arith -Wcast-qual -Wwrite-strings \
+	  -Wvla -fno-common
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -pthread \
+	  $(shell pkg-config --cflags $(PKGS))
+LDLIBS_STORE := $(shell pkg-config --libs libsodium) -pthread
+LDLIBS_ALL   := $(shell pkg-config --libs $(PKGS)) -pthread -lm
+
+ifeq ($(SANITIZE),)
+VARIANT := plain
+BIN     := bin
+else
+VARIANT := $(subst $(comma),-,$(SANITIZE))
+BIN     := build/$(VARIANT)/bin
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+comma := ,
+O := build/$(VARIANT)
+
+STORE_SRC  := $(wildcard store/*.c)
+API_SRC    := $(wildcard api/*.c)
+SERVER_SRC := $(wildcard server/*.c)
+CLI_SRC    := $(wildcard cli/*.c)
+TLIB_SRC   := $(wildcard tests/lib/*.c)
+UNIT_SRC   := $(wildcard tests/unit_*.c)
+E2E_SRC    := $(wildcard tests/e2e_*.c)
+
+obj = $(patsubst %.c,$(O)/%.o,$(1))
+
+LIBSTORE := $(O)/libstore.a
+LIBAPI   := $(O)/libapi.a
+TLIB     := $(O)/libtest.a
+DAEMON   := $(BIN)/modstored
+CLIBIN   := $(if $(CLI_SRC),$(BIN)/modstore)
+UNIT_BIN := $(patsubst tests/%.c,$(O)/tests/%,$(UNIT_SRC))
+E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
+
+.PHONY: all test run deps clean format format-check tests
+all: $(DAEMON) $(CLIBIN)
+tests: $(UNIT_BIN) $(E2E_BIN)
+
+$(O)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Istore -Iapi -Itests/lib -c -o $@ $<
+
+$(LIBSTORE): $(call obj,$(STORE_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+$(LIBAPI): $(call obj,$(API_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+$(TLIB): $(call obj,$(TLIB_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(DAEMON): $(call obj,$(SERVER_SRC)) $(LIBAPI) $(LIBSTORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+$(BIN)/modstore: $(call obj,$(CLI_SRC)) $(LIBSTORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+# unit_alloc wraps the allocator to fail each allocation in turn
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+$(O)/tests/unit_%: $(O)/tests/unit_%.o $(TLIB) $(LIBSTORE)
+	$(CC) $(LDFLAGS) $(if $(findstring unit_alloc,$@),$(WRAP_ALLOC)) \
+		-o $@ $^ $(LDLIBS_ALL)
+$(O)/tests/e2e_%: $(O)/tests/e2e_%.o $(TLIB) $(LIBSTORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+test: all tests
+	@O=$(O) BIN=$(BIN) tests/run $(UNIT_BIN) $(E2E_BIN)
+
+run: $(DAEMON)
+	$(DAEMON) --dir $(RUN_DIR) --listen $(RUN_LISTEN)
+
+deps:
+	tools/install-deps
+
+format:
+	clang-format -i $(STORE_SRC) $(API_SRC) $(SERVER_SRC) $(CLI_SRC) \
+		$(TLIB_SRC) $(UNIT_SRC) $(E2E_SRC) $(wildcard */*.h tests/lib/*.h)
+format-check:
+	clang-format --dry-run --Werror $(STORE_SRC) $(API_SRC) $(SERVER_SRC) \
+		$(CLI_SRC) $(TLIB_SRC) $(UNIT_SRC) $(E2E_SRC) \
+		$(wildcard */*.h tests/lib/*.h)
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

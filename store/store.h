@@ -1,0 +1,285 @@
+/*
+ * store.h - the modstore engine: versioned memory images of VM modules in
+ * one state directory.
+ *
+ * Layout (see README.md, "On disk"): for every module MOD (64 hex):
+ *
+ *   MOD              current memory (hard link to the current commit file,
+ *                    or to .MOD_init while the module has no commit)
+ *   MOD_MODCOMMIT    the memory of one module commit, never modified
+ *   MOD_last         current module commit (hard link to MOD_MODCOMMIT)
+ *   MOD_last_id      "MODCOMMIT\n"
+ *   commits          the commits store, written by store_persist()
+ *   .MOD_init        sparse all-zero memory of the deployed size
+ *   .journal         intent record of the last commit or restore
+ *   .lock            held (flock) while a process has the store open
+ *   .tmp-*           temporaries; removed when the store is opened
+ *
+ * Ids are BLAKE2b-256 digests (../docs or hashing.md): module id =
+ * H(bytecode), module commit id = RFC 6962 Merkle tree hash over the page
+ * leaves, commit id = Merkle tree hash over the module leaves.
+ *
+ * Every function is safe to call from many threads at once. Nothing here
+ * prints, aborts or exits; every failure is an enum store_err and leaves the
+ * store consistent and usable.
+ */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_ID_BYTES		 32
+#define STORE_HEX_LEN		 64
+#define STORE_PAGE_SIZE		 4096
+#define STORE_DEFAULT_MEMORY	 65536
+#define STORE_DEFAULT_MAX_MODULE (1024ULL * 1024 * 1024)
+
+struct store;
+
+/* A 32-byte id: module, module commit, commit, root or session. */
+struct store_id {
+	unsigned char b[STORE_ID_BYTES];
+};
+
+/* A module and its module commit, as in the commits store. */
+struct store_pair {
+	struct store_id module;
+	struct store_id commit;
+};
+
+enum store_err {
+	STORE_OK = 0,
+	STORE_EINVAL,	  /* malformed argument: size, offset, empty code */
+	STORE_ENOMODULE,  /* module not deployed */
+	STORE_ENOSESSION, /* no such session (or it has committed) */
+	STORE_ENOCOMMIT,  /* commit unknown (also after reading `commits`) */
+	STORE_ETOOBIG,	  /* memory would exceed the configured maximum */
+	STORE_ERANGE,	  /* read past the end of memory */
+	STORE_EBUSY,	  /* too many open sessions */
+	STORE_EMISMATCH,  /* expected root does not match the current root */
+	STORE_ENOSPC,	  /* no space left on the state directory's disk */
+	STORE_ENOMEM,	  /* allocation failed */
+	STORE_EIO,	  /* any other I/O error */
+	STORE_ECORRUPT,	  /* a file of the state directory is malformed */
+	STORE_ELOCKED,	  /* another process has the directory open */
+	STORE_ERR_COUNT
+};
+
+/* A static English description of err; never NULL. */
+const char *store_strerror(enum store_err err);
+
+/* A stable snake_case name for err ("no_module", "disk_full", ...). */
+const char *store_errname(enum store_err err);
+
+/*
+ * Test hook, called before each I/O step of deploy, commit, persist and
+ * restore with the step's name ("commit.copy", "switch.rename", ...).
+ * Returning 0 lets the step run; returning an errno value makes the step
+ * fail as if the system call had failed with it. A hook may also _exit().
+ */
+typedef int (*store_fault_fn)(void *ctx, const char *step);
+
+struct store_options {
+	const char *dir;	    /* state directory; created 0700 if missing */
+	uint64_t max_module_size;   /* bytes; 0 means the default of 1 GiB */
+	unsigned int max_sessions;  /* 0 means no limit */
+	store_fault_fn fault;	    /* NULL in production */
+	void *fault_ctx;
+};
+
+/*
+ * Open (creating it if missing) the state directory opts->dir: take its
+ * lock, finish an interrupted commit or restore from .journal, remove
+ * temporaries, load the current state from the _last_id files and the
+ * commits store from `commits` if present. *out is freed with store_close().
+ */
+enum store_err store_open(struct store **out, const struct store_options *opts);
+
+/* Drop every session and release the store. NULL is a no-op. */
+void store_close(struct store *s);
+
+/* --- ids ---------------------------------------------------------------- */
+
+/* Parse exactly 64 hex digits (either case); STORE_EINVAL otherwise. */
+enum store_err store_id_parse(struct store_id *out, const char *hex,
+			      size_t len);
+
+/* Write 64 uppercase hex digits and a NUL into out. */
+void store_id_hex(const struct store_id *id, char out[STORE_HEX_LEN + 1]);
+
+int store_id_equal(const struct store_id *a, const struct store_id *b);
+
+/* Module id of bytecode: H(code). */
+void store_module_id(const void *code, size_t len, struct store_id *out);
+
+/* Module commit id of a memory image; len a multiple of the page size. */
+void store_memory_id(const void *mem, size_t len, struct store_id *out);
+
+/* Commit id (state root) of n pairs in any order. */
+enum store_err store_state_id(const struct store_pair *pairs, size_t n,
+			      struct store_id *out);
+
+/* --- modules ------------------------------------------------------------ */
+
+struct store_module_info {
+	struct store_id id;
+	uint64_t size;		   /* bytes of current memory */
+	int has_commit;		   /* 0: initial all-zero memory */
+	struct store_id last_commit; /* valid when has_commit */
+};
+
+/*
+ * Deploy a module whose memory is `size` bytes of zeros (a positive multiple
+ * of the page size, at most the maximum). *created is 1 when it is new, 0
+ * when it was already deployed (then size is ignored and info describes the
+ * module as it is). info and created may be NULL.
+ */
+enum store_err store_deploy(struct store *s, const void *code, size_t len,
+			    uint64_t size, struct store_module_info *info,
+			    int *created);
+
+/* The same with the module id already computed (for streamed bytecode). */
+enum store_err store_deploy_id(struct store *s, const struct store_id *mod,
+			       uint64_t size, struct store_module_info *info,
+			       int *created);
+
+enum store_err store_module_get(struct store *s, const struct store_id *mod,
+				struct store_module_info *info);
+
+/* All modules sorted by id. Caller frees *out with free(). */
+enum store_err store_module_list(struct store *s,
+				 struct store_module_info **out, size_t *n);
+
+/*
+ * A read-only descriptor on the module's current memory, which is never
+ * modified while open, and its info (size = bytes to serve, last_commit =
+ * the ETag). Caller closes *fd.
+ */
+enum store_err store_module_open(struct store *s, const struct store_id *mod,
+				 int *fd, struct store_module_info *info);
+
+/* --- state -------------------------------------------------------------- */
+
+/* The Merkle root of the current state (H("") when no module has a commit). */
+enum store_err store_root(struct store *s, struct store_id *root);
+
+/* --- sessions ----------------------------------------------------------- */
+
+struct store_session_info {
+	struct store_id id;
+	int has_base;
+	struct store_id base;
+};
+
+/*
+ * Begin a session on commit *base, or on the current state when base is
+ * NULL. info->has_base is 0 when the session starts from a state with no
+ * module commit at all; otherwise info->base is the commit id (the root) of
+ * the state it starts from. STORE_ENOCOMMIT for an unknown base (the file
+ * `commits` is not consulted), STORE_EBUSY when max_sessions are open.
+ */
+enum store_err store_session_begin(struct store *s,
+				   const struct store_id *base,
+				   struct store_session_info *info);
+
+/* Open sessions, oldest first. Caller frees *out with free(). */
+enum store_err store_session_list(struct store *s,
+				  struct store_session_info **out, size_t *n);
+
+/* Size in bytes of the session's view of a module. */
+enum store_err store_session_size(struct store *s, const struct store_id *sid,
+				  const struct store_id *mod, uint64_t *size);
+
+/*
+ * Read len bytes at off of the session's view of a module into buf:
+ * STORE_ERANGE unless off + len <= size.
+ */
+enum store_err store_session_read(struct store *s, const struct store_id *sid,
+				  const struct store_id *mod, uint64_t off,
+				  void *buf, size_t len);
+
+/*
+ * Write len bytes at off into the session's view. Past the end the memory
+ * grows, zero-filled, to the smallest whole number of pages holding the
+ * write; STORE_ETOOBIG beyond the maximum (nothing is written then).
+ */
+enum store_err store_session_write(struct store *s, const struct store_id *sid,
+				   const struct store_id *mod, uint64_t off,
+				   const void *buf, size_t len);
+
+/* Drop a session and its writes. */
+enum store_err store_session_drop(struct store *s, const struct store_id *sid);
+
+/*
+ * Drop sessions not used for idle_seconds or more; *dropped (may be NULL)
+ * gets their number.
+ */
+enum store_err store_session_expire(struct store *s, unsigned int idle_seconds,
+				    size_t *dropped);
+
+/* --- commits ------------------------------------------------------------ */
+
+struct store_commit_info {
+	struct store_id id;
+	int has_base;
+	struct store_id base;
+	size_t n;
+	struct store_pair *pairs; /* sorted by module id; owned */
+};
+
+/* Free what a store_commit_info holds (not the struct itself). */
+void store_commit_info_release(struct store_commit_info *ci);
+
+/*
+ * Commit a session: the new state is its base plus its writes, for every
+ * module deployed now. With expect_root non-NULL, STORE_EMISMATCH (and the
+ * session stays open) unless it equals the current root. On success the
+ * session is gone and *out (caller releases) holds the commit id, the base
+ * and the full module -> module commit map. Durable on return.
+ */
+enum store_err store_session_commit(struct store *s, const struct store_id *sid,
+				    const struct store_id *expect_root,
+				    struct store_commit_info *out);
+
+/* Pairs of a commit in the commits store (caller frees *pairs). */
+enum store_err store_commit_get(struct store *s, const struct store_id *commit,
+				struct store_pair **pairs, size_t *n);
+
+/*
+ * Call fn for every commit in the commits store, oldest first, with the
+ * store's lock held: fn must not call into the store. A nonzero return from
+ * fn stops the walk and is returned in *stopped (may be NULL).
+ */
+typedef int (*store_commit_fn)(void *ctx, const struct store_id *commit,
+			       const struct store_pair *pairs, size_t n);
+enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
+				     void *ctx);
+
+/* Number of commits in the commits store. */
+size_t store_commits_count(struct store *s);
+
+/* Write the commits store to the file `commits`, durably. */
+enum store_err store_persist(struct store *s);
+
+/*
+ * Make commit the current state: every module of it points at its module
+ * commit again, every other module goes back to its initial memory. When
+ * the commit is unknown, the file `commits` is merged in first. Durable on
+ * return. Copies no module memory.
+ */
+enum store_err store_restore(struct store *s, const struct store_id *commit);
+
+/* --- figures ------------------------------------------------------------ */
+
+struct store_stats {
+	uint64_t modules;
+	uint64_t commits;
+	uint64_t sessions;
+	uint64_t bytes_written; /* module memory written to disk since open */
+	uint64_t bytes_on_disk; /* allocated bytes in the state directory */
+};
+
+enum store_err store_get_stats(struct store *s, struct store_stats *st);
+
+#endif /* STORE_H */
