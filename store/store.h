@@ -81,10 +81,10 @@ const char *store_errname(enum store_err err);
 typedef int (*store_fault_fn)(void *ctx, const char *step);
 
 struct store_options {
-	const char *dir;	    /* state directory; created 0700 if missing */
-	uint64_t max_module_size;   /* bytes; 0 means the default of 1 GiB */
-	unsigned int max_sessions;  /* 0 means no limit */
-	store_fault_fn fault;	    /* NULL in production */
+	const char *dir;	  /* state directory; created 0700 if missing */
+	uint64_t max_module_size; /* bytes; 0 means the default of 1 GiB */
+	unsigned int max_sessions; /* 0 means no limit */
+	store_fault_fn fault;	   /* NULL in production */
 	void *fault_ctx;
 };
 
@@ -124,8 +124,8 @@ enum store_err store_state_id(const struct store_pair *pairs, size_t n,
 
 struct store_module_info {
 	struct store_id id;
-	uint64_t size;		   /* bytes of current memory */
-	int has_commit;		   /* 0: initial all-zero memory */
+	uint64_t size;		     /* bytes of current memory */
+	int has_commit;		     /* 0: initial all-zero memory */
 	struct store_id last_commit; /* valid when has_commit */
 };
 
@@ -179,8 +179,7 @@ struct store_session_info {
  * the state it starts from. STORE_ENOCOMMIT for an unknown base (the file
  * `commits` is not consulted), STORE_EBUSY when max_sessions are open.
  */
-enum store_err store_session_begin(struct store *s,
-				   const struct store_id *base,
+enum store_err store_session_begin(struct store *s, const struct store_id *base,
 				   struct store_session_info *info);
 
 /* Open sessions, oldest first. Caller frees *out with free(). */
