@@ -108,23 +108,34 @@ void store_module_id(const void *code, size_t len, struct store_id *out)
 
 void store_memory_id(const void *mem, size_t len, struct store_id *out)
 {
-	size_t n = len / STORE_PAGE_SIZE, i;
-	struct store_id *leaves;
+	/*
+	 * RFC 6962 MTH streamed over the pages with a stack of perfect
+	 * subtrees (no allocation): equal sizes merge as they come, and what
+	 * remains folds from the right.
+	 */
+	struct store_id stack[64];
+	size_t size[64], top = 0, n = len / STORE_PAGE_SIZE, i;
 	const unsigned char *p = mem;
 
 	if (n == 0) {
 		hash_empty(out);
 		return;
 	}
-	leaves = malloc(n * sizeof(*leaves));
-	if (!leaves) { /* fall back to a tree that needs no leaf array */
-		memset(out, 0, sizeof(*out));
-		return;
+	for (i = 0; i < n; i++) {
+		hash_leaf_page(p + i * STORE_PAGE_SIZE, &stack[top]);
+		size[top++] = 1;
+		while (top >= 2 && size[top - 1] == size[top - 2]) {
+			hash_node(&stack[top - 2], &stack[top - 1],
+				  &stack[top - 2]);
+			size[top - 2] *= 2;
+			top--;
+		}
 	}
-	for (i = 0; i < n; i++)
-		hash_leaf_page(p + i * STORE_PAGE_SIZE, &leaves[i]);
-	hash_mth(leaves, n, leaves, out);
-	free(leaves);
+	while (top >= 2) {
+		hash_node(&stack[top - 2], &stack[top - 1], &stack[top - 2]);
+		top--;
+	}
+	*out = stack[0];
 }
 
 static int pair_cmp(const void *a, const void *b)
@@ -372,13 +383,14 @@ struct module *module_find(struct store *s, const struct store_id *id)
 	return found ? s->mods[i] : NULL;
 }
 
+/* Insert m (which the table then owns); STORE_EINVAL if id is there. */
 static enum store_err module_insert(struct store *s, struct module *m)
 {
 	int found;
 	size_t i = module_pos(s, &m->id, &found);
 
 	if (found)
-		return STORE_OK;
+		return STORE_EINVAL;
 	if (s->nmods == s->capmods) {
 		size_t cap = s->capmods ? s->capmods * 2 : 64;
 		struct module **v = realloc(s->mods, cap * sizeof(*v));
@@ -688,10 +700,12 @@ static enum store_err scan_modules(struct store *s)
 				break;
 			}
 			err = module_insert(s, m);
-			if (err) {
+			if (err)
 				free(m);
+			if (err == STORE_EINVAL)
+				err = STORE_OK; /* listed twice by readdir */
+			if (err)
 				break;
-			}
 		}
 	}
 	closedir(d);
