@@ -58,7 +58,7 @@ CLIBIN   := $(if $(CLI_SRC),$(BIN)/modstore)
 UNIT_BIN := $(patsubst tests/%.c,$(O)/tests/%,$(UNIT_SRC))
 E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
 
-.PHONY: all test run deps clean format format-check tests
+.PHONY: all test run deps clean format format-check tests fuzz fuzz-build
 all: $(DAEMON) $(CLIBIN)
 tests: $(UNIT_BIN) $(E2E_BIN)
 
@@ -99,6 +99,30 @@ run: $(DAEMON)
 
 deps:
 	tools/install-deps
+
+# libFuzzer targets: tests/fuzz/fuzz_*.c, built with clang and linked with
+# the store and api sources built the same way. `make fuzz` runs each for
+# FUZZ_SECONDS from its committed corpus tests/fuzz/corpus/<name>/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+		-fno-omit-frame-pointer -pthread \
+		$(shell pkg-config --cflags $(PKGS))
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIBOBJ  := $(patsubst %.c,build/fuzz/%.o,$(STORE_SRC) $(API_SRC))
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_SAN) -MMD -MP -Istore -Iapi \
+		-Itests/lib -c -o $@ $<
+build/fuzz/fuzz_%: build/fuzz/tests/fuzz/fuzz_%.o $(FUZZ_LIBOBJ)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_ALL)
+
+fuzz-build: $(FUZZ_BIN)
+fuzz: fuzz-build
+	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 format:
 	clang-format -i $(STORE_SRC) $(API_SRC) $(SERVER_SRC) $(CLI_SRC) \
