@@ -1,0 +1,351 @@
+/*
+ * unit_reopen.c - what survives store_close() and store_open(): modules,
+ * their current commits, the files and the root always; commit ids only
+ * through store_persist() and the file `commits`, which restore merges.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+#include "storetest.h"
+#include "t.h"
+
+struct fixture {
+	char *dir;
+	struct store *s;
+	struct store_id m1, m2, m3;
+	struct store_id c1, c2;
+};
+
+/* Deploy m1 (64 KiB), m2 (8 KiB); commit c1 (m1 written), c2 (m2 grown). */
+static int setup(struct fixture *f, const char *tag)
+{
+	struct store_id sid;
+
+	memset(f, 0, sizeof(*f));
+	f->dir = t_tmpdir(tag);
+	if (!f->dir)
+		return -1;
+	CHECK_ERR(st_open(&f->s, f->dir, NULL), STORE_OK);
+	if (!f->s)
+		return -1;
+	CHECK_ERR(st_deploy(f->s, "reopen one", 65536, &f->m1), STORE_OK);
+	CHECK_ERR(st_deploy(f->s, "reopen two", 8192, &f->m2), STORE_OK);
+	CHECK_ERR(st_begin(f->s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f->s, &sid, &f->m1, 1000, 0x11, 5000), STORE_OK);
+	CHECK_ERR(st_commit(f->s, &sid, &f->c1), STORE_OK);
+	CHECK_ERR(st_begin(f->s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f->s, &sid, &f->m2, 8190, 0x22, 10), STORE_OK);
+	CHECK_ERR(st_commit(f->s, &sid, &f->c2), STORE_OK);
+	return 0;
+}
+
+static void teardown(struct fixture *f)
+{
+	store_close(f->s);
+	t_rmrf(f->dir);
+	free(f->dir);
+}
+
+static int reopen(struct fixture *f)
+{
+	store_close(f->s);
+	f->s = NULL;
+	CHECK_ERR(st_open(&f->s, f->dir, NULL), STORE_OK);
+	return f->s ? 0 : -1;
+}
+
+/* The module list, to compare before and after a reopen. */
+static int same_modules(struct store_module_info *a, size_t na,
+			struct store_module_info *b, size_t nb)
+{
+	size_t i;
+
+	if (na != nb)
+		return 0;
+	for (i = 0; i < na; i++) {
+		if (!store_id_equal(&a[i].id, &b[i].id) ||
+		    a[i].size != b[i].size ||
+		    !a[i].has_commit != !b[i].has_commit)
+			return 0;
+		if (a[i].has_commit &&
+		    !store_id_equal(&a[i].last_commit, &b[i].last_commit))
+			return 0;
+	}
+	return 1;
+}
+
+static void test_without_persist(void)
+{
+	struct fixture f;
+	struct store_module_info *before = NULL, *after = NULL, info;
+	struct store_session_info si, *sl = NULL;
+	struct store_pair *pairs = NULL;
+	struct st_snap s1, s2;
+	struct store_stats stats;
+	struct store_id root, sid, c3;
+	size_t nb = 0, na = 0, n = 0;
+	int created = -1;
+	unsigned char buf[16];
+
+	if (setup(&f, "reopen-nopersist"))
+		goto out;
+	CHECK_ERR(st_deploy(f.s, "reopen three", 4096, &f.m3), STORE_OK);
+	/* an open session does not survive */
+	CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f.s, &sid, &f.m1, 0, 0x77, 16), STORE_OK);
+	CHECK(store_commits_count(f.s) == 2);
+	CHECK_ERR(store_module_list(f.s, &before, &nb), STORE_OK);
+	CHECK(nb == 3);
+	root = st_root(f.s);
+	CHECK_ID(&root, &f.c2);
+	CHECK(st_snap_take(f.dir, &s1) == 0);
+
+	if (reopen(&f))
+		goto out;
+	CHECK(st_snap_take(f.dir, &s2) == 0);
+	CHECK(st_snap_equal("reopen", &s1, &s2));
+	st_snap_release(&s1);
+	st_snap_release(&s2);
+	/* commits are gone */
+	CHECK(store_commits_count(f.s) == 0);
+	CHECK_ERR(store_commit_get(f.s, &f.c1, &pairs, &n), STORE_ENOCOMMIT);
+	CHECK_ERR(store_commit_get(f.s, &f.c2, &pairs, &n), STORE_ENOCOMMIT);
+	CHECK_ERR(store_session_begin(f.s, &f.c1, &si), STORE_ENOCOMMIT);
+	CHECK_ERR(store_restore(f.s, &f.c1), STORE_ENOCOMMIT);
+	CHECK(!st_exists(f.dir, "commits"));
+	/* sessions are gone */
+	CHECK_ERR(store_session_list(f.s, &sl, &n), STORE_OK);
+	CHECK(n == 0);
+	free(sl);
+	CHECK_ERR(store_session_read(f.s, &sid, &f.m1, 0, buf, 1),
+		  STORE_ENOSESSION);
+	/* modules, their commits, the files and the root survive */
+	CHECK_ERR(store_module_list(f.s, &after, &na), STORE_OK);
+	CHECK(same_modules(before, nb, after, na));
+	root = st_root(f.s);
+	CHECK_ID(&root, &f.c2);
+	ST_CHECK_STORE(f.s, f.dir, NULL);
+	CHECK_ERR(store_get_stats(f.s, &stats), STORE_OK);
+	CHECK(stats.modules == 3 && stats.commits == 0 && stats.sessions == 0);
+	CHECK_ERR(store_module_get(f.s, &f.m2, &info), STORE_OK);
+	CHECK(info.size == 12288 && info.has_commit);
+	CHECK_ERR(store_module_get(f.s, &f.m3, &info), STORE_OK);
+	CHECK(info.size == 4096 && !info.has_commit);
+
+	/* deploying again: created 0, size ignored, info as it is */
+	CHECK_ERR(store_deploy(f.s, "reopen one", 10, 4096, &info, &created),
+		  STORE_OK);
+	CHECK(created == 0);
+	CHECK(info.size == 65536 && info.has_commit);
+	CHECK_ID(&info.id, &f.m1);
+	created = -1;
+	CHECK_ERR(store_deploy_id(f.s, &f.m3, 8192, &info, &created), STORE_OK);
+	CHECK(created == 0 && info.size == 4096 && !info.has_commit);
+
+	/* a session starts from the surviving state and can commit */
+	CHECK_ERR(store_session_begin(f.s, NULL, &si), STORE_OK);
+	CHECK(si.has_base);
+	CHECK_ID(&si.base, &f.c2);
+	CHECK_ERR(store_session_read(f.s, &si.id, &f.m2, 8190, buf, 10),
+		  STORE_OK);
+	CHECK(buf[0] == 0x22 && buf[9] == 0x22);
+	CHECK_ERR(store_session_read(f.s, &si.id, &f.m1, 999, buf, 2),
+		  STORE_OK);
+	CHECK(buf[0] == 0 && buf[1] == 0x11);
+	CHECK_ERR(st_fill(f.s, &si.id, &f.m3, 0, 0x33, 1), STORE_OK);
+	CHECK_ERR(st_commit(f.s, &si.id, &c3), STORE_OK);
+	CHECK(store_commits_count(f.s) == 1);
+	ST_CHECK_STORE(f.s, f.dir, &root);
+	CHECK_ID(&root, &c3);
+	ST_CHECK_COMMITS(f.s, f.dir);
+out:
+	free(before);
+	free(after);
+	teardown(&f);
+}
+
+static void test_with_persist(void)
+{
+	struct fixture f;
+	struct store_session_info si;
+	struct store_pair *p1 = NULL, *p2 = NULL;
+	struct store_id root, sid, c3;
+	size_t n1 = 0, n2 = 0, n;
+
+	if (setup(&f, "reopen-persist"))
+		goto out;
+	CHECK_ERR(store_commit_get(f.s, &f.c1, &p1, &n1), STORE_OK);
+	CHECK_ERR(store_commit_get(f.s, &f.c2, &p2, &n2), STORE_OK);
+	CHECK_ERR(store_persist(f.s), STORE_OK);
+	ST_CHECK_COMMITS_FILE(f.s, f.dir);
+	/* a commit after persist is not in the file */
+	CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f.s, &sid, &f.m1, 0, 0x44, 4096), STORE_OK);
+	CHECK_ERR(st_commit(f.s, &sid, &c3), STORE_OK);
+	CHECK(store_commits_count(f.s) == 3);
+
+	if (reopen(&f))
+		goto out;
+	CHECK(store_commits_count(f.s) == 2);
+	ST_CHECK_COMMITS(f.s, f.dir);
+	ST_CHECK_COMMITS_FILE(f.s, f.dir);
+	root = st_root(f.s);
+	CHECK_ID(&root, &c3); /* the state survives anyway */
+	ST_CHECK_STORE(f.s, f.dir, NULL);
+	if (p1) {
+		struct store_pair *q = NULL;
+
+		CHECK_ERR(store_commit_get(f.s, &f.c1, &q, &n), STORE_OK);
+		CHECK(q && n == n1 && !memcmp(q, p1, n * sizeof(*q)));
+		free(q);
+	}
+	if (p2) {
+		struct store_pair *q = NULL;
+
+		CHECK_ERR(store_commit_get(f.s, &f.c2, &q, &n), STORE_OK);
+		CHECK(q && n == n2 && !memcmp(q, p2, n * sizeof(*q)));
+		free(q);
+	}
+	{
+		struct store_pair *q = NULL;
+
+		CHECK_ERR(store_commit_get(f.s, &c3, &q, &n), STORE_ENOCOMMIT);
+		free(q);
+	}
+	CHECK_ERR(store_restore(f.s, &c3), STORE_ENOCOMMIT);
+	root = st_root(f.s);
+	CHECK_ID(&root, &c3);
+	/* a persisted commit is usable as a base and for restore */
+	CHECK_ERR(store_session_begin(f.s, &f.c1, &si), STORE_OK);
+	CHECK(si.has_base);
+	CHECK_ID(&si.base, &f.c1);
+	CHECK_ERR(store_session_drop(f.s, &si.id), STORE_OK);
+	CHECK_ERR(store_restore(f.s, &f.c1), STORE_OK);
+	ST_CHECK_STORE(f.s, f.dir, &root);
+	CHECK_ID(&root, &f.c1);
+	CHECK_ERR(store_restore(f.s, &f.c2), STORE_OK);
+	ST_CHECK_STORE(f.s, f.dir, &root);
+	CHECK_ID(&root, &f.c2);
+out:
+	free(p1);
+	free(p2);
+	teardown(&f);
+}
+
+/* A commit known only to the file `commits` is merged in by restore. */
+static void test_restore_merges_file(void)
+{
+	struct fixture f;
+	struct store_session_info si;
+	struct store_pair *p = NULL;
+	struct store_id root, sid, c3, bogus;
+	unsigned char *saved = NULL;
+	size_t len = 0, n;
+	char *path = NULL;
+
+	if (setup(&f, "reopen-merge"))
+		goto out;
+	CHECK_ERR(store_persist(f.s), STORE_OK);
+	CHECK(st_read(f.dir, "commits", &saved, &len) == 0);
+	store_close(f.s);
+	f.s = NULL;
+	path = st_path(f.dir, "commits");
+	CHECK(path && remove(path) == 0);
+	CHECK_ERR(st_open(&f.s, f.dir, NULL), STORE_OK);
+	if (!f.s || !saved)
+		goto out;
+	CHECK(store_commits_count(f.s) == 0);
+	/* a commit only in memory */
+	CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f.s, &sid, &f.m2, 0, 0x55, 3), STORE_OK);
+	CHECK_ERR(st_commit(f.s, &sid, &c3), STORE_OK);
+	CHECK(store_commits_count(f.s) == 1);
+	/* the file comes back (as from a backup) */
+	CHECK(st_write(f.dir, "commits", saved, len) == 0);
+	/* session_begin does not consult the file */
+	CHECK_ERR(store_session_begin(f.s, &f.c1, &si), STORE_ENOCOMMIT);
+	/* still unknown after merging: ENOCOMMIT, nothing changes */
+	memset(&bogus, 0xAB, sizeof(bogus));
+	CHECK_ERR(store_restore(f.s, &bogus), STORE_ENOCOMMIT);
+	root = st_root(f.s);
+	CHECK_ID(&root, &c3);
+	/* restore merges c1 and c2 in, keeping c3 */
+	CHECK_ERR(store_restore(f.s, &f.c1), STORE_OK);
+	CHECK(store_commits_count(f.s) == 3);
+	ST_CHECK_STORE(f.s, f.dir, &root);
+	CHECK_ID(&root, &f.c1);
+	CHECK_ERR(store_commit_get(f.s, &f.c2, &p, &n), STORE_OK);
+	free(p);
+	p = NULL;
+	CHECK_ERR(store_commit_get(f.s, &c3, &p, &n), STORE_OK);
+	free(p);
+	p = NULL;
+	CHECK_ERR(store_session_begin(f.s, &f.c2, &si), STORE_OK);
+	ST_CHECK_COMMITS(f.s, f.dir);
+	CHECK_ERR(store_restore(f.s, &c3), STORE_OK);
+	ST_CHECK_STORE(f.s, f.dir, &root);
+	CHECK_ID(&root, &c3);
+out:
+	free(saved);
+	free(path);
+	teardown(&f);
+}
+
+/* Temporaries are removed by store_open. */
+static void test_tmp_removed(void)
+{
+	struct fixture f;
+
+	if (setup(&f, "reopen-tmp"))
+		goto out;
+	store_close(f.s);
+	f.s = NULL;
+	CHECK(st_write(f.dir, ".tmp-left-over", "x", 1) == 0);
+	CHECK(st_count_tmp(f.dir) == 1);
+	CHECK_ERR(st_open(&f.s, f.dir, NULL), STORE_OK);
+	CHECK(st_count_tmp(f.dir) == 0);
+	ST_CHECK_STORE(f.s, f.dir, NULL);
+out:
+	teardown(&f);
+}
+
+/* A directory that does not exist yet is created 0700. */
+static void test_creates_dir(void)
+{
+	char *base = t_tmpdir("reopen-create");
+	char *dir = base ? st_path(base, "a-state-dir") : NULL;
+	struct store *s = NULL;
+	struct st_names names;
+	struct stat sb;
+
+	if (!dir)
+		goto out;
+	CHECK_ERR(st_open(&s, dir, NULL), STORE_OK);
+	CHECK(stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+	      (sb.st_mode & 0777) == 0700);
+	CHECK(st_names_list(dir, ST_PLAIN, &names) == 0 && names.n == 0);
+	st_names_release(&names);
+	CHECK_ERR(st_deploy(s, "in a new dir", 4096, NULL), STORE_OK);
+	store_close(s);
+	s = NULL;
+	CHECK_ERR(st_open(&s, dir, NULL), STORE_OK);
+	ST_CHECK_STORE(s, dir, NULL);
+	store_close(s);
+	store_close(NULL);
+out:
+	t_rmrf(base);
+	free(base);
+	free(dir);
+}
+
+int main(void)
+{
+	test_without_persist();
+	test_with_persist();
+	test_restore_merges_file();
+	test_tmp_removed();
+	test_creates_dir();
+	return t_done();
+}
