@@ -60,7 +60,13 @@ E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
 
 .PHONY: all test run deps clean format format-check tests fuzz fuzz-build
 all: $(DAEMON) $(CLIBIN)
-tests: $(UNIT_BIN) $(E2E_BIN)
+SHIM     := $(O)/faultshim.so
+tests: $(UNIT_BIN) $(E2E_BIN) $(SHIM)
+
+# LD_PRELOAD library of the I/O fault tests (tests/shim/faultshim.c)
+$(SHIM): tests/shim/faultshim.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fsanitize=%,$(CFLAGS)) -fPIC -shared -o $@ $< -ldl
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -92,7 +98,7 @@ $(O)/tests/e2e_%: $(O)/tests/e2e_%.o $(TLIB) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 test: all tests
-	@O=$(O) BIN=$(BIN) tests/run $(UNIT_BIN) $(E2E_BIN)
+	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run $(UNIT_BIN) $(E2E_BIN)
 
 run: $(DAEMON)
 	$(DAEMON) --dir $(RUN_DIR) --listen $(RUN_LISTEN)
