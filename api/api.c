@@ -1,0 +1,708 @@
+/*
+ * api.c - the libmicrohttpd side of the api: per-request state, token,
+ * route matching, incremental bodies, the store error table, answers and
+ * the request log. The routes themselves are in routes.c.
+ */
+#include "api.h"
+#include "api_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* --- the one table from store errors to statuses --------------------------
+ */
+
+static const unsigned int status_of[STORE_ERR_COUNT] = {
+    [STORE_OK] = MHD_HTTP_OK,
+    [STORE_EINVAL] = MHD_HTTP_BAD_REQUEST,
+    [STORE_ENOMODULE] = MHD_HTTP_NOT_FOUND,
+    [STORE_ENOSESSION] = MHD_HTTP_NOT_FOUND,
+    [STORE_ENOCOMMIT] = MHD_HTTP_NOT_FOUND,
+    [STORE_ETOOBIG] = MHD_HTTP_CONTENT_TOO_LARGE,
+    [STORE_ERANGE] = MHD_HTTP_RANGE_NOT_SATISFIABLE,
+    [STORE_EBUSY] = MHD_HTTP_SERVICE_UNAVAILABLE,
+    [STORE_EMISMATCH] = MHD_HTTP_PRECONDITION_FAILED,
+    [STORE_ENOSPC] = MHD_HTTP_INSUFFICIENT_STORAGE,
+    [STORE_ENOMEM] = MHD_HTTP_INTERNAL_SERVER_ERROR,
+    [STORE_EIO] = MHD_HTTP_INTERNAL_SERVER_ERROR,
+    [STORE_ECORRUPT] = MHD_HTTP_INTERNAL_SERVER_ERROR,
+    [STORE_ELOCKED] = MHD_HTTP_INTERNAL_SERVER_ERROR,
+};
+
+unsigned int api_status_of(enum store_err err)
+{
+	if ((unsigned int)err >= STORE_ERR_COUNT || !status_of[err])
+		return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	return status_of[err];
+}
+
+/* --- the api -------------------------------------------------------------- */
+
+struct api *api_new(const struct api_options *opts)
+{
+	struct api *api = calloc(1, sizeof(*api));
+
+	if (!api)
+		return NULL;
+	api->o = *opts;
+	api->o.token = NULL;
+	if (opts->token) {
+		api->has_token = 1;
+		crypto_generichash(api->token_hash, sizeof(api->token_hash),
+				   (const unsigned char *)opts->token,
+				   strlen(opts->token), NULL, 0);
+	}
+	atomic_init(&api->inflight, 0);
+	atomic_init(&api->closing, 0);
+	return api;
+}
+
+void api_free(struct api *api)
+{
+	if (!api)
+		return;
+	sodium_memzero(api->token_hash, sizeof(api->token_hash));
+	free(api);
+}
+
+void api_begin_shutdown(struct api *api)
+{
+	atomic_store(&api->closing, 1);
+}
+
+unsigned int api_wait_idle(struct api *api, unsigned int timeout_ms)
+{
+	unsigned int waited = 0, n;
+
+	while ((n = atomic_load(&api->inflight)) && waited < timeout_ms) {
+		usleep(10 * 1000);
+		waited += 10;
+	}
+	return n;
+}
+
+/* --- errors and answers --------------------------------------------------- */
+
+void api_fail(struct api_request *r, unsigned int status, const char *code,
+	      const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->err_status)
+		return;
+	r->err_status = status;
+	r->err_code = code;
+	va_start(ap, fmt);
+	vsnprintf(r->err_msg, sizeof(r->err_msg), fmt, ap);
+	va_end(ap);
+}
+
+void api_fail_store(struct api_request *r, enum store_err err, const char *what)
+{
+	api_fail(r, api_status_of(err), store_errname(err), "%s: %s", what,
+		 store_strerror(err));
+}
+
+static void add_header(struct MHD_Response *resp, const char *name,
+		       const char *value)
+{
+	/* MHD_NO only when out of memory: the answer goes without it. */
+	(void)MHD_add_response_header(resp, name, value);
+}
+
+enum MHD_Result api_reply(struct api_request *r, unsigned int status,
+			  struct MHD_Response *resp, uint64_t bytes)
+{
+	enum MHD_Result ret;
+
+	if (!resp)
+		return MHD_NO;
+	if (atomic_load(&r->api->closing))
+		add_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	if (ret == MHD_YES) {
+		r->answered = 1;
+		r->status = status;
+		r->bytes_out = bytes;
+	}
+	return ret;
+}
+
+/* A JSON body: compact, with a final newline for terminals. */
+static char *json_body(json_t *j, size_t *len)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	char *t;
+	size_t n;
+
+	if (!s)
+		return NULL;
+	n = strlen(s);
+	t = realloc(s, n + 2);
+	if (!t) {
+		free(s);
+		return NULL;
+	}
+	t[n] = '\n';
+	t[n + 1] = '\0';
+	*len = n + 1;
+	return t;
+}
+
+static struct MHD_Response *json_response(json_t *j, size_t *len)
+{
+	struct MHD_Response *resp = NULL;
+	char *body = json_body(j, len);
+
+	if (!body)
+		goto out;
+	resp = MHD_create_response_from_buffer_with_free_callback(*len, body,
+								  free);
+	if (!resp) {
+		free(body);
+		goto out;
+	}
+	add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+out:
+	return resp;
+}
+
+/* The last resort when even an error body cannot be built. */
+static enum MHD_Result reply_static_error(struct api_request *r)
+{
+	static char body[] = "{\"error\":\"out_of_memory\","
+			     "\"message\":\"out of memory\"}\n";
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(sizeof(body) - 1, body,
+					       MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return api_reply(r, MHD_HTTP_INTERNAL_SERVER_ERROR, resp,
+			 sizeof(body) - 1);
+}
+
+enum MHD_Result api_reply_error(struct api_request *r)
+{
+	struct MHD_Response *resp = NULL;
+	json_t *j;
+	size_t len = 0;
+	char buf[64];
+
+	if (!r->err_status)
+		api_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+			 "no answer");
+	j = json_pack("{s:s, s:s}", "error", r->err_code, "message",
+		      r->err_msg);
+	if (j)
+		resp = json_response(j, &len);
+	json_decref(j);
+	if (!resp)
+		return reply_static_error(r);
+	switch (r->err_status) {
+	case MHD_HTTP_UNAUTHORIZED:
+		add_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+		break;
+	case MHD_HTTP_METHOD_NOT_ALLOWED:
+		add_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+		break;
+	case MHD_HTTP_SERVICE_UNAVAILABLE:
+		add_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+		break;
+	case MHD_HTTP_RANGE_NOT_SATISFIABLE:
+		if (r->has_range_size) {
+			snprintf(buf, sizeof(buf), "bytes */%llu",
+				 (unsigned long long)r->range_size);
+			add_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, buf);
+		}
+		break;
+	default:
+		break;
+	}
+	return api_reply(r, r->err_status, resp, len);
+}
+
+enum MHD_Result api_reply_json(struct api_request *r, unsigned int status,
+			       json_t *j)
+{
+	return api_reply_json_hdr(r, status, j, NULL, NULL);
+}
+
+enum MHD_Result api_reply_json_hdr(struct api_request *r, unsigned int status,
+				   json_t *j, const char *name,
+				   const char *value)
+{
+	struct MHD_Response *resp;
+	size_t len = 0;
+
+	if (!j) {
+		api_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			 store_errname(STORE_ENOMEM), "out of memory");
+		return api_reply_error(r);
+	}
+	resp = json_response(j, &len);
+	json_decref(j);
+	if (!resp)
+		return reply_static_error(r);
+	if (name)
+		add_header(resp, name, value);
+	return api_reply(r, status, resp, len);
+}
+
+enum MHD_Result api_reply_empty(struct api_request *r, unsigned int status)
+{
+	struct MHD_Response *resp;
+
+	resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return reply_static_error(r);
+	return api_reply(r, status, resp, 0);
+}
+
+/* --- small parsers -------------------------------------------------------- */
+
+int api_parse_u64(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (!s || !len || len > 20)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned int d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		d = (unsigned int)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+int api_query_u64(struct api_request *r, const char *name, uint64_t *out,
+		  int *present)
+{
+	const char *v;
+
+	*present = 0;
+	*out = 0;
+	if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name,
+					  strlen(name), &v, NULL) != MHD_YES)
+		return 0;
+	*present = 1;
+	if (!v)
+		return -1;
+	return api_parse_u64(v, strlen(v), out);
+}
+
+const char *api_header(struct api_request *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+json_t *api_json_id(const struct store_id *id)
+{
+	char hex[STORE_HEX_LEN + 1];
+
+	store_id_hex(id, hex);
+	return json_stringn(hex, STORE_HEX_LEN);
+}
+
+json_t *api_json_id_or_null(int has, const struct store_id *id)
+{
+	return has ? api_json_id(id) : json_null();
+}
+
+/* --- the log -------------------------------------------------------------- */
+
+static void log_time(char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	char sec[32];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	if (!gmtime_r(&ts.tv_sec, &tm) ||
+	    !strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, size, "-");
+		return;
+	}
+	snprintf(buf, size, "%s.%03ldZ", sec, ts.tv_nsec / 1000000);
+}
+
+void api_log_message(enum api_log_format fmt, const char *level,
+		     const char *msg)
+{
+	char when[48];
+	json_t *j;
+	char *s;
+
+	if (fmt == API_LOG_NONE)
+		return;
+	log_time(when, sizeof(when));
+	if (fmt == API_LOG_TEXT) {
+		fprintf(stderr, "%s %s %s\n", when, level, msg);
+		return;
+	}
+	j = json_pack("{s:s, s:s, s:s}", "time", when, "level", level, "msg",
+		      msg);
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (s)
+		fprintf(stderr, "%s\n", s);
+	free(s);
+	json_decref(j);
+}
+
+static double elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+	       (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+static void log_request(const struct api_request *r,
+			enum MHD_RequestTerminationCode toe)
+{
+	enum api_log_format fmt = r->api->o.log_format;
+	const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK
+			      ? ""
+			      : " (connection closed early)";
+	char when[48];
+	double ms = elapsed_ms(&r->start);
+	json_t *j;
+	char *s;
+
+	if (fmt == API_LOG_NONE)
+		return;
+	log_time(when, sizeof(when));
+	if (fmt == API_LOG_TEXT) {
+		fprintf(stderr, "%s %s %s %u %llu %.3fms%s\n", when, r->method,
+			r->path ? r->path : "-", r->status,
+			(unsigned long long)r->bytes_out, ms, how);
+		return;
+	}
+	j = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:f, s:b}", "time", when,
+		      "method", r->method, "path", r->path ? r->path : "-",
+		      "status", (int)r->status, "bytes",
+		      (json_int_t)r->bytes_out, "bytes_in",
+		      (json_int_t)r->bytes_in, "ms", ms, "complete",
+		      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	if (s)
+		fprintf(stderr, "%s\n", s);
+	free(s);
+	json_decref(j);
+}
+
+/* --- requests ------------------------------------------------------------- */
+
+static void request_free(struct api_request *r)
+{
+	if (!r)
+		return;
+	free(r->path);
+	free(r->buf);
+	free(r);
+}
+
+void api_request_completed(void *cls, struct MHD_Connection *conn,
+			   void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct api *api = cls;
+	struct api_request *r = *req_cls;
+
+	(void)conn;
+	if (!r)
+		return;
+	log_request(r, toe);
+	request_free(r);
+	*req_cls = NULL;
+	atomic_fetch_sub(&api->inflight, 1);
+}
+
+/* 1 when the request carries the configured bearer token. */
+static int token_ok(struct api_request *r)
+{
+	unsigned char h[crypto_generichash_BYTES];
+	const char *v = api_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+
+	if (!v || strncasecmp(v, "Bearer ", 7) != 0)
+		return 0;
+	v += 7;
+	while (*v == ' ')
+		v++;
+	crypto_generichash(h, sizeof(h), (const unsigned char *)v, strlen(v),
+			   NULL, 0);
+	return sodium_memcmp(h, r->api->token_hash, sizeof(h)) == 0;
+}
+
+/*
+ * Match path against pattern segment by segment; the {x} segments are ids,
+ * whose text goes to seg[] (at most API_MAX_PARAMS). 1 on a match.
+ */
+static int path_match(const char *pattern, const char *path, const char *seg[],
+		      size_t seglen[], size_t *nseg)
+{
+	const char *p = pattern, *u = path;
+
+	*nseg = 0;
+	while (*p && *u) {
+		const char *pe, *ue;
+
+		if (*p != '/' || *u != '/')
+			return 0;
+		p++;
+		u++;
+		pe = strchrnul(p, '/');
+		ue = strchrnul(u, '/');
+		if (*p == '{') {
+			if (ue == u || *nseg >= API_MAX_PARAMS)
+				return 0;
+			seg[*nseg] = u;
+			seglen[*nseg] = (size_t)(ue - u);
+			(*nseg)++;
+		} else if ((size_t)(pe - p) != (size_t)(ue - u) ||
+			   memcmp(p, u, (size_t)(pe - p)) != 0) {
+			return 0;
+		}
+		p = pe;
+		u = ue;
+	}
+	return !*p && !*u;
+}
+
+static int method_is(const char *method, const char *want)
+{
+	if (strcmp(method, want) == 0)
+		return 1;
+	/* HEAD is GET without the body; libmicrohttpd drops the body. */
+	return strcmp(method, MHD_HTTP_METHOD_HEAD) == 0 &&
+	       strcmp(want, MHD_HTTP_METHOD_GET) == 0;
+}
+
+static void allow_add(char *allow, size_t size, const char *method)
+{
+	size_t n = strlen(allow);
+
+	if (strstr(allow, method))
+		return;
+	snprintf(allow + n, size - n, "%s%s", n ? ", " : "", method);
+}
+
+/*
+ * Find the route of the request: r->route, r->ids; or an error recorded
+ * (404 not_found, 405 method_not_allowed with r->allow, 400 invalid_id).
+ */
+static int route_find(struct api_request *r, const char *url)
+{
+	const char *seg[API_MAX_PARAMS], *match_seg[API_MAX_PARAMS];
+	size_t seglen[API_MAX_PARAMS], match_len[API_MAX_PARAMS];
+	size_t i, k, nseg, match_n = 0;
+	int path_known = 0;
+
+	for (i = 0; i < api_nroutes; i++) {
+		const struct api_route *rt = &api_routes[i];
+
+		if (!path_match(rt->pattern, url, seg, seglen, &nseg))
+			continue;
+		path_known = 1;
+		allow_add(r->allow, sizeof(r->allow), rt->method);
+		if (strcmp(rt->method, MHD_HTTP_METHOD_GET) == 0)
+			allow_add(r->allow, sizeof(r->allow),
+				  MHD_HTTP_METHOD_HEAD);
+		if (!r->route && method_is(r->method, rt->method)) {
+			r->route = rt;
+			match_n = nseg;
+			for (k = 0; k < nseg; k++) {
+				match_seg[k] = seg[k];
+				match_len[k] = seglen[k];
+			}
+		}
+	}
+	if (!path_known) {
+		api_fail(r, MHD_HTTP_NOT_FOUND, "not_found", "no route %s",
+			 url);
+		return -1;
+	}
+	if (!r->route) {
+		api_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method_not_allowed",
+			 "%s is not allowed here; allowed: %s", r->method,
+			 r->allow);
+		return -1;
+	}
+	for (k = 0; k < match_n; k++) {
+		if (store_id_parse(&r->ids[k], match_seg[k], match_len[k]) !=
+		    STORE_OK) {
+			api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_id",
+				 "'%.*s' is not an id (64 hex digits)",
+				 (int)(match_len[k] > 80 ? 80 : match_len[k]),
+				 match_seg[k]);
+			return -1;
+		}
+	}
+	r->nids = match_n;
+	return 0;
+}
+
+/* The limit on the body of this route. */
+static uint64_t body_limit(const struct api_request *r)
+{
+	uint64_t max = r->api->o.max_body;
+
+	if (r->route && r->route->body == API_BODY_JSON && max > API_JSON_MAX)
+		max = API_JSON_MAX;
+	return max;
+}
+
+/* Everything decided from the headers alone; -1 after api_fail(). */
+static int request_begin(struct api_request *r, const char *url)
+{
+	const char *cl;
+	uint64_t len;
+	int found = route_find(r, url);
+
+	/* Without the token, every answer but /health's is 401. */
+	if (r->api->has_token &&
+	    !(found == 0 && (r->route->flags & API_ROUTE_PUBLIC)) &&
+	    !token_ok(r)) {
+		r->err_status = 0;
+		api_fail(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+			 "this server needs Authorization: Bearer <token>");
+		return -1;
+	}
+	if (found < 0)
+		return -1;
+	cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl && api_parse_u64(cl, strlen(cl), &len) == 0 &&
+	    len > body_limit(r)) {
+		api_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+			 "body of %llu bytes; the limit is %llu",
+			 (unsigned long long)len,
+			 (unsigned long long)body_limit(r));
+		return -1;
+	}
+	if (r->route->begin && r->route->begin(r) < 0)
+		return -1;
+	return 0;
+}
+
+static struct api_request *request_new(struct api *api,
+				       struct MHD_Connection *conn,
+				       const char *url, const char *method)
+{
+	struct api_request *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->api = api;
+	r->conn = conn;
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	r->path = strdup(url);
+	return r;
+}
+
+/* Take one piece of the body. */
+static void request_body(struct api_request *r, const char *data, size_t len)
+{
+	uint64_t limit = body_limit(r);
+	size_t cap;
+	char *b;
+
+	if (r->err_status)
+		return;
+	r->bytes_in += len;
+	if (r->bytes_in > limit) {
+		api_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+			 "body larger than the limit of %llu bytes",
+			 (unsigned long long)limit);
+		return;
+	}
+	switch (r->route->body) {
+	case API_BODY_NONE:
+		break;
+	case API_BODY_STREAM:
+		r->route->chunk(r, data, len);
+		break;
+	case API_BODY_JSON:
+		if (r->len + len + 1 > r->cap) {
+			cap = r->len + len + 1;
+			if (cap < 256)
+				cap = 256;
+			b = realloc(r->buf, cap);
+			if (!b) {
+				api_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+					 store_errname(STORE_ENOMEM),
+					 "out of memory");
+				return;
+			}
+			r->buf = b;
+			r->cap = cap;
+		}
+		memcpy(r->buf + r->len, data, len);
+		r->len += len;
+		r->buf[r->len] = '\0';
+		break;
+	}
+}
+
+/* 1 when the request announces a body. */
+static int has_body(struct api_request *r)
+{
+	const char *cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	if (api_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return 1;
+	return cl && strcmp(cl, "0") != 0;
+}
+
+enum MHD_Result api_access_handler(void *cls, struct MHD_Connection *conn,
+				   const char *url, const char *method,
+				   const char *version, const char *upload_data,
+				   size_t *upload_data_size, void **req_cls)
+{
+	struct api *api = cls;
+	struct api_request *r = *req_cls;
+
+	(void)version;
+	if (!r) {
+		r = request_new(api, conn, url, method);
+		if (!r)
+			return MHD_NO; /* out of memory: drop the connection */
+		*req_cls = r;
+		atomic_fetch_add(&api->inflight, 1);
+		/*
+		 * An error known from the headers is answered at once when
+		 * a body follows (libmicrohttpd then reads none of it and
+		 * closes the connection); otherwise on the next call, which
+		 * keeps the connection alive.
+		 */
+		if (request_begin(r, url) < 0 && has_body(r))
+			return api_reply_error(r);
+		return MHD_YES;
+	}
+	r->conn = conn;
+	if (*upload_data_size) {
+		if (!r->answered)
+			request_body(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (r->answered)
+		return MHD_YES;
+	if (r->err_status)
+		return api_reply_error(r);
+	return r->route->handler(r);
+}

@@ -1,0 +1,84 @@
+/*
+ * api.h - the HTTP surface of modstore: libmicrohttpd callbacks that map
+ * each route of the v1 contract (http-api.md) to store calls.
+ *
+ * The api layer never builds a file path and never touches the disk: every
+ * byte it serves or receives goes through store.h. Its routes are one table
+ * (method, pattern, handler) in routes.c, and one table maps each
+ * enum store_err to an HTTP status (api_status_of()).
+ *
+ * Usage (server/main.c): api_new() once the store is open; pass
+ * api_access_handler with the struct api as its closure to
+ * MHD_start_daemon(), and api_request_completed with the same closure as
+ * MHD_OPTION_NOTIFY_COMPLETED. api_begin_shutdown() when the daemon
+ * quiesces, api_wait_idle() to let requests in flight finish, then
+ * MHD_stop_daemon(), api_free() and store_close().
+ */
+#ifndef API_H
+#define API_H
+
+#include <microhttpd.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct api;
+
+enum api_log_format {
+	API_LOG_TEXT = 0, /* "TIME METHOD PATH STATUS BYTES MS" */
+	API_LOG_JSON = 1, /* one JSON object per line */
+	API_LOG_NONE = 2, /* no request log */
+};
+
+struct api_options {
+	struct store *store;	  /* borrowed; must outlive the api */
+	uint64_t max_module_size; /* bytes; what the store was opened with */
+	uint64_t max_body;	  /* largest accepted request body, bytes */
+	int auto_persist;	  /* persist the commits store on each commit */
+	const char *token;	  /* bearer token, copied; NULL: no auth */
+	enum api_log_format log_format;
+};
+
+/* A new api on opts; NULL when out of memory. Free with api_free(). */
+struct api *api_new(const struct api_options *opts);
+
+/* Free the api (the store is not closed). NULL is a no-op. */
+void api_free(struct api *api);
+
+/* The MHD_AccessHandlerCallback; cls is the struct api. */
+enum MHD_Result api_access_handler(void *cls, struct MHD_Connection *conn,
+				   const char *url, const char *method,
+				   const char *version, const char *upload_data,
+				   size_t *upload_data_size, void **req_cls);
+
+/*
+ * The MHD_RequestCompletedCallback: logs the request line and frees the
+ * per-request state. cls is the struct api.
+ */
+void api_request_completed(void *cls, struct MHD_Connection *conn,
+			   void **req_cls, enum MHD_RequestTerminationCode toe);
+
+/*
+ * From now on every answer carries "Connection: close", so that kept-alive
+ * connections end after their current request.
+ */
+void api_begin_shutdown(struct api *api);
+
+/*
+ * Wait until no request is in flight, or at most timeout_ms milliseconds.
+ * Returns the number of requests still in flight (0 when idle).
+ */
+unsigned int api_wait_idle(struct api *api, unsigned int timeout_ms);
+
+/* The HTTP status of a store error (the one table of the api). */
+unsigned int api_status_of(enum store_err err);
+
+/*
+ * Write one log line to stderr in the api's format: a message of the
+ * server (startup, shutdown, expiry) rather than a request.
+ */
+void api_log_message(enum api_log_format fmt, const char *level,
+		     const char *msg);
+
+#endif /* API_H */

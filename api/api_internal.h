@@ -1,0 +1,153 @@
+/*
+ * api_internal.h - what api.c (dispatch, errors, replies, log) and
+ * routes.c (the route table and its handlers) share; not for other layers.
+ */
+#ifndef API_INTERNAL_H
+#define API_INTERNAL_H
+
+#include "api.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <time.h>
+
+/* Largest JSON request body, whatever --max-body says. */
+#define API_JSON_MAX (64 * 1024)
+
+/* Path parameters of one route: {mod}, {sid}, {commit}. */
+#define API_MAX_PARAMS 2
+
+/* Block size asked of libmicrohttpd for streamed session memory. */
+#define API_READ_BLOCK (64 * 1024)
+
+struct api {
+	struct api_options o; /* o.token is not kept: see token_hash */
+	int has_token;
+	unsigned char token_hash[crypto_generichash_BYTES];
+	atomic_uint inflight; /* requests between first call and completion */
+	atomic_int closing;   /* api_begin_shutdown() was called */
+};
+
+struct api_request;
+
+/*
+ * A route's callbacks. begin runs once the headers are in and the path ids
+ * are valid, before any body: it checks the query and what can be checked
+ * early, and returns -1 after api_fail() to answer at once. chunk receives
+ * each piece of a streamed body (API_BODY_STREAM); it reports a failure
+ * with api_fail() and is not called again. handler runs when the whole
+ * request is in and queues the answer with one of the api_reply_*().
+ */
+typedef int (*api_begin_fn)(struct api_request *r);
+typedef void (*api_chunk_fn)(struct api_request *r, const char *data,
+			     size_t len);
+typedef enum MHD_Result (*api_handler_fn)(struct api_request *r);
+
+enum api_body {
+	API_BODY_NONE = 0, /* a body is read and ignored */
+	API_BODY_JSON,	   /* buffered (at most API_JSON_MAX) into r->buf */
+	API_BODY_STREAM,   /* passed chunk by chunk to route->chunk */
+};
+
+enum api_route_flags {
+	API_ROUTE_PUBLIC = 1 << 0, /* no token needed */
+};
+
+struct api_route {
+	const char *method;
+	const char *pattern; /* "/sessions/{sid}/commit": {x} is an id */
+	api_handler_fn handler;
+	api_begin_fn begin; /* may be NULL */
+	api_chunk_fn chunk; /* API_BODY_STREAM only */
+	enum api_body body;
+	unsigned int flags;
+};
+
+/* The route table (routes.c). */
+extern const struct api_route api_routes[];
+extern const size_t api_nroutes;
+
+/* The state of one request, from its first call to its completion. */
+struct api_request {
+	struct api *api;
+	struct MHD_Connection *conn;
+	const struct api_route *route;
+	char method[16];
+	char *path; /* owned copy, for the log */
+	struct timespec start;
+
+	unsigned int status; /* answered with, 0 until then */
+	uint64_t bytes_out;  /* body bytes of the answer */
+	uint64_t bytes_in;   /* body bytes received */
+	int answered;
+
+	struct store_id ids[API_MAX_PARAMS]; /* path ids, in pattern order */
+	size_t nids;
+
+	/* The error to answer with (the first one recorded wins). */
+	unsigned int err_status;
+	const char *err_code; /* static */
+	char err_msg[256];
+	char allow[64];	    /* for 405 */
+	int has_range_size; /* for 416: Content-Range: bytes * / SIZE */
+	uint64_t range_size;
+
+	/* Route state. */
+	uint64_t offset; /* PUT memory: where the body goes */
+	uint64_t size;	 /* deploy: memory size */
+	char *buf;	 /* API_BODY_JSON: the body, NUL-terminated */
+	size_t len, cap;
+	crypto_generichash_state hash; /* deploy: H(bytecode) so far */
+};
+
+/* Record an error to answer with; the first one recorded wins. */
+void api_fail(struct api_request *r, unsigned int status, const char *code,
+	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Record a store error, prefixed with what was being done. */
+void api_fail_store(struct api_request *r, enum store_err err,
+		    const char *what);
+
+/* Queue the recorded error. */
+enum MHD_Result api_reply_error(struct api_request *r);
+
+/* Queue a JSON answer; steals j (NULL answers 500 out_of_memory). */
+enum MHD_Result api_reply_json(struct api_request *r, unsigned int status,
+			       json_t *j);
+
+/* The same with one more header (name NULL: none). */
+enum MHD_Result api_reply_json_hdr(struct api_request *r, unsigned int status,
+				   json_t *j, const char *name,
+				   const char *value);
+
+/*
+ * Queue resp (which this destroys) with status, bytes being the size of its
+ * body for the log. Adds the headers every answer carries.
+ */
+enum MHD_Result api_reply(struct api_request *r, unsigned int status,
+			  struct MHD_Response *resp, uint64_t bytes);
+
+/* Queue an empty answer (204). */
+enum MHD_Result api_reply_empty(struct api_request *r, unsigned int status);
+
+/*
+ * Parse a query argument as a decimal uint64: 0 and *present = 0 when
+ * absent, 0 and *present = 1 when valid, -1 when malformed.
+ */
+int api_query_u64(struct api_request *r, const char *name, uint64_t *out,
+		  int *present);
+
+/* Parse a plain decimal uint64 of len bytes; -1 unless valid. */
+int api_parse_u64(const char *s, size_t len, uint64_t *out);
+
+/* A request header, or NULL. */
+const char *api_header(struct api_request *r, const char *name);
+
+/* JSON string of an id's 64 uppercase hex digits (NULL out of memory). */
+json_t *api_json_id(const struct store_id *id);
+
+/* The same, or JSON null when has is 0. */
+json_t *api_json_id_or_null(int has, const struct store_id *id);
+
+#endif /* API_INTERNAL_H */

@@ -1,0 +1,695 @@
+/*
+ * routes.c - the route table of the v1 contract and its handlers. Each
+ * handler turns path ids, query and body into store calls and the store's
+ * answer into JSON or bytes; statuses of store errors come from
+ * api_status_of() only.
+ */
+#include "api.h"
+#include "api_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* --- JSON of store objects ------------------------------------------------ */
+
+static json_t *module_json(const struct store_module_info *mi)
+{
+	return json_pack("{s:o, s:I, s:o}", "id", api_json_id(&mi->id), "size",
+			 (json_int_t)mi->size, "last_commit",
+			 api_json_id_or_null(mi->has_commit, &mi->last_commit));
+}
+
+static json_t *session_json(const struct store_session_info *si)
+{
+	return json_pack("{s:o, s:o}", "id", api_json_id(&si->id), "base",
+			 api_json_id_or_null(si->has_base, &si->base));
+}
+
+/* {MOD: MODCOMMIT, ...} */
+static json_t *pairs_json(const struct store_pair *pairs, size_t n)
+{
+	char hex[STORE_HEX_LEN + 1];
+	json_t *o = json_object();
+	size_t i;
+
+	for (i = 0; o && i < n; i++) {
+		store_id_hex(&pairs[i].module, hex);
+		if (json_object_set_new(o, hex,
+					api_json_id(&pairs[i].commit))) {
+			json_decref(o);
+			o = NULL;
+		}
+	}
+	return o;
+}
+
+struct commits_walk {
+	json_t *o;
+	int failed;
+};
+
+/* Runs under the store's lock: builds JSON and nothing else. */
+static int commits_add(void *ctx, const struct store_id *commit,
+		       const struct store_pair *pairs, size_t n)
+{
+	struct commits_walk *w = ctx;
+	char hex[STORE_HEX_LEN + 1];
+
+	store_id_hex(commit, hex);
+	if (json_object_set_new(w->o, hex, pairs_json(pairs, n))) {
+		w->failed = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* Answer the whole commits store: {COMMIT: {MOD: MODCOMMIT}}. */
+static enum MHD_Result reply_commits(struct api_request *r)
+{
+	struct commits_walk w = {json_object(), 0};
+	enum store_err err;
+
+	if (!w.o)
+		return api_reply_json(r, MHD_HTTP_OK, NULL);
+	err = store_commits_foreach(r->api->o.store, commits_add, &w);
+	if (err != STORE_OK) {
+		json_decref(w.o);
+		api_fail_store(r, err, "listing the commits");
+		return api_reply_error(r);
+	}
+	if (w.failed) {
+		json_decref(w.o);
+		w.o = NULL;
+	}
+	return api_reply_json(r, MHD_HTTP_OK, w.o);
+}
+
+/* --- health, root, commits ------------------------------------------------ */
+
+static enum MHD_Result health(struct api_request *r)
+{
+	return api_reply_json(r, MHD_HTTP_OK,
+			      json_pack("{s:s}", "status", "ok"));
+}
+
+static enum MHD_Result root_get(struct api_request *r)
+{
+	struct store_id root;
+	enum store_err err;
+	char hex[STORE_HEX_LEN + 1], etag[STORE_HEX_LEN + 3];
+
+	err = store_root(r->api->o.store, &root);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "computing the root");
+		return api_reply_error(r);
+	}
+	store_id_hex(&root, hex);
+	snprintf(etag, sizeof(etag), "\"%s\"", hex);
+	return api_reply_json_hdr(r, MHD_HTTP_OK,
+				  json_pack("{s:s}", "root", hex),
+				  MHD_HTTP_HEADER_ETAG, etag);
+}
+
+static enum MHD_Result commits_list(struct api_request *r)
+{
+	return reply_commits(r);
+}
+
+static enum MHD_Result commit_get(struct api_request *r)
+{
+	struct store_pair *pairs = NULL;
+	enum store_err err;
+	size_t n = 0;
+	json_t *j;
+
+	err = store_commit_get(r->api->o.store, &r->ids[0], &pairs, &n);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "reading the commit");
+		return api_reply_error(r);
+	}
+	j = pairs_json(pairs, n);
+	free(pairs);
+	return api_reply_json(r, MHD_HTTP_OK, j);
+}
+
+static enum MHD_Result persist(struct api_request *r)
+{
+	enum store_err err = store_persist(r->api->o.store);
+
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "persisting the commits store");
+		return api_reply_error(r);
+	}
+	return reply_commits(r);
+}
+
+static enum MHD_Result restore(struct api_request *r)
+{
+	enum store_err err = store_restore(r->api->o.store, &r->ids[0]);
+
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "restoring the commit");
+		return api_reply_error(r);
+	}
+	return reply_commits(r);
+}
+
+/* --- modules -------------------------------------------------------------- */
+
+static enum MHD_Result modules_list(struct api_request *r)
+{
+	struct store_module_info *mods = NULL;
+	enum store_err err;
+	json_t *arr = NULL, *j = NULL;
+	size_t i, n = 0;
+
+	err = store_module_list(r->api->o.store, &mods, &n);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "listing the modules");
+		return api_reply_error(r);
+	}
+	arr = json_array();
+	for (i = 0; arr && i < n; i++) {
+		if (json_array_append_new(arr, module_json(&mods[i]))) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	if (arr)
+		j = json_pack("{s:o}", "modules", arr);
+	free(mods);
+	return api_reply_json(r, MHD_HTTP_OK, j);
+}
+
+static int deploy_begin(struct api_request *r)
+{
+	int present;
+
+	if (api_query_u64(r, "size", &r->size, &present) < 0 ||
+	    (present && (r->size == 0 || r->size % STORE_PAGE_SIZE))) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_size",
+			 "size must be a positive multiple of %d",
+			 STORE_PAGE_SIZE);
+		return -1;
+	}
+	if (!present)
+		r->size = STORE_DEFAULT_MEMORY;
+	if (r->size > r->api->o.max_module_size) {
+		api_fail(r, MHD_HTTP_CONTENT_TOO_LARGE,
+			 store_errname(STORE_ETOOBIG),
+			 "size %llu is above the maximum module size %llu",
+			 (unsigned long long)r->size,
+			 (unsigned long long)r->api->o.max_module_size);
+		return -1;
+	}
+	crypto_generichash_init(&r->hash, NULL, 0, STORE_ID_BYTES);
+	return 0;
+}
+
+static void deploy_chunk(struct api_request *r, const char *data, size_t len)
+{
+	crypto_generichash_update(&r->hash, (const unsigned char *)data, len);
+}
+
+static enum MHD_Result deploy(struct api_request *r)
+{
+	struct store_module_info info;
+	struct store_id mod;
+	enum store_err err;
+	int created = 0;
+
+	if (!r->bytes_in) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_body",
+			 "the body must be the module's bytecode (not empty)");
+		return api_reply_error(r);
+	}
+	crypto_generichash_final(&r->hash, mod.b, sizeof(mod.b));
+	err = store_deploy_id(r->api->o.store, &mod, r->size, &info, &created);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "deploying the module");
+		return api_reply_error(r);
+	}
+	return api_reply_json(r, created ? MHD_HTTP_CREATED : MHD_HTTP_OK,
+			      module_json(&info));
+}
+
+static enum MHD_Result module_get(struct api_request *r)
+{
+	struct store_module_info info;
+	enum store_err err;
+
+	err = store_module_get(r->api->o.store, &r->ids[0], &info);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "reading the module");
+		return api_reply_error(r);
+	}
+	return api_reply_json(r, MHD_HTTP_OK, module_json(&info));
+}
+
+/*
+ * A single byte range "bytes=a-b", "bytes=a-" or "bytes=-n" of size bytes:
+ * 1 and *off, *len when satisfiable, -1 when not, 0 when the header is to
+ * be ignored (absent, malformed or several ranges: the whole is served).
+ */
+static int range_parse(const char *v, uint64_t size, uint64_t *off,
+		       uint64_t *len)
+{
+	const char *dash, *end;
+	uint64_t a, b;
+
+	if (!v || strncasecmp(v, "bytes=", 6) != 0)
+		return 0;
+	v += 6;
+	while (*v == ' ')
+		v++;
+	end = v + strlen(v);
+	while (end > v && end[-1] == ' ')
+		end--;
+	if (memchr(v, ',', (size_t)(end - v)))
+		return 0;
+	dash = memchr(v, '-', (size_t)(end - v));
+	if (!dash)
+		return 0;
+	if (dash == v) { /* suffix: the last n bytes */
+		if (api_parse_u64(dash + 1, (size_t)(end - dash - 1), &b) < 0)
+			return 0;
+		if (b == 0)
+			return -1;
+		if (b > size)
+			b = size;
+		*off = size - b;
+		*len = b;
+		return 1;
+	}
+	if (api_parse_u64(v, (size_t)(dash - v), &a) < 0)
+		return 0;
+	if (dash + 1 == end) {
+		b = size ? size - 1 : 0;
+	} else {
+		if (api_parse_u64(dash + 1, (size_t)(end - dash - 1), &b) < 0 ||
+		    b < a)
+			return 0;
+		if (b >= size)
+			b = size - 1;
+	}
+	if (a >= size)
+		return -1;
+	*off = a;
+	*len = b - a + 1;
+	return 1;
+}
+
+/* 1 when an If-Range validator names etag (an empty etag never matches). */
+static int if_range_ok(const char *v, const char *etag)
+{
+	return !v || (*etag && strcmp(v, etag) == 0);
+}
+
+static enum MHD_Result module_memory(struct api_request *r)
+{
+	struct store_module_info info;
+	struct MHD_Response *resp = NULL;
+	enum store_err err;
+	uint64_t off = 0, len;
+	unsigned int status = MHD_HTTP_OK;
+	char hex[STORE_HEX_LEN + 1], etag[STORE_HEX_LEN + 3] = "", buf[96];
+	int fd = -1, rng = 0;
+
+	err = store_module_open(r->api->o.store, &r->ids[0], &fd, &info);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "opening the module's memory");
+		return api_reply_error(r);
+	}
+	len = info.size;
+	if (info.has_commit) {
+		store_id_hex(&info.last_commit, hex);
+		snprintf(etag, sizeof(etag), "\"%s\"", hex);
+	}
+	if (if_range_ok(api_header(r, MHD_HTTP_HEADER_IF_RANGE), etag))
+		rng = range_parse(api_header(r, MHD_HTTP_HEADER_RANGE),
+				  info.size, &off, &len);
+	if (rng < 0) {
+		close(fd);
+		r->has_range_size = 1;
+		r->range_size = info.size;
+		api_fail(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
+			 store_errname(STORE_ERANGE),
+			 "the range is outside the %llu bytes of memory",
+			 (unsigned long long)info.size);
+		return api_reply_error(r);
+	}
+	if (rng > 0) {
+		status = MHD_HTTP_PARTIAL_CONTENT;
+		resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+	} else {
+		resp = MHD_create_response_from_fd64(len, fd);
+	}
+	if (!resp) {
+		close(fd);
+		api_fail_store(r, STORE_ENOMEM, "serving the memory");
+		return api_reply_error(r);
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/octet-stream");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	if (*etag)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	if (rng > 0) {
+		snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu",
+			 (unsigned long long)off,
+			 (unsigned long long)(off + len - 1),
+			 (unsigned long long)info.size);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
+					buf);
+	}
+	return api_reply(r, status, resp, len);
+}
+
+/* --- sessions ------------------------------------------------------------- */
+
+static enum MHD_Result session_begin(struct api_request *r)
+{
+	struct store_session_info info;
+	struct store_id base;
+	const struct store_id *basep = NULL;
+	enum store_err err;
+	json_error_t jerr;
+	json_t *body = NULL, *b;
+	const char *hex;
+
+	if (r->len) {
+		body =
+		    json_loadb(r->buf, r->len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!body) {
+			api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
+				 "the body is not JSON: %s (line %d)",
+				 jerr.text, jerr.line);
+			goto fail;
+		}
+		if (!json_is_object(body)) {
+			api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_json",
+				 "the body must be a JSON object");
+			goto fail;
+		}
+		b = json_object_get(body, "base");
+		if (b && !json_is_null(b)) {
+			hex = json_string_value(b);
+			if (!hex ||
+			    store_id_parse(&base, hex, json_string_length(b)) !=
+				STORE_OK) {
+				api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_id",
+					 "base must be a commit id "
+					 "(64 hex digits)");
+				goto fail;
+			}
+			basep = &base;
+		}
+	}
+	err = store_session_begin(r->api->o.store, basep, &info);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "opening a session");
+		goto fail;
+	}
+	json_decref(body);
+	return api_reply_json(r, MHD_HTTP_CREATED, session_json(&info));
+fail:
+	json_decref(body);
+	return api_reply_error(r);
+}
+
+static enum MHD_Result sessions_list(struct api_request *r)
+{
+	struct store_session_info *v = NULL;
+	enum store_err err;
+	json_t *arr, *j = NULL;
+	size_t i, n = 0;
+
+	err = store_session_list(r->api->o.store, &v, &n);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "listing the sessions");
+		return api_reply_error(r);
+	}
+	arr = json_array();
+	for (i = 0; arr && i < n; i++) {
+		if (json_array_append_new(arr, session_json(&v[i]))) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	}
+	if (arr)
+		j = json_pack("{s:o}", "sessions", arr);
+	free(v);
+	return api_reply_json(r, MHD_HTTP_OK, j);
+}
+
+static enum MHD_Result session_drop(struct api_request *r)
+{
+	enum store_err err = store_session_drop(r->api->o.store, &r->ids[0]);
+
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "dropping the session");
+		return api_reply_error(r);
+	}
+	return api_reply_empty(r, MHD_HTTP_NO_CONTENT);
+}
+
+/* Session memory streamed to the client a block at a time. */
+struct mem_reader {
+	struct store *store;
+	struct store_id sid, mod;
+	uint64_t off, len;
+};
+
+static ssize_t mem_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct mem_reader *mr = cls;
+	size_t n;
+
+	if (pos >= mr->len)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	n = mr->len - pos < max ? (size_t)(mr->len - pos) : max;
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	if (store_session_read(mr->store, &mr->sid, &mr->mod, mr->off + pos,
+			       buf, n) != STORE_OK)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return (ssize_t)n;
+}
+
+static enum MHD_Result session_read(struct api_request *r)
+{
+	struct MHD_Response *resp;
+	struct mem_reader *mr;
+	enum store_err err;
+	uint64_t size, off, len;
+	int has_off, has_len;
+
+	err =
+	    store_session_size(r->api->o.store, &r->ids[0], &r->ids[1], &size);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "reading the session's memory");
+		return api_reply_error(r);
+	}
+	if (api_query_u64(r, "offset", &off, &has_off) < 0) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_offset",
+			 "offset must be a decimal number of bytes");
+		return api_reply_error(r);
+	}
+	if (api_query_u64(r, "length", &len, &has_len) < 0) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_length",
+			 "length must be a decimal number of bytes");
+		return api_reply_error(r);
+	}
+	if (off > size || (has_len && len > size - off)) {
+		r->has_range_size = 1;
+		r->range_size = size;
+		api_fail(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
+			 store_errname(STORE_ERANGE),
+			 "offset %llu and length %llu go past the %llu bytes "
+			 "of memory",
+			 (unsigned long long)off, (unsigned long long)len,
+			 (unsigned long long)size);
+		return api_reply_error(r);
+	}
+	if (!has_len)
+		len = size - off;
+	if (!len) {
+		resp = MHD_create_response_from_buffer(0, NULL,
+						       MHD_RESPMEM_PERSISTENT);
+	} else {
+		mr = malloc(sizeof(*mr));
+		if (!mr) {
+			api_fail_store(r, STORE_ENOMEM, "reading memory");
+			return api_reply_error(r);
+		}
+		mr->store = r->api->o.store;
+		mr->sid = r->ids[0];
+		mr->mod = r->ids[1];
+		mr->off = off;
+		mr->len = len;
+		resp = MHD_create_response_from_callback(len, API_READ_BLOCK,
+							 mem_read, mr, free);
+		if (!resp)
+			free(mr);
+	}
+	if (!resp) {
+		api_fail_store(r, STORE_ENOMEM, "reading memory");
+		return api_reply_error(r);
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/octet-stream");
+	return api_reply(r, MHD_HTTP_OK, resp, len);
+}
+
+static int session_write_begin(struct api_request *r)
+{
+	const char *cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	uint64_t max = r->api->o.max_module_size, len = 0, size, end;
+	enum store_err err;
+	int present;
+
+	if (api_query_u64(r, "offset", &r->offset, &present) < 0) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_offset",
+			 "offset must be a decimal number of bytes");
+		return -1;
+	}
+	/* As store_session_write: the memory grows to whole pages. */
+	if (cl && api_parse_u64(cl, strlen(cl), &len) == 0 && len &&
+	    (r->offset > max || len > max - r->offset ||
+	     (end = r->offset + len,
+	      (end + STORE_PAGE_SIZE - 1) / STORE_PAGE_SIZE >
+		  max / STORE_PAGE_SIZE))) {
+		api_fail(r, MHD_HTTP_CONTENT_TOO_LARGE,
+			 store_errname(STORE_ETOOBIG),
+			 "writing %llu bytes at %llu would exceed the maximum "
+			 "module size %llu",
+			 (unsigned long long)len, (unsigned long long)r->offset,
+			 (unsigned long long)max);
+		return -1;
+	}
+	err =
+	    store_session_size(r->api->o.store, &r->ids[0], &r->ids[1], &size);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "writing the session's memory");
+		return -1;
+	}
+	return 0;
+}
+
+static void session_write_chunk(struct api_request *r, const char *data,
+				size_t len)
+{
+	/* bytes_in already counts this chunk. */
+	uint64_t at = r->offset + (r->bytes_in - len);
+	enum store_err err;
+
+	err = store_session_write(r->api->o.store, &r->ids[0], &r->ids[1], at,
+				  data, len);
+	if (err != STORE_OK)
+		api_fail_store(r, err, "writing the session's memory");
+}
+
+static enum MHD_Result session_write(struct api_request *r)
+{
+	return api_reply_empty(r, MHD_HTTP_NO_CONTENT);
+}
+
+/*
+ * If-Match of a commit: "ROOT" (quoted or bare, either case), or * for no
+ * check. 1 with *root set, 0 when there is nothing to check, -1 when
+ * malformed.
+ */
+static int if_match_parse(const char *v, struct store_id *root)
+{
+	size_t n;
+
+	if (!v)
+		return 0;
+	while (*v == ' ')
+		v++;
+	n = strlen(v);
+	while (n && v[n - 1] == ' ')
+		n--;
+	if (n == 1 && *v == '*')
+		return 0;
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v++;
+		n -= 2;
+	}
+	return store_id_parse(root, v, n) == STORE_OK ? 1 : -1;
+}
+
+static enum MHD_Result session_commit(struct api_request *r)
+{
+	struct store_commit_info ci = {0};
+	struct store_id root;
+	enum store_err err;
+	char hex[STORE_HEX_LEN + 1];
+	json_t *j = NULL;
+	int m;
+
+	m = if_match_parse(api_header(r, MHD_HTTP_HEADER_IF_MATCH), &root);
+	if (m < 0) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_id",
+			 "If-Match must be \"ROOT\" (64 hex digits) or *");
+		return api_reply_error(r);
+	}
+	err = store_session_commit(r->api->o.store, &r->ids[0],
+				   m ? &root : NULL, &ci);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "committing the session");
+		return api_reply_error(r);
+	}
+	if (r->api->o.auto_persist) {
+		err = store_persist(r->api->o.store);
+		if (err != STORE_OK) {
+			store_id_hex(&ci.id, hex);
+			api_fail(r, api_status_of(err), store_errname(err),
+				 "committed %s, but persisting the commits "
+				 "store failed: %s",
+				 hex, store_strerror(err));
+			store_commit_info_release(&ci);
+			return api_reply_error(r);
+		}
+	}
+	j = json_pack("{s:o, s:o, s:o}", "commit", api_json_id(&ci.id), "base",
+		      api_json_id_or_null(ci.has_base, &ci.base), "modules",
+		      pairs_json(ci.pairs, ci.n));
+	store_commit_info_release(&ci);
+	return api_reply_json(r, MHD_HTTP_CREATED, j);
+}
+
+/* --- the table ------------------------------------------------------------ */
+
+#define GET    MHD_HTTP_METHOD_GET
+#define POST   MHD_HTTP_METHOD_POST
+#define PUT    MHD_HTTP_METHOD_PUT
+#define DELETE MHD_HTTP_METHOD_DELETE
+
+const struct api_route api_routes[] = {
+    /* method  pattern                          handler  begin  chunk body */
+    {GET, "/health", health, NULL, NULL, API_BODY_NONE, API_ROUTE_PUBLIC},
+    {GET, "/root", root_get, NULL, NULL, API_BODY_NONE, 0},
+    {GET, "/modules", modules_list, NULL, NULL, API_BODY_NONE, 0},
+    {POST, "/modules", deploy, deploy_begin, deploy_chunk, API_BODY_STREAM, 0},
+    {GET, "/modules/{mod}", module_get, NULL, NULL, API_BODY_NONE, 0},
+    {GET, "/modules/{mod}/memory", module_memory, NULL, NULL, API_BODY_NONE, 0},
+    {POST, "/sessions", session_begin, NULL, NULL, API_BODY_JSON, 0},
+    {GET, "/sessions", sessions_list, NULL, NULL, API_BODY_NONE, 0},
+    {DELETE, "/sessions/{sid}", session_drop, NULL, NULL, API_BODY_NONE, 0},
+    {GET, "/sessions/{sid}/modules/{mod}/memory", session_read, NULL, NULL,
+     API_BODY_NONE, 0},
+    {PUT, "/sessions/{sid}/modules/{mod}/memory", session_write,
+     session_write_begin, session_write_chunk, API_BODY_STREAM, 0},
+    {POST, "/sessions/{sid}/commit", session_commit, NULL, NULL, API_BODY_NONE,
+     0},
+    {GET, "/commits", commits_list, NULL, NULL, API_BODY_NONE, 0},
+    {GET, "/commits/{commit}", commit_get, NULL, NULL, API_BODY_NONE, 0},
+    {POST, "/persist", persist, NULL, NULL, API_BODY_NONE, 0},
+    {POST, "/restore/{commit}", restore, NULL, NULL, API_BODY_NONE, 0},
+};
+
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);

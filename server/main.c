@@ -1,0 +1,689 @@
+/*
+ * main.c - modstored: options, the store, the libmicrohttpd daemon, the
+ * idle-session reaper, signals and a clean stop.
+ *
+ * Start: sodium_init(), json_object_seed(0), store_open(), the listening
+ * socket, then the daemon (internal thread pool, epoll). Stop on SIGTERM or
+ * SIGINT: stop accepting, let requests in flight finish, stop the daemon,
+ * close the store, exit 0.
+ */
+#include "api.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SERVER_VERSION "0.1.0"
+
+/* Fixed limits of the daemon (see --help). */
+#define SERVER_CONN_TIMEOUT	   30U /* seconds of silence */
+#define SERVER_CONN_LIMIT	   1000U
+#define SERVER_PER_IP_LIMIT	   256U
+#define SERVER_CONN_MEMORY	   ((size_t)256 * 1024)
+#define SERVER_DRAIN_MS		   30000U /* grace for requests in flight */
+#define SERVER_DEFAULT_MAX_BODY	   (64ULL * 1024 * 1024)
+#define SERVER_DEFAULT_MAX_SESSION 64U
+#define SERVER_DEFAULT_TIMEOUT	   600U
+
+struct server_config {
+	const char *dir;
+	const char *listen;
+	unsigned int threads;
+	unsigned int max_sessions;
+	unsigned int session_timeout;
+	uint64_t max_module_size;
+	uint64_t max_body;
+	int auto_persist;
+	const char *token_file;
+	enum api_log_format log_format;
+};
+
+/* The reaper of idle sessions. */
+struct server_reaper {
+	struct store *store;
+	unsigned int idle;
+	enum api_log_format log_format;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	int started;
+};
+
+static const char usage_text[] =
+    "NAME\n"
+    "    modstored - serve versioned memory images of VM modules over HTTP\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    modstored [--dir DIR] [--listen HOST:PORT] [OPTION]...\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    modstored keeps the memory of deployed modules in the state\n"
+    "    directory DIR and serves it over HTTP/1.1 as the v1 contract says:\n"
+    "    deploy, sessions, commits, persist, restore, the state root.\n"
+    "    It prints \"listening on http://HOST:PORT\" on standard output once\n"
+    "    it accepts connections, and one line per request on standard\n"
+    "    error. SIGTERM or SIGINT stop it cleanly: it stops accepting,\n"
+    "    finishes the requests in flight, closes the store and exits 0.\n"
+    "\n"
+    "OPTIONS\n"
+    "    Each option can also be given in the environment variable shown;\n"
+    "    the command line wins. SIZE is bytes, or a number with K, M or G\n"
+    "    (powers of 1024).\n"
+    "\n"
+    "    -d, --dir DIR            MODSTORE_DIR\n"
+    "        State directory, created 0700 if missing. Default ./state.\n"
+    "    -l, --listen HOST:PORT   MODSTORE_LISTEN\n"
+    "        Address to listen on (IPv6 as [ADDR]:PORT). Default\n"
+    "        127.0.0.1:8080. Port 0 picks a free port; the URL printed\n"
+    "        tells which.\n"
+    "    -t, --threads N          MODSTORE_THREADS\n"
+    "        Threads of the connection pool. Default: twice the number of\n"
+    "        CPUs, at least 4.\n"
+    "    --max-sessions N         MODSTORE_MAX_SESSIONS\n"
+    "        Sessions open at once; one more is refused with 503 and\n"
+    "        Retry-After. 0 means no limit. Default 64.\n"
+    "    --session-timeout SEC    MODSTORE_SESSION_TIMEOUT\n"
+    "        A session idle for SEC seconds is dropped. 0 never drops.\n"
+    "        Default 600.\n"
+    "    --max-module-size SIZE   MODSTORE_MAX_MODULE_SIZE\n"
+    "        Largest module memory (deploy size and growth by writes).\n"
+    "        Default 1G.\n"
+    "    --max-body SIZE          MODSTORE_MAX_BODY\n"
+    "        Largest request body; a larger Content-Length is refused at\n"
+    "        once with 413. Default 64M.\n"
+    "    --auto-persist           MODSTORE_AUTO_PERSIST=1\n"
+    "        Persist the commits store before answering each commit.\n"
+    "    --token-file FILE        MODSTORE_TOKEN_FILE\n"
+    "        Every route but /health then needs \"Authorization: Bearer\n"
+    "        TOKEN\", TOKEN being the first line of FILE.\n"
+    "    --log-format text|json   MODSTORE_LOG_FORMAT\n"
+    "        Format of the log on standard error. Default text.\n"
+    "    -h, --help               This text.\n"
+    "    -V, --version            The version.\n"
+    "\n"
+    "LIMITS\n"
+    "    Connections: 1000 in all, 256 per client address; an idle\n"
+    "    connection is closed after 30 seconds; 256 KiB of buffers per\n"
+    "    connection. Bodies go to the store as they arrive.\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 after a clean stop; 1 when the options, the state directory or\n"
+    "    the address cannot be used; 2 for a usage error.\n"
+    "\n"
+    "EXAMPLE\n"
+    "    modstored --dir /var/lib/modstore --listen 127.0.0.1:8080\n"
+    "    curl -s http://127.0.0.1:8080/root\n";
+
+static void say(enum api_log_format fmt, const char *level, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(enum api_log_format fmt, const char *level, const char *f, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(msg, sizeof(msg), f, ap);
+	va_end(ap);
+	api_log_message(fmt == API_LOG_NONE ? API_LOG_TEXT : fmt, level, msg);
+}
+
+/* --- options -------------------------------------------------------------- */
+
+/* "123", "64M", "1G", "1GiB": 0 and *out, or -1. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	uint64_t mul = 1;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	if (*end) {
+		switch (*end) {
+		case 'k':
+		case 'K':
+			mul = 1024;
+			break;
+		case 'm':
+		case 'M':
+			mul = 1024 * 1024;
+			break;
+		case 'g':
+		case 'G':
+			mul = 1024ULL * 1024 * 1024;
+			break;
+		default:
+			return -1;
+		}
+		end++;
+		if (*end && strcasecmp(end, "iB") != 0 &&
+		    strcasecmp(end, "B") != 0)
+			return -1;
+	}
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned int *out)
+{
+	uint64_t v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > UINT_MAX)
+		return -1;
+	*out = (unsigned int)v;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	if (!strcmp(s, "1") || !strcasecmp(s, "true") ||
+	    !strcasecmp(s, "yes") || !strcasecmp(s, "on")) {
+		*out = 1;
+		return 0;
+	}
+	if (!strcmp(s, "0") || !strcasecmp(s, "false") ||
+	    !strcasecmp(s, "no") || !strcasecmp(s, "off") || !*s) {
+		*out = 0;
+		return 0;
+	}
+	return -1;
+}
+
+enum opt_id {
+	OPT_DIR = 'd',
+	OPT_LISTEN = 'l',
+	OPT_THREADS = 't',
+	OPT_HELP = 'h',
+	OPT_VERSION = 'V',
+	OPT_MAX_SESSIONS = 256,
+	OPT_SESSION_TIMEOUT,
+	OPT_MAX_MODULE_SIZE,
+	OPT_MAX_BODY,
+	OPT_AUTO_PERSIST,
+	OPT_TOKEN_FILE,
+	OPT_LOG_FORMAT,
+};
+
+/* Apply one option's value; -1 (with a message) when it is invalid. */
+static int config_set(struct server_config *c, int id, const char *v,
+		      const char *origin)
+{
+	int bad = 0;
+
+	switch (id) {
+	case OPT_DIR:
+		c->dir = v;
+		bad = !*v;
+		break;
+	case OPT_LISTEN:
+		c->listen = v;
+		break;
+	case OPT_THREADS:
+		bad = parse_uint(v, &c->threads) < 0 || !c->threads ||
+		      c->threads > 1024;
+		break;
+	case OPT_MAX_SESSIONS:
+		bad = parse_uint(v, &c->max_sessions) < 0;
+		break;
+	case OPT_SESSION_TIMEOUT:
+		bad = parse_uint(v, &c->session_timeout) < 0;
+		break;
+	case OPT_MAX_MODULE_SIZE:
+		bad = parse_size(v, &c->max_module_size) < 0 ||
+		      c->max_module_size < STORE_PAGE_SIZE;
+		break;
+	case OPT_MAX_BODY:
+		bad = parse_size(v, &c->max_body) < 0 || !c->max_body;
+		break;
+	case OPT_AUTO_PERSIST:
+		bad = parse_bool(v, &c->auto_persist) < 0;
+		break;
+	case OPT_TOKEN_FILE:
+		c->token_file = *v ? v : NULL;
+		break;
+	case OPT_LOG_FORMAT:
+		if (!strcmp(v, "text"))
+			c->log_format = API_LOG_TEXT;
+		else if (!strcmp(v, "json"))
+			c->log_format = API_LOG_JSON;
+		else
+			bad = 1;
+		break;
+	default:
+		bad = 1;
+		break;
+	}
+	if (bad)
+		fprintf(stderr, "modstored: invalid value '%s' for %s\n", v,
+			origin);
+	return bad ? -1 : 0;
+}
+
+static const struct {
+	int id;
+	const char *env;
+} env_opts[] = {
+    {OPT_DIR, "MODSTORE_DIR"},
+    {OPT_LISTEN, "MODSTORE_LISTEN"},
+    {OPT_THREADS, "MODSTORE_THREADS"},
+    {OPT_MAX_SESSIONS, "MODSTORE_MAX_SESSIONS"},
+    {OPT_SESSION_TIMEOUT, "MODSTORE_SESSION_TIMEOUT"},
+    {OPT_MAX_MODULE_SIZE, "MODSTORE_MAX_MODULE_SIZE"},
+    {OPT_MAX_BODY, "MODSTORE_MAX_BODY"},
+    {OPT_AUTO_PERSIST, "MODSTORE_AUTO_PERSIST"},
+    {OPT_TOKEN_FILE, "MODSTORE_TOKEN_FILE"},
+    {OPT_LOG_FORMAT, "MODSTORE_LOG_FORMAT"},
+};
+
+/* 0 to run, 1 to exit 0 (help, version), 2 on a usage error. */
+static int config_parse(struct server_config *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"dir", required_argument, NULL, OPT_DIR},
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"threads", required_argument, NULL, OPT_THREADS},
+	    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+	    {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
+	    {"max-module-size", required_argument, NULL, OPT_MAX_MODULE_SIZE},
+	    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+	    {"auto-persist", no_argument, NULL, OPT_AUTO_PERSIST},
+	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	    {"help", no_argument, NULL, OPT_HELP},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    {NULL, 0, NULL, 0},
+	};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	const char *v;
+	size_t i;
+	int ch;
+
+	c->dir = "./state";
+	c->listen = "127.0.0.1:8080";
+	c->threads = ncpu > 2 ? (unsigned int)(2 * ncpu) : 4;
+	if (c->threads > 64)
+		c->threads = 64;
+	c->max_sessions = SERVER_DEFAULT_MAX_SESSION;
+	c->session_timeout = SERVER_DEFAULT_TIMEOUT;
+	c->max_module_size = STORE_DEFAULT_MAX_MODULE;
+	c->max_body = SERVER_DEFAULT_MAX_BODY;
+	c->auto_persist = 0;
+	c->token_file = NULL;
+	c->log_format = API_LOG_TEXT;
+
+	for (i = 0; i < sizeof(env_opts) / sizeof(env_opts[0]); i++) {
+		v = getenv(env_opts[i].env);
+		if (v && config_set(c, env_opts[i].id, v, env_opts[i].env) < 0)
+			return 2;
+	}
+	while ((ch = getopt_long(argc, argv, "d:l:t:hV", longopts, NULL)) !=
+	       -1) {
+		switch (ch) {
+		case OPT_HELP:
+			fputs(usage_text, stdout);
+			return 1;
+		case OPT_VERSION:
+			puts("modstored " SERVER_VERSION);
+			return 1;
+		case OPT_AUTO_PERSIST:
+			c->auto_persist = 1;
+			break;
+		case '?':
+			fprintf(stderr, "Try 'modstored --help'.\n");
+			return 2;
+		default:
+			if (config_set(c, ch, optarg, argv[optind - 1]) < 0)
+				return 2;
+			break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "modstored: unexpected argument '%s'\n",
+			argv[optind]);
+		return 2;
+	}
+	return 0;
+}
+
+/* The first line of path, without surrounding blanks; caller frees. */
+static char *token_read(const char *path)
+{
+	char buf[4096], *start, *end, *tok = NULL;
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "modstored: %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	start = buf;
+	while (*start == ' ' || *start == '\t')
+		start++;
+	end = start + strcspn(start, "\r\n");
+	while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (end == start) {
+		fprintf(stderr, "modstored: %s: no token in the file\n", path);
+		goto out;
+	}
+	tok = strndup(start, (size_t)(end - start));
+out:
+	sodium_memzero(buf, sizeof(buf));
+	if (f)
+		fclose(f);
+	return tok;
+}
+
+/* --- the listening socket ------------------------------------------------- */
+
+/*
+ * Bind HOST:PORT ([HOST]:PORT for IPv6) and listen; the URL it is reachable
+ * at goes to url. The socket, or -1 with a message.
+ */
+static int listen_open(const char *spec, char *url, size_t urlsize)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	char host[256], port[16], nhost[NI_MAXHOST], nport[NI_MAXSERV];
+	const char *colon, *h = spec;
+	size_t hlen;
+	int fd = -1, one = 1, rc;
+
+	colon = strrchr(spec, ':');
+	if (!colon || !colon[1] || strlen(colon + 1) >= sizeof(port))
+		goto bad;
+	hlen = (size_t)(colon - spec);
+	if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') {
+		h++;
+		hlen -= 2;
+	}
+	if (!hlen || hlen >= sizeof(host))
+		goto bad;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	snprintf(port, sizeof(port), "%s", colon + 1);
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc) {
+		fprintf(stderr, "modstored: %s: %s\n", spec, gai_strerror(rc));
+		goto fail;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 256) == 0)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		fprintf(stderr, "modstored: cannot listen on %s: %s\n", spec,
+			strerror(errno));
+		goto fail;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sslen, nhost, sizeof(nhost),
+			nport, sizeof(nport),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+		fprintf(stderr, "modstored: getsockname: %s\n",
+			strerror(errno));
+		close(fd);
+		fd = -1;
+		goto fail;
+	}
+	if (ss.ss_family == AF_INET6)
+		snprintf(url, urlsize, "http://[%s]:%s", nhost, nport);
+	else
+		snprintf(url, urlsize, "http://%s:%s", nhost, nport);
+	goto out;
+bad:
+	fprintf(stderr, "modstored: --listen wants HOST:PORT, not '%s'\n",
+		spec);
+fail:
+out:
+	if (res)
+		freeaddrinfo(res);
+	return fd;
+}
+
+/* --- the reaper of idle sessions ------------------------------------------ */
+
+static void *reaper_main(void *arg)
+{
+	struct server_reaper *rp = arg;
+	unsigned int every = rp->idle / 2;
+	struct timespec until;
+	size_t dropped;
+
+	if (every < 1)
+		every = 1;
+	if (every > 5)
+		every = 5;
+	pthread_mutex_lock(&rp->lock);
+	while (!rp->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += every;
+		while (!rp->stop && pthread_cond_timedwait(&rp->cond, &rp->lock,
+							   &until) != ETIMEDOUT)
+			;
+		if (rp->stop)
+			break;
+		pthread_mutex_unlock(&rp->lock);
+		dropped = 0;
+		if (store_session_expire(rp->store, rp->idle, &dropped) ==
+			STORE_OK &&
+		    dropped)
+			say(rp->log_format, "info",
+			    "dropped %zu session(s) idle for %us or more",
+			    dropped, rp->idle);
+		pthread_mutex_lock(&rp->lock);
+	}
+	pthread_mutex_unlock(&rp->lock);
+	return NULL;
+}
+
+static int reaper_start(struct server_reaper *rp)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&rp->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rp->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!rp->idle)
+		return 0;
+	if (pthread_create(&rp->thread, NULL, reaper_main, rp) != 0)
+		return -1;
+	rp->started = 1;
+	return 0;
+}
+
+static void reaper_stop(struct server_reaper *rp)
+{
+	pthread_mutex_lock(&rp->lock);
+	rp->stop = 1;
+	pthread_cond_signal(&rp->cond);
+	pthread_mutex_unlock(&rp->lock);
+	if (rp->started)
+		pthread_join(rp->thread, NULL);
+	pthread_cond_destroy(&rp->cond);
+	pthread_mutex_destroy(&rp->lock);
+}
+
+/* --- main ----------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	struct server_config cfg;
+	struct store_options so;
+	struct api_options ao;
+	struct server_reaper rp;
+	struct store *store = NULL;
+	struct api *api = NULL;
+	struct MHD_Daemon *d = NULL;
+	enum store_err err;
+	sigset_t sigs;
+	char url[NI_MAXHOST + NI_MAXSERV + 16], *token = NULL;
+	int lfd = -1, sig = 0, ret = 1, rc;
+	unsigned int left;
+	MHD_socket qfd;
+
+	rc = config_parse(&cfg, argc, argv);
+	if (rc)
+		return rc == 1 ? 0 : 2;
+	memset(&rp, 0, sizeof(rp));
+
+	if (sodium_init() < 0) {
+		fprintf(stderr, "modstored: libsodium failed to start\n");
+		goto out;
+	}
+	json_object_seed(0);
+
+	/* Signals are taken by sigwait() below; every thread blocks them. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (cfg.token_file && !(token = token_read(cfg.token_file)))
+		goto out;
+
+	memset(&so, 0, sizeof(so));
+	so.dir = cfg.dir;
+	so.max_module_size = cfg.max_module_size;
+	so.max_sessions = cfg.max_sessions;
+	err = store_open(&store, &so);
+	if (err != STORE_OK) {
+		fprintf(stderr, "modstored: cannot open the store in %s: %s\n",
+			cfg.dir, store_strerror(err));
+		goto out;
+	}
+
+	lfd = listen_open(cfg.listen, url, sizeof(url));
+	if (lfd < 0)
+		goto out;
+
+	memset(&ao, 0, sizeof(ao));
+	ao.store = store;
+	ao.max_module_size = cfg.max_module_size;
+	ao.max_body = cfg.max_body;
+	ao.auto_persist = cfg.auto_persist;
+	ao.token = token;
+	ao.log_format = cfg.log_format;
+	api = api_new(&ao);
+	if (!api) {
+		fprintf(stderr, "modstored: out of memory\n");
+		goto out;
+	}
+
+	d = MHD_start_daemon(
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+		MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, api_access_handler, api, MHD_OPTION_LISTEN_SOCKET,
+	    (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE,
+	    (unsigned int)cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned int)SERVER_CONN_TIMEOUT, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)SERVER_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+	    (unsigned int)SERVER_PER_IP_LIMIT,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
+	    MHD_OPTION_NOTIFY_COMPLETED, api_request_completed, api,
+	    MHD_OPTION_END);
+	if (!d) {
+		fprintf(stderr, "modstored: the HTTP daemon failed to start\n");
+		goto out;
+	}
+
+	rp.store = store;
+	rp.idle = cfg.session_timeout;
+	rp.log_format = cfg.log_format;
+	if (reaper_start(&rp) < 0) {
+		fprintf(stderr, "modstored: cannot start the session reaper\n");
+		goto out;
+	}
+
+	printf("listening on %s\n", url);
+	fflush(stdout);
+	say(cfg.log_format, "info",
+	    "modstored " SERVER_VERSION " listening on %s, state in %s, "
+	    "%u threads%s%s",
+	    url, cfg.dir, cfg.threads, token ? ", token required" : "",
+	    cfg.auto_persist ? ", auto-persist" : "");
+
+	do {
+		rc = sigwait(&sigs, &sig);
+	} while (rc == EINTR);
+	say(cfg.log_format, "info", "%s: stopping",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM");
+	ret = 0;
+
+out:
+	if (d) {
+		api_begin_shutdown(api);
+		qfd = MHD_quiesce_daemon(d);
+		left = api_wait_idle(api, SERVER_DRAIN_MS);
+		if (left)
+			say(cfg.log_format, "warn",
+			    "%u request(s) still in flight; closing them",
+			    left);
+		MHD_stop_daemon(d);
+		if (qfd != MHD_INVALID_SOCKET)
+			lfd = qfd;
+	}
+	if (lfd >= 0)
+		close(lfd);
+	if (rp.store)
+		reaper_stop(&rp);
+	api_free(api);
+	store_close(store);
+	if (token) {
+		sodium_memzero(token, strlen(token));
+		free(token);
+	}
+	if (!ret)
+		say(cfg.log_format, "info", "stopped");
+	return ret;
+}
