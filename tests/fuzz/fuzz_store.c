@@ -46,6 +46,7 @@
 #define NSLOT	     16	 /* sessions remembered per input, dead or alive */
 #define MAX_OPS	     128 /* operations per input */
 #define BUF_SIZE     (MAX_SIZE + 2 * PAGE)
+#define MAX_HELD     4 /* descriptors kept open across operations */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -95,6 +96,16 @@ struct model {
 	struct msess sess[NSLOT];
 	struct mem **mems; /* every image seen; owned */
 	size_t nmems, capmems;
+	/* the module commit files MOD_MODCOMMIT: one per commit at most */
+	const struct mem *files[NMOD][MAX_OPS + 1];
+	size_t nfiles[NMOD];
+};
+
+/* A descriptor from store_module_open(): its bytes must never change. */
+struct held {
+	int fd;
+	int mod;
+	const struct mem *x;
 };
 
 struct fz {
@@ -105,6 +116,8 @@ struct fz {
 	char dir[128];
 	unsigned int step; /* operation number, for messages */
 	struct model m;
+	struct held held[MAX_HELD];
+	size_t nheld;
 };
 
 /* Read-only after LLVMFuzzerInitialize(). */
@@ -315,6 +328,19 @@ static void clist_copy(struct fz *f, struct clist *to, const struct clist *from)
 	to->n = 0;
 	for (i = 0; i < from->n; i++)
 		clist_add(f, to, &from->v[i]);
+}
+
+/* Module i now has the file of module commit x. */
+static void files_add(struct fz *f, int i, const struct mem *x)
+{
+	size_t k;
+
+	for (k = 0; k < f->m.nfiles[i]; k++)
+		if (f->m.files[i][k] == x)
+			return;
+	if (f->m.nfiles[i] > MAX_OPS)
+		die(f, "more module commits than commits");
+	f->m.files[i][f->m.nfiles[i]++] = x;
 }
 
 static void sess_clear(struct msess *se)
@@ -657,11 +683,51 @@ static void check_sessions(struct fz *f)
 	free(v);
 }
 
+/* Whether name belongs in the state directory now (store.h, "Layout"). */
+static int expected_name(const struct fz *f, const char *name)
+{
+	char hex[STORE_HEX_LEN + 1], mc[STORE_HEX_LEN + 1];
+	const char *rest;
+	size_t k;
+	int i;
+
+	if (!strcmp(name, ".") || !strcmp(name, "..") ||
+	    !strcmp(name, ".lock") || !strcmp(name, ".journal"))
+		return 1;
+	if (!strcmp(name, "commits"))
+		return f->m.file_exists;
+	for (i = 0; i < NMOD; i++) {
+		if (!f->m.deployed[i])
+			continue;
+		store_id_hex(&mod_id[i], hex);
+		if (name[0] == '.' && !strncmp(name + 1, hex, STORE_HEX_LEN) &&
+		    !strcmp(name + 1 + STORE_HEX_LEN, "_init"))
+			return 1;
+		if (strncmp(name, hex, STORE_HEX_LEN))
+			continue;
+		rest = name + STORE_HEX_LEN;
+		if (!*rest)
+			return 1;
+		if (!strcmp(rest, "_last") || !strcmp(rest, "_last_id"))
+			return f->m.cur.m[i] != NULL;
+		if (*rest++ != '_')
+			return 0;
+		for (k = 0; k < f->m.nfiles[i]; k++) {
+			store_id_hex(&f->m.files[i][k]->mc, mc);
+			if (!strcmp(rest, mc))
+				return 1;
+		}
+		return 0;
+	}
+	return 0;
+}
+
 /*
  * The files of the layout in store.h: MOD is the current memory; MOD_last
  * and MOD_last_id ("MODCOMMIT\n") exist exactly when the module has a
- * module commit; every module commit of the commits store has its file;
- * no temporary is left once an operation has returned.
+ * module commit; every module commit made has its file (of the right
+ * size), and no other file is there: no temporary, no second file for a
+ * memory committed before.
  */
 static void check_disk(struct fz *f)
 {
@@ -702,12 +768,10 @@ static void check_disk(struct fz *f)
 		    rbuf[STORE_HEX_LEN] != '\n')
 			die(f, "%s does not hold %s", name, mc);
 	}
-	for (k = 0; k < f->m.mem.n; k++) {
-		for (i = 0; i < NMOD; i++) {
-			const struct mem *x = f->m.mem.v[k].ps.m[i];
+	for (i = 0; i < NMOD; i++) {
+		for (k = 0; k < f->m.nfiles[i]; k++) {
+			const struct mem *x = f->m.files[i][k];
 
-			if (!x)
-				continue;
 			store_id_hex(&mod_id[i], hex);
 			store_id_hex(&x->mc, mc);
 			snprintf(name, sizeof(name), "%s_%s", hex, mc);
@@ -723,9 +787,35 @@ static void check_disk(struct fz *f)
 	if (!d)
 		die(f, "fdopendir: %s", strerror(errno));
 	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, ".tmp-", 5))
-			die(f, "temporary %s left behind", de->d_name);
+		if (!expected_name(f, de->d_name))
+			die(f, "%s in the state directory: %s", de->d_name,
+			    strncmp(de->d_name, ".tmp-", 5)
+				? "not a name of the layout"
+				: "a temporary left behind");
 	closedir(d);
+}
+
+/* Every descriptor held still reads the memory it was opened on. */
+static void check_held(struct fz *f)
+{
+	struct stat sb;
+	ssize_t got;
+	size_t k;
+
+	for (k = 0; k < f->nheld; k++) {
+		const struct held *h = &f->held[k];
+
+		if (fstat(h->fd, &sb) < 0)
+			die(f, "fstat: %s", strerror(errno));
+		got = pread(h->fd, rbuf, sizeof(rbuf), 0);
+		if ((size_t)sb.st_size != h->x->size ||
+		    got != (ssize_t)h->x->size ||
+		    memcmp(rbuf, h->x->b, h->x->size))
+			die(f,
+			    "a descriptor of module %d opened earlier "
+			    "no longer reads the same memory",
+			    h->mod);
+	}
 }
 
 static void check_all(struct fz *f)
@@ -735,6 +825,7 @@ static void check_all(struct fz *f)
 	check_commits(f);
 	check_sessions(f);
 	check_disk(f);
+	check_held(f);
 }
 
 /* --- operations ---------------------------------------------------------- */
@@ -1006,42 +1097,69 @@ static void op_commit(struct fz *f)
 	say("  -> commit %s\n", hex8(&nc.id, h));
 	f->m.cur = nc.ps;
 	clist_add(f, &f->m.mem, &nc);
+	for (i = 0; i < NMOD; i++)
+		if (nc.ps.m[i])
+			files_add(f, i, nc.ps.m[i]);
 	sess_clear(se); /* one commit per session */
 }
 
-/* Bytes: session; a session byte of 0xff/0xfe expires all / none instead. */
+/* Bytes: session. */
 static void op_drop(struct fz *f)
 {
 	struct store_id sid;
-	struct msess *se;
-	size_t dropped = 99, want;
-	unsigned int b;
+	struct msess *se = pick_session(f, &sid);
 	char h[9];
-	int i;
 
-	if (f->n && *f->p >= 0xfe) {
-		b = u8(f);
-		want = b == 0xff ? nalive(f) : 0;
-		say("expire %s\n", b == 0xff ? "all" : "none");
-		/* every session has been idle for >= 0 seconds */
-		expect_err(f, "store_session_expire",
-			   store_session_expire(f->s, b == 0xff ? 0 : UINT_MAX,
-						&dropped),
-			   STORE_OK);
-		if (dropped != want)
-			die(f, "store_session_expire: %zu dropped, want %zu",
-			    dropped, want);
-		if (b == 0xff)
-			for (i = 0; i < NSLOT; i++)
-				sess_clear(&f->m.sess[i]);
-		return;
-	}
-	se = pick_session(f, &sid);
 	say("drop session %s\n", hex8(&sid, h));
 	expect_err(f, "store_session_drop", store_session_drop(f->s, &sid),
 		   se && se->alive ? STORE_OK : STORE_ENOSESSION);
 	if (se)
 		sess_clear(se);
+}
+
+/* Byte: odd expires every session (idle for >= 0 s), even none. */
+static void op_expire(struct fz *f)
+{
+	int all = (int)(u8(f) & 1), i;
+	size_t dropped = 99, want = all ? nalive(f) : 0;
+
+	say("expire %s\n", all ? "all" : "none");
+	expect_err(f, "store_session_expire",
+		   store_session_expire(f->s, all ? 0 : UINT_MAX, &dropped),
+		   STORE_OK);
+	if (dropped != want)
+		die(f, "store_session_expire: %zu dropped, want %zu", dropped,
+		    want);
+	if (all)
+		for (i = 0; i < NSLOT; i++)
+			sess_clear(&f->m.sess[i]);
+}
+
+/* Byte: module. Keep a descriptor on its current memory (at most 4). */
+static void op_hold(struct fz *f)
+{
+	int i = (int)(u8(f) % NMOD), fd = -1;
+	struct store_module_info info;
+	enum store_err err;
+
+	say("hold module %d\n", i);
+	err = store_module_open(f->s, &mod_id[i], &fd, &info);
+	expect_err(f, "store_module_open", err,
+		   f->m.deployed[i] ? STORE_OK : STORE_ENOMODULE);
+	if (err)
+		return;
+	check_info(f, "store_module_open", &info, i, cur_mem(f, i));
+	if (f->nheld == MAX_HELD) {
+		close(f->held[0].fd);
+		memmove(&f->held[0], &f->held[1],
+			(MAX_HELD - 1) * sizeof(f->held[0]));
+		f->nheld--;
+	}
+	f->held[f->nheld].fd = fd;
+	f->held[f->nheld].mod = i;
+	f->held[f->nheld].x = cur_mem(f, i);
+	f->nheld++;
+	check_held(f);
 }
 
 /* Bytes: which (in memory, in the file, unknown, current root), index. */
@@ -1050,6 +1168,7 @@ static void op_restore(struct fz *f)
 	unsigned int sel = u8(f) % 4, c = u8(f);
 	const struct commit *cm;
 	unsigned char cb = (unsigned char)c;
+	struct store_stats st0, st1;
 	struct store_id id;
 	enum store_err err;
 	char h[9];
@@ -1064,7 +1183,13 @@ static void op_restore(struct fz *f)
 	else
 		store_module_id(&cb, 1, &id);
 	say("restore %s\n", hex8(&id, h));
+	expect_err(f, "store_get_stats", store_get_stats(f->s, &st0), STORE_OK);
 	err = store_restore(f->s, &id);
+	expect_err(f, "store_get_stats", store_get_stats(f->s, &st1), STORE_OK);
+	if (st1.bytes_written != st0.bytes_written)
+		die(f, "store_restore wrote %llu bytes of module memory",
+		    (unsigned long long)(st1.bytes_written -
+					 st0.bytes_written));
 	cm = clist_find(&f->m.mem, &id);
 	if (!cm && f->m.file_exists) {
 		/* unknown in memory: the file is merged in first */
@@ -1125,10 +1250,13 @@ static void op_check(struct fz *f)
 }
 
 /* The operation byte, weighted towards writes and reads. */
-static void (*const ops[16])(struct fz *) = {
-    op_deploy,	op_deploy,  op_begin,  op_begin,  op_write,  op_write,
-    op_write,	op_read,    op_read,   op_commit, op_commit, op_drop,
-    op_restore, op_persist, op_reopen, op_check,
+static void (*const ops[32])(struct fz *) = {
+    op_deploy, op_deploy,  op_deploy,  op_begin,   op_begin,  op_begin,
+    op_write,  op_write,   op_write,   op_write,   op_write,  op_write,
+    op_write,  op_read,	   op_read,    op_read,	   op_read,   op_read,
+    op_commit, op_commit,  op_commit,  op_commit,  op_drop,   op_drop,
+    op_expire, op_restore, op_restore, op_persist, op_reopen, op_check,
+    op_hold,   op_hold,
 };
 
 /* --- one input ----------------------------------------------------------- */
@@ -1199,7 +1327,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	say("--- %s\n", f.dir);
 	expect_err(&f, "store_open", store_open(&f.s, &f.opts), STORE_OK);
 	while (f.n > 0 && f.step < MAX_OPS) {
-		op = u8(&f) % 16;
+		op = u8(&f) % 32;
 		f.step++;
 		ops[op](&f);
 	}
@@ -1210,6 +1338,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	op_reopen(&f);
 	check_all(&f);
 	store_close(f.s);
+	while (f.nheld > 0)
+		close(f.held[--f.nheld].fd);
 	remove_dir(f.dir);
 	model_release(&f.m);
 	return 0;

@@ -1,7 +1,8 @@
 # Seed inputs for fuzz_store (see the op_* decoders there):
 #   python3 tests/fuzz/seeds_store.py tests/fuzz/corpus/fuzz_store
 import struct, sys, os
-DEPLOY, BEGIN, WRITE, READ, COMMIT, DROP, RESTORE, PERSIST, REOPEN, CHECK = 0, 2, 4, 7, 9, 11, 12, 13, 14, 15
+DEPLOY, BEGIN, WRITE, READ, COMMIT, DROP, EXPIRE = 0, 3, 6, 13, 18, 22, 24
+RESTORE, PERSIST, REOPEN, CHECK, HOLD = 25, 27, 28, 29, 30
 def deploy(mod, sizesel, how=0): return bytes([DEPLOY, mod | sizesel << 2 | how << 5])
 def begin(kind=0, c=0): return bytes([BEGIN, kind, c])
 def off16(o): return bytes([0]) + struct.pack('<H', o)
@@ -16,15 +17,18 @@ def commit(s, sel=0, c=0): return bytes([COMMIT, s, sel, c])
 def drop(s): return bytes([DROP, s])
 def restore(sel, c=0): return bytes([RESTORE, sel, c])
 P = bytes([PERSIST]); R = bytes([REOPEN]); C = bytes([CHECK])
+def hold(mod): return bytes([HOLD, mod])
+EXPIRE_ALL = bytes([EXPIRE, 1])
 seeds = {
- 'walkthrough': deploy(0, 0) + deploy(1, 1) + begin() +
+ 'walkthrough': deploy(0, 0) + deploy(1, 1) + hold(1) + begin() +
    write(0, 0, off16(100), len16(200)) + read(0, 0, off16(0), lenpages(1)) +
    commit(0) + C + begin() + read(1, 1, off16(0), lenpages(2)) +
    write(1, 1, off16(5 * 4096 - 10), len8(20), 7, 0) +
-   read(1, 1, off16(0), lenpages(6)) + commit(1, 1) + C + P + R + C +
+   read(1, 1, off16(0), lenpages(6)) + hold(1) + commit(1, 1) + hold(1) +
+   C + P + R + C +
    restore(0, 0) + C + restore(0, 1) + C,
  'limits': deploy(2, 7) + begin() + begin() + begin() + begin() + begin() +
-   drop(0) + begin() + bytes([DROP, 0xff]) + begin() +
+   drop(0) + begin() + EXPIRE_ALL + begin() +
    write(5, 2, offpage(11), len8(1)) + write(5, 2, off16(45055), len8(2)) +
    write(5, 2, offhuge(3), len8(9)) + write(5, 2, off16(45000), len8(56)) +
    read(5, 2, off16(45000), len8(57)) + read(5, 2, offhuge(0), len8(1)) +
