@@ -243,9 +243,21 @@ int e2e_run(const char *const *args, char *out, size_t outsize)
 	free_argv(argv);
 	if (pid < 0)
 		return -1;
-	while (have + 1 < outsize &&
-	       (n = read(fd, out + have, outsize - 1 - have)) > 0)
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+
+		if (have + 1 >= outsize)
+			break;
+		if (poll(&pfd, 1, E2E_START_MS) <= 0) {
+			/* Still running: it was not meant to. */
+			kill(pid, SIGKILL);
+			break;
+		}
+		n = read(fd, out + have, outsize - 1 - have);
+		if (n <= 0)
+			break;
 		have += (size_t)n;
+	}
 	if (outsize)
 		out[have] = '\0';
 	close(fd);
