@@ -24,10 +24,8 @@ void commits_release(struct commits *cs)
 {
 	size_t i;
 
-	for (i = 0; i < cs->n; i++) {
-		free(cs->v[i]->pairs);
-		free(cs->v[i]);
-	}
+	for (i = 0; i < cs->n; i++)
+		centry_free(cs->v[i]);
 	free(cs->v);
 	free(cs->index);
 	memset(cs, 0, sizeof(*cs));
@@ -77,14 +75,10 @@ static enum store_err index_grow(struct commits *cs)
 	return STORE_OK;
 }
 
-enum store_err commits_add(struct commits *cs, const struct store_id *id,
-			   const struct store_pair *pairs, size_t n)
+enum store_err commits_reserve(struct commits *cs)
 {
-	struct centry *c = NULL;
 	enum store_err err;
 
-	if (commits_find(cs, id))
-		return STORE_OK;
 	if ((cs->n + 1) * 2 > cs->index_cap) {
 		err = index_grow(cs);
 		if (err)
@@ -99,22 +93,63 @@ enum store_err commits_add(struct commits *cs, const struct store_id *id,
 		cs->v = v;
 		cs->cap = cap;
 	}
-	c = calloc(1, sizeof(*c));
+	return STORE_OK;
+}
+
+struct centry *centry_new(const struct store_id *id,
+			  const struct store_pair *pairs, size_t n)
+{
+	struct centry *c = calloc(1, sizeof(*c));
+
 	if (!c)
-		return STORE_ENOMEM;
+		return NULL;
 	c->id = *id;
 	c->n = n;
 	if (n) {
 		c->pairs = malloc(n * sizeof(*pairs));
 		if (!c->pairs) {
 			free(c);
-			return STORE_ENOMEM;
+			return NULL;
 		}
 		memcpy(c->pairs, pairs, n * sizeof(*pairs));
 	}
+	return c;
+}
+
+void centry_free(struct centry *c)
+{
+	if (c) {
+		free(c->pairs);
+		free(c);
+	}
+}
+
+void commits_insert(struct commits *cs, struct centry *c)
+{
+	if (commits_find(cs, &c->id)) {
+		centry_free(c);
+		return;
+	}
 	cs->v[cs->n] = c;
-	index_put(cs->index, cs->index_cap, id, cs->n);
+	index_put(cs->index, cs->index_cap, &c->id, cs->n);
 	cs->n++;
+}
+
+enum store_err commits_add(struct commits *cs, const struct store_id *id,
+			   const struct store_pair *pairs, size_t n)
+{
+	struct centry *c;
+	enum store_err err;
+
+	if (commits_find(cs, id))
+		return STORE_OK;
+	err = commits_reserve(cs);
+	if (err)
+		return err;
+	c = centry_new(id, pairs, n);
+	if (!c)
+		return STORE_ENOMEM;
+	commits_insert(cs, c);
 	return STORE_OK;
 }
 

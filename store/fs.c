@@ -227,9 +227,9 @@ enum store_err copy_data(struct store *s, int in, int out, uint64_t off,
 enum store_err write_file_atomic(struct store *s, const char *name,
 				 const void *buf, size_t len, const char *step)
 {
-	char tmp[TMP_NAME_LEN];
+	char tmp[TMP_NAME_LEN], prev[TMP_NAME_LEN];
 	enum store_err err;
-	int fd = -1, e;
+	int fd = -1, e, kept = 0;
 
 	err = tmp_create(s, tmp, &fd);
 	if (err)
@@ -240,6 +240,9 @@ enum store_err write_file_atomic(struct store *s, const char *name,
 	err = fsync_fd(s, fd, "file.fsync");
 	if (err)
 		goto fail;
+	/* keep the old file by a second name, to put it back on failure */
+	tmp_name(prev);
+	kept = linkat(s->dirfd, name, s->dirfd, prev, 0) == 0;
 	if ((e = fault_at(s, "file.rename"))) {
 		err = err_from_errno(e);
 		goto fail;
@@ -249,10 +252,18 @@ enum store_err write_file_atomic(struct store *s, const char *name,
 		goto fail;
 	}
 	err = fsync_dir(s);
+	if (err) {
+		if (kept)
+			renameat(s->dirfd, prev, s->dirfd, name);
+		else
+			unlinkat(s->dirfd, name, 0);
+	}
 	goto out;
 fail:
 	unlinkat(s->dirfd, tmp, 0);
 out:
+	if (kept)
+		unlinkat(s->dirfd, prev, 0);
 	if (fd >= 0)
 		close(fd);
 	return err;

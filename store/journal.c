@@ -35,7 +35,7 @@ void journal_release(struct journal *j)
 	memset(j, 0, sizeof(*j));
 }
 
-static void unlink_prepared(struct store *s, struct journal *j)
+void unlink_prepared(struct store *s, struct journal *j)
 {
 	size_t i;
 

@@ -819,6 +819,7 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	struct prep *preps = NULL;
 	struct state *st = NULL;
 	struct store_pair *pairs = NULL;
+	struct centry *ce = NULL;
 	size_t np = 0, i;
 	enum store_err err;
 	char name[NAME_LEN];
@@ -880,15 +881,22 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 		pairs[i].module = st->e[i].mod->id;
 		pairs[i].commit = st->e[i].mc;
 	}
-	/* every file of the commit exists now: it may enter the store */
+	/* all that can fail for the commits store fails before the switch */
+	ce = centry_new(&st->root, pairs, st->n);
+	if (!ce)
+		goto out;
 	pthread_mutex_lock(&s->lock);
-	err = commits_add(&s->cs, &st->root, pairs, st->n);
+	err = commits_reserve(&s->cs);
 	pthread_mutex_unlock(&s->lock);
 	if (err)
 		goto out;
 	err = store_switch(s, st, JOURNAL_COMMIT);
 	if (err)
 		goto out;
+	pthread_mutex_lock(&s->lock);
+	commits_insert(&s->cs, ce);
+	pthread_mutex_unlock(&s->lock);
+	ce = NULL;
 	out->id = st->root;
 	out->has_base = se->has_base;
 	out->base = se->base_id;
@@ -910,6 +918,7 @@ out:
 		prep_release(s, &preps[i]);
 	free(preps);
 	free(pairs);
+	centry_free(ce);
 	state_unref(st);
 	if (se)
 		session_unlock(se);

@@ -1058,6 +1058,45 @@ enum store_err state_from_pairs(struct store *s, const struct store_pair *pairs,
 	return STORE_OK;
 }
 
+/*
+ * Put back the names of the modules in j as they are in cur, after a switch
+ * failed half way, with a journal of its own. 0 when it worked.
+ */
+static enum store_err switch_rollback(struct store *s, const struct journal *j,
+				      const struct state *cur)
+{
+	struct journal r = {0};
+	enum store_err err;
+	size_t i;
+
+	r.op = JOURNAL_RESTORE;
+	r.root = cur->root;
+	r.e = calloc(j->n ? j->n : 1, sizeof(*r.e));
+	if (!r.e)
+		return STORE_ENOMEM;
+	for (i = 0; i < j->n; i++) {
+		const struct entry *from = state_find(cur, &j->e[i].mod->id);
+
+		r.e[i].mod = j->e[i].mod;
+		r.e[i].has_mc = from != NULL;
+		if (from)
+			r.e[i].mc = from->mc;
+	}
+	r.n = j->n;
+	err = switch_prepare(s, &r);
+	if (!err) {
+		err = journal_write(s, &r);
+		if (err)
+			unlink_prepared(s, &r);
+	}
+	if (!err)
+		err = switch_finish(s, &r);
+	if (!err)
+		journal_remove(s);
+	journal_release(&r);
+	return err;
+}
+
 enum store_err store_switch(struct store *s, struct state *st,
 			    enum journal_op op)
 {
@@ -1070,10 +1109,9 @@ enum store_err store_switch(struct store *s, struct state *st,
 	j.op = op;
 	j.root = st->root;
 	j.e = calloc(s->nmods ? s->nmods : 1, sizeof(*j.e));
-	if (!j.e) {
-		state_unref(cur);
-		return STORE_ENOMEM;
-	}
+	err = STORE_ENOMEM;
+	if (!j.e)
+		goto out;
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < s->nmods; i++) {
 		const struct entry *to = state_find(st, &s->mods[i]->id);
@@ -1090,23 +1128,24 @@ enum store_err store_switch(struct store *s, struct state *st,
 			j.e[k].mc = to->mc;
 	}
 	pthread_mutex_unlock(&s->lock);
-	state_unref(cur);
 
 	err = switch_prepare(s, &j);
 	if (err)
 		goto out;
 	err = journal_write(s, &j);
 	if (err) {
-		for (i = 0; i < j.n; i++)
-			if (j.e[i].tmp_id[0])
-				unlinkat(s->dirfd, j.e[i].tmp_id, 0);
+		/* it may have reached its name before failing */
+		journal_remove(s);
+		unlink_prepared(s, &j);
 		goto out;
 	}
 	err = switch_finish(s, &j);
 	if (err) {
-		pthread_mutex_lock(&s->lock);
-		s->wedged = 1;
-		pthread_mutex_unlock(&s->lock);
+		if (switch_rollback(s, &j, cur)) {
+			pthread_mutex_lock(&s->lock);
+			s->wedged = 1; /* the journal on disk decides */
+			pthread_mutex_unlock(&s->lock);
+		}
 		goto out;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -1116,6 +1155,7 @@ enum store_err store_switch(struct store *s, struct state *st,
 	state_unref(old);
 	journal_remove(s);
 out:
+	state_unref(cur);
 	journal_release(&j);
 	return err;
 }

@@ -189,6 +189,8 @@ enum store_err switch_prepare(struct store *s, struct journal *j);
 enum store_err journal_write(struct store *s, const struct journal *j);
 enum store_err switch_finish(struct store *s, struct journal *j);
 void journal_remove(struct store *s);
+/* Remove the _last_id temporaries switch_prepare made. */
+void unlink_prepared(struct store *s, struct journal *j);
 void journal_release(struct journal *j);
 
 /*
@@ -210,6 +212,14 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 void commits_release(struct commits *cs);
 const struct centry *commits_find(const struct commits *cs,
 				  const struct store_id *id);
+/* Room for one more commit: commits_insert() then cannot fail. */
+enum store_err commits_reserve(struct commits *cs);
+/* A commit entry holding a copy of pairs (sorted by module). */
+struct centry *centry_new(const struct store_id *id,
+			  const struct store_pair *pairs, size_t n);
+void centry_free(struct centry *c);
+/* Insert c after commits_reserve(); cs owns it (freed if id is known). */
+void commits_insert(struct commits *cs, struct centry *c);
 /* Add a copy of pairs (sorted by module) under id unless already there. */
 enum store_err commits_add(struct commits *cs, const struct store_id *id,
 			   const struct store_pair *pairs, size_t n);

@@ -38,7 +38,7 @@ static void test_names(void)
 			CHECK(!other || strcmp(other, name));
 		}
 	}
-	CHECK(!strcmp(store_errname(STORE_ENOMODULE), "no_module"));
+	CHECK(!strcmp(store_errname(STORE_ENOMODULE), "module_not_found"));
 	CHECK(!strcmp(store_errname(STORE_ENOSPC), "disk_full"));
 	CHECK(store_strerror(STORE_ERR_COUNT) != NULL);
 	CHECK(store_errname(STORE_ERR_COUNT) != NULL);
