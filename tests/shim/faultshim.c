@@ -9,9 +9,9 @@
  * shim: the FAULTSHIM_N-th counted call after that fails with
  * FAULTSHIM_ERRNO (default EIO), once; then the shim disarms itself.
  * SIGUSR2 disarms it. Each failure is reported on stderr as
- * "faultshim: fail <call> #N", and the number of counted calls since the
- * last arming can be read from the file named by FAULTSHIM_REPORT,
- * rewritten at each SIGUSR1 and at each failure ("fired" or "armed N").
+ * "faultshim: fail <call> #N". The file named by FAULTSHIM_REPORT is
+ * rewritten with "armed" when SIGUSR1 has been handled and with
+ * "fired <call> N" when the failure happened.
  */
 
 #include <dlfcn.h>
@@ -30,12 +30,31 @@ static atomic_int armed;
 static atomic_long counted;
 static long target = 1;
 static int fail_errno = EIO;
+static const char *report_path;
+static int (*real_open)(const char *, int, ...);
+static ssize_t (*real_write)(int, const void *, size_t);
+
+/* Replace the report file with line (async-signal-safe calls only). */
+static void report_line(const char *line, size_t len)
+{
+	int fd;
+
+	if (!report_path)
+		return;
+	fd = real_open(report_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		       0600);
+	if (fd >= 0) {
+		real_write(fd, line, len);
+		close(fd);
+	}
+}
 
 static void on_arm(int sig)
 {
 	(void)sig;
 	atomic_store(&counted, 0);
 	atomic_store(&armed, 1);
+	report_line("armed\n", 6);
 }
 
 static void on_disarm(int sig)
@@ -49,6 +68,10 @@ __attribute__((constructor)) static void shim_init(void)
 	const char *n = getenv("FAULTSHIM_N"), *e = getenv("FAULTSHIM_ERRNO");
 	struct sigaction sa;
 
+	real_open = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
+	real_write =
+	    (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+	report_path = getenv("FAULTSHIM_REPORT");
 	if (n)
 		target = atol(n);
 	if (e && !strcmp(e, "ENOSPC"))
@@ -76,26 +99,14 @@ static int counts_fd(int fd)
 
 static void report(const char *what)
 {
-	const char *path = getenv("FAULTSHIM_REPORT");
-	int (*real_open)(const char *, int, ...) =
-	    (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
-	ssize_t (*real_write)(int, const void *, size_t) =
-	    (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
 	char line[128];
-	int fd, len;
+	int len;
 
 	len = snprintf(line, sizeof(line), "faultshim: fail %s #%ld\n", what,
 		       target);
 	real_write(2, line, (size_t)len);
-	if (!path)
-		return;
-	fd = real_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		len = snprintf(line, sizeof(line), "fired %s %ld\n", what,
-			       target);
-		real_write(fd, line, (size_t)len);
-		close(fd);
-	}
+	len = snprintf(line, sizeof(line), "fired %s %ld\n", what, target);
+	report_line(line, (size_t)len);
 }
 
 /* 1 when this counted call is the one to fail (errno is set then). */
