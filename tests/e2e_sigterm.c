@@ -1,0 +1,168 @@
+/*
+ * e2e_sigterm.c - SIGTERM in the middle of a stream of commits from four
+ * clients (--auto-persist): the daemon exits 0, and after a restart every
+ * commit that was answered 201 is in the commits store with the same
+ * modules, its files are on disk, and the state is one of the commits.
+ */
+#include "e2e.h"
+#include "store.h"
+#include "storetest.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CLIENTS	    4
+#define MAX_COMMITS 4096
+#define STOP_AFTER  24 /* commits answered before SIGTERM */
+
+static struct e2e_daemon d;
+static char mod[STORE_HEX_LEN + 1];
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static json_t *answered; /* {COMMIT: {MOD: MODCOMMIT}} of every 201 */
+static atomic_int nanswered, unexpected;
+
+static void *client_main(void *arg)
+{
+	int t = (int)(intptr_t)arg, k;
+	long status;
+	unsigned char buf[64];
+	struct e2e_resp r;
+	char sid[STORE_HEX_LEN + 1], path[300];
+
+	for (k = 0; k < MAX_COMMITS; k++) {
+		e2e_post(&d, "/sessions", NULL, &r);
+		if (r.status != 201) {
+			if (r.status)
+				atomic_fetch_add(&unexpected, 1);
+			e2e_resp_release(&r);
+			break;
+		}
+		snprintf(sid, sizeof(sid), "%s",
+			 e2e_str(&r, "id") ? e2e_str(&r, "id") : "");
+		e2e_resp_release(&r);
+		e2e_pattern((uint64_t)(t * 100000 + k), 0, buf, sizeof(buf));
+		snprintf(path, sizeof(path),
+			 "/sessions/%s/modules/%s/memory?offset=%d", sid, mod,
+			 t * STORE_PAGE_SIZE);
+		e2e_request(&d, "PUT", path, buf, sizeof(buf), NULL, &r);
+		if (r.status != 204) {
+			if (r.status)
+				atomic_fetch_add(&unexpected, 1);
+			e2e_resp_release(&r);
+			break;
+		}
+		e2e_resp_release(&r);
+		snprintf(path, sizeof(path), "/sessions/%s/commit", sid);
+		e2e_post(&d, path, NULL, &r);
+		if (r.status == 201 && e2e_str(&r, "commit")) {
+			pthread_mutex_lock(&lock);
+			json_object_set(answered, e2e_str(&r, "commit"),
+					json_object_get(r.json, "modules"));
+			pthread_mutex_unlock(&lock);
+			atomic_fetch_add(&nanswered, 1);
+		} else if (r.status) {
+			atomic_fetch_add(&unexpected, 1);
+			fprintf(stderr, "commit: %ld %s\n", r.status, r.body);
+		}
+		status = r.status;
+		e2e_resp_release(&r);
+		if (!status)
+			break; /* the daemon is gone */
+	}
+	return NULL;
+}
+
+int main(void)
+{
+	static const char *const args[] = {"--auto-persist", NULL};
+	pthread_t th[CLIENTS];
+	struct e2e_tmp tmp;
+	struct e2e_resp r;
+	struct st_state st;
+	const char *k;
+	json_t *v;
+	char h[STORE_HEX_LEN + 1], path[200];
+	int i, missing = 0, differ = 0, rc;
+
+	if (sodium_init() < 0 || e2e_tmp_make(&tmp, "sigterm") < 0)
+		return 1;
+	answered = json_object();
+	if (e2e_start(&d, tmp.state, tmp.log, args) < 0) {
+		CHECK(!"daemon started");
+		return t_done();
+	}
+	e2e_post(&d, "/modules", "sigterm module", &r);
+	E2E_STATUS(&r, 201);
+	snprintf(mod, sizeof(mod), "%s",
+		 e2e_str(&r, "id") ? e2e_str(&r, "id") : "");
+	e2e_resp_release(&r);
+
+	for (i = 0; i < CLIENTS; i++)
+		pthread_create(&th[i], NULL, client_main, (void *)(intptr_t)i);
+	while (atomic_load(&nanswered) < STOP_AFTER)
+		usleep(1000);
+	rc = e2e_stop(&d, SIGTERM); /* while the clients go on */
+	for (i = 0; i < CLIENTS; i++)
+		pthread_join(th[i], NULL);
+	CHECK(rc == 0);
+	CHECK(atomic_load(&unexpected) == 0);
+	printf("%d commits answered 201 before the daemon stopped\n",
+	       atomic_load(&nanswered));
+	CHECK(json_object_size(answered) >= STOP_AFTER);
+
+	/* Restart: every answered commit is there, with its modules. */
+	if (e2e_start(&d, tmp.state, tmp.log, NULL) < 0) {
+		CHECK(!"daemon restarted");
+		return t_done();
+	}
+	e2e_get(&d, "/commits", &r);
+	E2E_STATUS(&r, 200);
+	json_object_foreach(answered, k, v)
+	{
+		json_t *got = json_object_get(r.json, k);
+
+		if (!got)
+			missing++;
+		else if (!json_equal(got, v))
+			differ++;
+	}
+	CHECK(missing == 0);
+	CHECK(differ == 0);
+	e2e_resp_release(&r);
+	json_object_foreach(answered, k, v)
+	{
+		snprintf(path, sizeof(path), "/commits/%s", k);
+		e2e_get(&d, path, &r);
+		if (r.status != 200 || !json_equal(r.json, v))
+			missing++;
+		e2e_resp_release(&r);
+		if (missing)
+			break;
+	}
+	CHECK(missing == 0);
+
+	/* The directory is whole, and its state is a known commit. */
+	CHECK(st_state_read(tmp.state, &st) == 0);
+	store_id_hex(&st.root, h);
+	st_state_release(&st);
+	e2e_get(&d, "/root", &r);
+	E2E_STATUS(&r, 200);
+	CHECK(e2e_str(&r, "root") && !strcmp(e2e_str(&r, "root"), h));
+	e2e_resp_release(&r);
+	snprintf(path, sizeof(path), "/commits/%s", h);
+	e2e_get(&d, path, &r);
+	E2E_STATUS(&r, 200);
+	e2e_resp_release(&r);
+
+	CHECK(e2e_stop(&d, SIGTERM) == 0);
+	json_decref(answered);
+	e2e_tmp_done(&tmp);
+	return t_done();
+}
