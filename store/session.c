@@ -715,7 +715,7 @@ static struct prep *prep_find(struct prep *v, size_t n, const struct module *m)
 
 /* An entry of the initial memory of m; its file linked from .MOD_init. */
 static enum store_err initial_entry(struct store *s, struct module *m,
-				    struct entry *e)
+				    struct entry *e, int *made)
 {
 	char init[NAME_LEN], name[NAME_LEN];
 	int fe;
@@ -730,7 +730,9 @@ static enum store_err initial_entry(struct store *s, struct module *m,
 	name_commit(name, m, &e->mc);
 	if ((fe = fault_at(s, "commit.link")))
 		return err_from_errno(fe);
-	if (linkat(s->dirfd, init, s->dirfd, name, 0) < 0 && errno != EEXIST)
+	if (linkat(s->dirfd, init, s->dirfd, name, 0) == 0)
+		*made = 1;
+	else if (errno != EEXIST)
 		return err_from_errno(errno);
 	return STORE_OK;
 }
@@ -738,7 +740,7 @@ static enum store_err initial_entry(struct store *s, struct module *m,
 /* The new state: every module deployed now, from the preps or the base. */
 static enum store_err build_state(struct store *s, struct session *se,
 				  struct prep *preps, size_t np,
-				  struct state **out)
+				  struct state **out, int *made)
 {
 	struct module **mods = NULL;
 	struct state *st = NULL;
@@ -774,7 +776,7 @@ static enum store_err build_state(struct store *s, struct session *se,
 			e->tree = tree_ref(be->tree);
 			pthread_mutex_unlock(&s->tree_lock);
 		} else {
-			err = initial_entry(s, mods[i], e);
+			err = initial_entry(s, mods[i], e, made);
 			if (err) {
 				st->n++; /* so its tree is released */
 				goto out;
@@ -823,7 +825,7 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	size_t np = 0, i;
 	enum store_err err;
 	char name[NAME_LEN];
-	int changed, op_locked = 0, e;
+	int changed, op_locked = 0, e, made = 0;
 
 	memset(out, 0, sizeof(*out));
 	err = session_lock(s, sid, 1, &se);
@@ -866,13 +868,16 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 		}
 		unlinkat(s->dirfd, preps[i].tmp, 0); /* if it existed */
 		preps[i].tmp[0] = '\0';
+		made = 1;
 	}
-	err = build_state(s, se, preps, np, &st);
+	err = build_state(s, se, preps, np, &st, &made);
 	if (err)
 		goto out;
-	err = fsync_dir(s);
-	if (err)
-		goto out;
+	if (made) { /* new names are durable before a journal names them */
+		err = fsync_dir(s);
+		if (err)
+			goto out;
+	}
 	pairs = malloc((st->n ? st->n : 1) * sizeof(*pairs));
 	err = STORE_ENOMEM;
 	if (!pairs)

@@ -1129,6 +1129,9 @@ enum store_err store_switch(struct store *s, struct state *st,
 	}
 	pthread_mutex_unlock(&s->lock);
 
+	err = STORE_OK;
+	if (j.n == 0)
+		goto publish; /* no name moves */
 	err = switch_prepare(s, &j);
 	if (err)
 		goto out;
@@ -1148,12 +1151,13 @@ enum store_err store_switch(struct store *s, struct state *st,
 		}
 		goto out;
 	}
+	journal_remove(s);
+publish:
 	pthread_mutex_lock(&s->lock);
 	old = s->cur;
 	s->cur = state_ref(st);
 	pthread_mutex_unlock(&s->lock);
 	state_unref(old);
-	journal_remove(s);
 out:
 	state_unref(cur);
 	journal_release(&j);
