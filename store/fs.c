@@ -243,6 +243,10 @@ enum store_err write_file_atomic(struct store *s, const char *name,
 	/* keep the old file by a second name, to put it back on failure */
 	tmp_name(prev);
 	kept = linkat(s->dirfd, name, s->dirfd, prev, 0) == 0;
+	if (!kept && errno != ENOENT) {
+		err = err_from_errno(errno);
+		goto fail;
+	}
 	if ((e = fault_at(s, "file.rename"))) {
 		err = err_from_errno(e);
 		goto fail;

@@ -9,7 +9,8 @@
  * shim: the FAULTSHIM_N-th counted call after that fails with
  * FAULTSHIM_ERRNO (default EIO), once; then the shim disarms itself.
  * SIGUSR2 disarms it. Each failure is reported on stderr as
- * "faultshim: fail <call> #N". The file named by FAULTSHIM_REPORT is
+ * "faultshim: fail <call> #N". FAULTSHIM_CTL may name a file with
+ * "N ERRNO", read at each arming instead. The file named by FAULTSHIM_REPORT is
  * rewritten with "armed" when SIGUSR1 has been handled and with
  * "fired <call> N" when the failure happened.
  */
@@ -31,6 +32,7 @@ static atomic_long counted;
 static long target = 1;
 static int fail_errno = EIO;
 static const char *report_path;
+static const char *ctl_path;
 static int (*real_open)(const char *, int, ...);
 static ssize_t (*real_write)(int, const void *, size_t);
 
@@ -49,9 +51,41 @@ static void report_line(const char *line, size_t len)
 	}
 }
 
+/*
+ * FAULTSHIM_CTL names a file holding "N ERRNO" (decimal): read at each
+ * arming, so one process can be made to fail at step 1, 2, 3... in turn.
+ */
+static void read_ctl(void)
+{
+	const char *path = ctl_path;
+	char buf[64];
+	long v[2] = {0, 0};
+	ssize_t n;
+	int fd, k = 0, i;
+
+	if (!path)
+		return;
+	fd = real_open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	for (i = 0; i < n && k < 2; i++) {
+		if (buf[i] >= '0' && buf[i] <= '9')
+			v[k] = v[k] * 10 + (buf[i] - '0');
+		else if (i > 0 && buf[i - 1] >= '0' && buf[i - 1] <= '9')
+			k++;
+	}
+	if (v[0] > 0)
+		target = v[0];
+	if (v[1] > 0)
+		fail_errno = (int)v[1];
+}
+
 static void on_arm(int sig)
 {
 	(void)sig;
+	read_ctl();
 	atomic_store(&counted, 0);
 	atomic_store(&armed, 1);
 	report_line("armed\n", 6);
@@ -72,6 +106,7 @@ __attribute__((constructor)) static void shim_init(void)
 	real_write =
 	    (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
 	report_path = getenv("FAULTSHIM_REPORT");
+	ctl_path = getenv("FAULTSHIM_CTL");
 	if (n)
 		target = atol(n);
 	if (e && !strcmp(e, "ENOSPC"))
