@@ -122,7 +122,8 @@ int main(void)
 	struct e2e_resp r;
 	struct st_state st;
 	char mnt[600], state[700], filler[700], sid[STORE_HEX_LEN + 1],
-	    c1[STORE_HEX_LEN + 1], c2[STORE_HEX_LEN + 1], c3[STORE_HEX_LEN + 1];
+	    c1[STORE_HEX_LEN + 1], c2[STORE_HEX_LEN + 1], c3[STORE_HEX_LEN + 1],
+	    path[200];
 	unsigned char *big;
 	long long filled;
 	int mounted = 0;
