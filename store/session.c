@@ -751,7 +751,7 @@ static enum store_err build_state(struct store *s, struct session *se,
 	pthread_mutex_lock(&s->lock);
 	n = s->nmods;
 	mods = malloc((n ? n : 1) * sizeof(*mods));
-	if (mods)
+	if (mods && n)
 		memcpy(mods, s->mods, n * sizeof(*mods));
 	pthread_mutex_unlock(&s->lock);
 	if (!mods)
