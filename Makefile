@@ -3,6 +3,7 @@
 # SANITIZE=address,undefined (or thread) builds everything with sanitizers
 # into build/<variant>/, leaving the plain build alone.
 
+comma     := ,
 PKGS      := libmicrohttpd jansson libsodium libcurl
 CC        ?= cc
 SANITIZE  ?=
@@ -37,7 +38,6 @@ BIN     := build/$(VARIANT)/bin
 CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
 LDFLAGS += -fsanitize=$(SANITIZE)
 endif
-comma := ,
 O := build/$(VARIANT)
 
 STORE_SRC  := $(wildcard store/*.c)

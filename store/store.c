@@ -679,7 +679,8 @@ static enum store_err scan_modules(struct store *s)
 		    !is_upper_hex(de->d_name, STORE_HEX_LEN))
 			continue;
 		store_id_parse(&id, de->d_name, len);
-		snprintf(init, sizeof(init), ".%s_init", de->d_name);
+		snprintf(init, sizeof(init), ".%.*s_init", STORE_HEX_LEN,
+			 de->d_name);
 		if (fstatat(s->dirfd, init, &st, 0) < 0) {
 			/* a directory made before init files: use MOD's size */
 			if (errno != ENOENT ||
