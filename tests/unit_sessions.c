@@ -821,14 +821,61 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
+/* Deploys, restores and persists while the writers commit. */
+static void *chaos_main(void *arg)
+{
+	struct shared *sh = arg;
+	unsigned int seed = 7;
+	int late = 0;
+
+	while (atomic_load(&sh->writers_left) > 0) {
+		struct st_commits c;
+		enum store_err err;
+		char code[32];
+
+		seed = seed * 1103515245u + 12345u;
+		switch ((seed >> 16) % 3) {
+		case 0:
+			if (late >= 6)
+				break;
+			snprintf(code, sizeof(code), "late module %d", late++);
+			err = store_deploy(sh->s, code, strlen(code), TMEM,
+					   NULL, NULL);
+			if (err != STORE_OK)
+				TFAIL(sh, "chaos: deploy = %d", err);
+			break;
+		case 1:
+			if (st_commits_copy(sh->s, &c) != STORE_OK) {
+				TFAIL(sh, "chaos: foreach failed");
+				st_commits_release(&c);
+				break;
+			}
+			if (c.n) {
+				err = store_restore(sh->s,
+						    &c.v[(seed >> 8) % c.n].id);
+				if (err != STORE_OK)
+					TFAIL(sh, "chaos: restore = %d", err);
+			}
+			st_commits_release(&c);
+			break;
+		case 2:
+			err = store_persist(sh->s);
+			if (err != STORE_OK)
+				TFAIL(sh, "chaos: persist = %d", err);
+			break;
+		}
+	}
+	return NULL;
+}
+
 static void run_threads(int optimistic)
 {
 	struct fx f;
 	struct shared sh;
 	struct writer w[NTHREADS];
-	pthread_t wt[NTHREADS], rt[2];
+	pthread_t wt[NTHREADS], rt[2], ct;
 	unsigned char *want = malloc(TMEM);
-	int i, nw = 0, nr = 0;
+	int i, nw = 0, nr = 0, have_chaos = 0;
 	char code[32];
 
 	memset(&sh, 0, sizeof(sh));
@@ -855,14 +902,21 @@ static void run_threads(int optimistic)
 	for (i = 0; i < 2; i++)
 		if (pthread_create(&rt[i], NULL, reader_main, &sh) == 0)
 			nr++;
+	if (!optimistic)
+		have_chaos = pthread_create(&ct, NULL, chaos_main, &sh) == 0;
 	for (i = 0; i < nw; i++)
 		pthread_join(wt[i], NULL);
 	for (i = 0; i < nr; i++)
 		pthread_join(rt[i], NULL);
+	if (have_chaos)
+		pthread_join(ct, NULL);
 	CHECK(nw == NTHREADS && nr == 2);
+	CHECK(optimistic || have_chaos);
 	CHECK(atomic_load(&sh.errors) == 0);
 	ST_CHECK_STORE(f.s, f.dir, NULL);
 	ST_CHECK_COMMITS(f.s, f.dir);
+	CHECK_ERR(store_persist(f.s), STORE_OK);
+	ST_CHECK_COMMITS_FILE(f.s, f.dir);
 	/* with If-Match, every writer's last round is in the final state */
 	if (optimistic) {
 		int retries = 0;
