@@ -610,7 +610,14 @@ static struct api_request *request_new(struct api *api,
 	r->conn = conn;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	snprintf(r->method, sizeof(r->method), "%s", method);
+	/* The log's copy: no control character can break a log line. */
 	r->path = strdup(url);
+	for (char *p = r->path; p && *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	for (char *p = r->method; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return r;
 }
 
