@@ -65,13 +65,22 @@ static int arm(long n, int err)
 	return -1;
 }
 
-/* Disarm; 1 when the failure fired since arming. */
+/* Disarm, waiting until it is; 1 when the failure fired since arming. */
 static int disarm(void)
 {
 	char buf[64];
+	int i;
 
 	kill(d.pid, SIGUSR2);
-	return read_report(buf, sizeof(buf)) && !strncmp(buf, "fired", 5);
+	for (i = 0; i < 5000; i++) {
+		if (read_report(buf, sizeof(buf)) &&
+		    !strncmp(buf, "disarmed", 8))
+			return strstr(buf, "fired") != NULL;
+		usleep(1000);
+	}
+	fprintf(stderr, "the shim did not disarm\n");
+	CHECK(0);
+	return 0;
 }
 
 static void text_of(struct e2e_resp *r, const char *key, char *out)

@@ -11,8 +11,9 @@
  * SIGUSR2 disarms it. Each failure is reported on stderr as
  * "faultshim: fail <call> #N". FAULTSHIM_CTL may name a file with
  * "N ERRNO", read at each arming instead. The file named by FAULTSHIM_REPORT is
- * rewritten with "armed" when SIGUSR1 has been handled and with
- * "fired <call> N" when the failure happened.
+ * rewritten with "armed" when SIGUSR1 has been handled, with
+ * "fired <call> N" when the failure happened, and with "disarmed" or
+ * "disarmed fired" when SIGUSR2 has been handled.
  */
 
 #include <dlfcn.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 static atomic_int armed;
+static atomic_int fired;
 static atomic_long counted;
 static long target = 1;
 static int fail_errno = EIO;
@@ -86,6 +88,7 @@ static void on_arm(int sig)
 {
 	(void)sig;
 	read_ctl();
+	atomic_store(&fired, 0);
 	atomic_store(&counted, 0);
 	atomic_store(&armed, 1);
 	report_line("armed\n", 6);
@@ -95,6 +98,10 @@ static void on_disarm(int sig)
 {
 	(void)sig;
 	atomic_store(&armed, 0);
+	if (atomic_load(&fired))
+		report_line("disarmed fired\n", 15);
+	else
+		report_line("disarmed\n", 9);
 }
 
 __attribute__((constructor)) static void shim_init(void)
@@ -152,6 +159,7 @@ static int should_fail(const char *what)
 	if (atomic_fetch_add(&counted, 1) + 1 != target)
 		return 0;
 	atomic_store(&armed, 0);
+	atomic_store(&fired, 1);
 	report(what);
 	errno = fail_errno;
 	return 1;
