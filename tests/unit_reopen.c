@@ -340,6 +340,57 @@ out:
 	free(dir);
 }
 
+struct walk {
+	struct store_id seen[8];
+	size_t n;
+	int stop_after;
+};
+
+static int walk_one(void *ctx, const struct store_id *commit,
+		    const struct store_pair *pairs, size_t n)
+{
+	struct walk *w = ctx;
+
+	(void)pairs;
+	(void)n;
+	if (w->n < 8)
+		w->seen[w->n] = *commit;
+	w->n++;
+	return w->stop_after && (int)w->n >= w->stop_after ? 42 : 0;
+}
+
+/* store_commits_foreach: oldest first; a nonzero return stops the walk. */
+static void test_foreach(void)
+{
+	struct fixture f;
+	struct store_id sid, c3;
+	struct walk w;
+
+	if (setup(&f, "reopen-foreach"))
+		goto out;
+	CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f.s, &sid, &f.m1, 0, 0x66, 1), STORE_OK);
+	CHECK_ERR(st_commit(f.s, &sid, &c3), STORE_OK);
+	/* back to c1: its id is not added again, the order stays */
+	CHECK_ERR(store_restore(f.s, &f.c1), STORE_OK);
+	CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+	CHECK_ERR(st_commit(f.s, &sid, NULL), STORE_OK);
+	memset(&w, 0, sizeof(w));
+	CHECK_ERR(store_commits_foreach(f.s, walk_one, &w), STORE_OK);
+	CHECK(w.n == 3);
+	if (w.n == 3) {
+		CHECK_ID(&w.seen[0], &f.c1);
+		CHECK_ID(&w.seen[1], &f.c2);
+		CHECK_ID(&w.seen[2], &c3);
+	}
+	memset(&w, 0, sizeof(w));
+	w.stop_after = 2;
+	(void)store_commits_foreach(f.s, walk_one, &w);
+	CHECK(w.n == 2);
+out:
+	teardown(&f);
+}
+
 int main(void)
 {
 	test_without_persist();
@@ -347,5 +398,6 @@ int main(void)
 	test_restore_merges_file();
 	test_tmp_removed();
 	test_creates_dir();
+	test_foreach();
 	return t_done();
 }

@@ -3,6 +3,7 @@
  * drop, expiry, limits, If-Match, deduplication of unchanged memory, late
  * modules, and many threads committing and reading at once.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -227,6 +228,10 @@ static void test_growth_and_range(void)
 		  STORE_ERANGE);
 	CHECK_ERR(store_session_read(f.s, &sid, &g, UINT64_MAX - 1, buf, 16),
 		  STORE_ERANGE);
+	/* a write of zero bytes changes nothing (README), even past the end */
+	CHECK_ERR(store_session_write(f.s, &sid, &g, 40000, buf, 0), STORE_OK);
+	CHECK_ERR(store_session_size(f.s, &sid, &g, &size), STORE_OK);
+	CHECK(size == 4096);
 	/* a write past the end grows to whole pages, zero-filled */
 	CHECK_ERR(st_fill(f.s, &sid, &g, 4096 + 10, 0x61, 5), STORE_OK);
 	memset(want + 4106, 0x61, 5);
@@ -585,6 +590,9 @@ static void test_open_descriptor(void)
 	CHECK_ERR(st_deploy(f.s, "fd a", 4096, &a), STORE_OK);
 	CHECK_ERR(store_module_open(f.s, &a, &fd, &info), STORE_OK);
 	CHECK(!info.has_commit && info.size == 4096);
+	/* read-only: writing through it fails */
+	CHECK(fd >= 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY);
+	CHECK(fd >= 0 && pwrite(fd, "x", 1, 0) == -1);
 	CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
 	CHECK_ERR(st_fill(f.s, &sid, &a, 0, 0x31, 4096), STORE_OK);
 	CHECK_ERR(st_commit(f.s, &sid, &c1), STORE_OK);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -457,6 +458,24 @@ int main(void)
 	st_check_store(__FILE__, __LINE__, s, dir, &root);
 	CHECK_ID(&root, &c3);
 	ST_CHECK_COMMITS(s, dir);
+	/* README: the directory is 0700 and every file 0600 */
+	{
+		struct st_names all;
+		struct stat sb;
+
+		CHECK(st_names_list(dir, ST_ALL, &all) == 0);
+		for (i = 0; i < all.n; i++) {
+			char *p = st_path(dir, all.v[i]);
+
+			if (p && lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) &&
+			    (sb.st_mode & 0077))
+				st_fail(__FILE__, __LINE__, "%s: mode %o",
+					all.v[i], sb.st_mode & 0777);
+			free(p);
+		}
+		st_names_release(&all);
+		CHECK(stat(dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+	}
 out:
 	store_close(s);
 	st_names_release(&want);
