@@ -16,8 +16,11 @@
  * of its deployed size); restore puts every module of the commit back to
  * its module commit and every other one to its initial zeros; the commits
  * store lives in memory until persist, and after a reopen it is what was
- * last persisted, while the current state survives. Any disagreement, on a
- * result code, an id, a size or a single byte, is an abort() with a
+ * last persisted, while the current state survives. The state directory
+ * is checked too: exactly the names of the layout in store.h, each file
+ * with the right bytes, and a descriptor from store_module_open() reading
+ * the same memory whatever happens after. Any disagreement, on a result
+ * code, an id, a size, a file or a single byte, is an abort() with a
  * message, which libFuzzer reports as a crash.
  *
  * FUZZ_TRACE=1 in the environment prints every operation to stderr, which
