@@ -53,7 +53,13 @@ static int round_once(int t, int k)
 	int rc = -1;
 
 	e2e_pattern((uint64_t)(t * 100 + k), 0, page, sizeof(page));
-	for (;;) {
+	for (int attempt = 0;; attempt++) {
+		if (attempt == 10000) {
+			fprintf(stderr, "client %d: no commit in %d tries\n", t,
+				attempt);
+			atomic_fetch_add(&failures, 1);
+			return -1;
+		}
 		e2e_post(&d, "/sessions", NULL, &r);
 		if (r.status != 201 || !e2e_str(&r, "id")) {
 			fail("open a session", &r);

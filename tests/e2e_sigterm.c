@@ -26,7 +26,7 @@ static char mod[STORE_HEX_LEN + 1];
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *answered; /* {COMMIT: {MOD: MODCOMMIT}} of every 201 */
-static atomic_int nanswered, unexpected;
+static atomic_int nanswered, unexpected, running = CLIENTS;
 
 static void *client_main(void *arg)
 {
@@ -76,6 +76,7 @@ static void *client_main(void *arg)
 		if (!status)
 			break; /* the daemon is gone */
 	}
+	atomic_fetch_sub(&running, 1);
 	return NULL;
 }
 
@@ -106,7 +107,7 @@ int main(void)
 
 	for (i = 0; i < CLIENTS; i++)
 		pthread_create(&th[i], NULL, client_main, (void *)(intptr_t)i);
-	while (atomic_load(&nanswered) < STOP_AFTER)
+	while (atomic_load(&nanswered) < STOP_AFTER && atomic_load(&running))
 		usleep(1000);
 	rc = e2e_stop(&d, SIGTERM); /* while the clients go on */
 	for (i = 0; i < CLIENTS; i++)
