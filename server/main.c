@@ -664,6 +664,13 @@ out:
 	if (d) {
 		api_begin_shutdown(api);
 		qfd = MHD_quiesce_daemon(d);
+		/*
+		 * No thread polls the socket any more: shut it down so that
+		 * new connections are refused at once rather than left in
+		 * the backlog until the descriptor closes after the stop.
+		 */
+		if (qfd != MHD_INVALID_SOCKET)
+			shutdown(qfd, SHUT_RDWR);
 		left = api_wait_idle(api, SERVER_DRAIN_MS);
 		if (left)
 			say(cfg.log_format, "warn",

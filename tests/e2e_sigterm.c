@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define CLIENTS	    4
@@ -78,6 +81,87 @@ static void *client_main(void *arg)
 	}
 	atomic_fetch_sub(&running, 1);
 	return NULL;
+}
+
+static int connect_port(int port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * A deploy whose body is half sent when SIGTERM comes: new connections are
+ * refused from then on, the request in flight still gets its 201, and the
+ * daemon exits 0 after it.
+ */
+static void test_drain(const char *dir, const char *log)
+{
+	static const char head[] = "POST /modules HTTP/1.1\r\n"
+				   "Host: x\r\nContent-Length: 10\r\n"
+				   "Expect: 100-continue\r\n\r\n";
+	struct e2e_daemon dd;
+	char buf[1024];
+	size_t have = 0;
+	ssize_t n;
+	int fd, other = 0, i;
+
+	if (e2e_start(&dd, dir, log, NULL) < 0) {
+		CHECK(!"daemon started");
+		return;
+	}
+	fd = connect_port(dd.port);
+	CHECK(fd >= 0);
+	if (fd < 0)
+		return;
+	CHECK(write(fd, head, sizeof(head) - 1) == (ssize_t)(sizeof(head) - 1));
+	/* "100 Continue" means the handler has the request: it is in flight. */
+	while (have < sizeof(buf) - 1 &&
+	       (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+		have += (size_t)n;
+		buf[have] = '\0';
+		if (strstr(buf, "\r\n\r\n"))
+			break;
+	}
+	buf[have] = '\0';
+	CHECK(!strncmp(buf, "HTTP/1.1 100", 12));
+	have = 0;
+	kill(dd.pid, SIGTERM);
+	/* Stopped accepting: a new connection is refused (bounded wait). */
+	for (i = 0; i < 2000; i++) {
+		other = connect_port(dd.port);
+		if (other < 0)
+			break;
+		close(other);
+		usleep(5000);
+	}
+	CHECK(other < 0);
+	/* The request in flight completes. */
+	CHECK(write(fd, "drain-body", 10) == 10);
+	while (have < sizeof(buf) - 1 &&
+	       (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+		have += (size_t)n;
+		buf[have] = '\0';
+		if (strstr(buf, "\r\n\r\n") && strstr(buf, "}"))
+			break;
+	}
+	buf[have] = '\0';
+	CHECK(!strncmp(buf, "HTTP/1.1 201", 12));
+	if (strncmp(buf, "HTTP/1.1 201", 12))
+		fprintf(stderr, "in flight got: %.200s\n", buf);
+	close(fd);
+	CHECK(e2e_stop(&dd, SIGTERM) == 0);
 }
 
 int main(void)
@@ -163,6 +247,7 @@ int main(void)
 	e2e_resp_release(&r);
 
 	CHECK(e2e_stop(&d, SIGTERM) == 0);
+	test_drain(tmp.state, tmp.log);
 	json_decref(answered);
 	e2e_tmp_done(&tmp);
 	return t_done();
