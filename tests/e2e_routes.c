@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_MODULE (1024 * 1024)
@@ -138,6 +141,37 @@ static void test_unknown_routes(void)
 	CHECK(e2e_header(&r, "Allow", allow, sizeof(allow)) &&
 	      !strcmp(allow, "POST"));
 	e2e_resp_release(&r);
+}
+
+/* Errors without a body keep the connection: two requests, one socket. */
+static void test_keep_alive(void)
+{
+	static const char reqs[] = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+				   "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct sockaddr_in sa;
+	char buf[4096];
+	size_t have = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)d.port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CHECK(write(fd, reqs, sizeof(reqs) - 1) == (ssize_t)(sizeof(reqs) - 1));
+	while (have < sizeof(buf) - 1 &&
+	       (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
+		have += (size_t)n;
+		buf[have] = '\0';
+		if (strstr(buf, "{\"status\":\"ok\"}"))
+			break;
+	}
+	buf[have] = '\0';
+	CHECK(!strncmp(buf, "HTTP/1.1 404", 12));
+	CHECK(strstr(buf, "HTTP/1.1 200") && strstr(buf, "\"ok\""));
+	if (fd >= 0)
+		close(fd);
 }
 
 static void test_deploy(struct store_id *a, struct store_id *b)
@@ -301,6 +335,13 @@ static void test_module_memory(const struct store_id *a)
 	CHECK(r.len == 65436);
 	CHECK(e2e_header(&r, "Content-Range", h, sizeof(h)) &&
 	      !strcmp(h, "bytes 100-65535/65536"));
+	e2e_resp_release(&r);
+
+	/* HEAD: the headers of GET, no body. */
+	e2e_request(&d, "HEAD", path, NULL, 0, NULL, &r);
+	E2E_STATUS(&r, 200);
+	CHECK(r.len == 0 && e2e_header(&r, "Content-Length", h, sizeof(h)) &&
+	      !strcmp(h, "65536"));
 	e2e_resp_release(&r);
 
 	/* Several ranges: the whole memory. */
@@ -919,6 +960,7 @@ int main(void)
 	}
 	test_health_root();
 	test_unknown_routes();
+	test_keep_alive();
 	test_deploy(&a, &b);
 	test_module_memory(&a);
 	test_sessions(&s1, s1hex);
