@@ -321,7 +321,7 @@ static enum MHD_Result module_memory(struct api_request *r)
 	err = store_module_open(r->api->o.store, &r->ids[0], &fd, &info);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "opening the module's memory");
-		return api_reply_error(r);
+		goto out;
 	}
 	len = info.size;
 	if (info.has_commit) {
@@ -332,15 +332,15 @@ static enum MHD_Result module_memory(struct api_request *r)
 		rng = range_parse(api_header(r, MHD_HTTP_HEADER_RANGE),
 				  info.size, &off, &len);
 	if (rng < 0) {
-		close(fd);
 		r->has_range_size = 1;
 		r->range_size = info.size;
 		api_fail(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
 			 store_errname(STORE_ERANGE),
 			 "the range is outside the %llu bytes of memory",
 			 (unsigned long long)info.size);
-		return api_reply_error(r);
+		goto out;
 	}
+	/* The response owns fd from here on: sendfile, no copy. */
 	if (rng > 0) {
 		status = MHD_HTTP_PARTIAL_CONTENT;
 		resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
@@ -348,10 +348,10 @@ static enum MHD_Result module_memory(struct api_request *r)
 		resp = MHD_create_response_from_fd64(len, fd);
 	}
 	if (!resp) {
-		close(fd);
 		api_fail_store(r, STORE_ENOMEM, "serving the memory");
-		return api_reply_error(r);
+		goto out;
 	}
+	fd = -1;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"application/octet-stream");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
@@ -365,6 +365,11 @@ static enum MHD_Result module_memory(struct api_request *r)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
 					buf);
 	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (!resp)
+		return api_reply_error(r);
 	return api_reply(r, status, resp, len);
 }
 
@@ -481,27 +486,27 @@ static ssize_t mem_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 static enum MHD_Result session_read(struct api_request *r)
 {
-	struct MHD_Response *resp;
-	struct mem_reader *mr;
+	struct MHD_Response *resp = NULL;
+	struct mem_reader *mr = NULL;
 	enum store_err err;
-	uint64_t size, off, len;
+	uint64_t size, off, len = 0;
 	int has_off, has_len;
 
 	err =
 	    store_session_size(r->api->o.store, &r->ids[0], &r->ids[1], &size);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "reading the session's memory");
-		return api_reply_error(r);
+		goto out;
 	}
 	if (api_query_u64(r, "offset", &off, &has_off) < 0) {
 		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_offset",
 			 "offset must be a decimal number of bytes");
-		return api_reply_error(r);
+		goto out;
 	}
 	if (api_query_u64(r, "length", &len, &has_len) < 0) {
 		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_length",
 			 "length must be a decimal number of bytes");
-		return api_reply_error(r);
+		goto out;
 	}
 	if (off > size || (has_len && len > size - off)) {
 		r->has_range_size = 1;
@@ -512,7 +517,7 @@ static enum MHD_Result session_read(struct api_request *r)
 			 "of memory",
 			 (unsigned long long)off, (unsigned long long)len,
 			 (unsigned long long)size);
-		return api_reply_error(r);
+		goto out;
 	}
 	if (!has_len)
 		len = size - off;
@@ -520,11 +525,10 @@ static enum MHD_Result session_read(struct api_request *r)
 		resp = MHD_create_response_from_buffer(0, NULL,
 						       MHD_RESPMEM_PERSISTENT);
 	} else {
+		/* Read from the store a block at a time as MHD sends. */
 		mr = malloc(sizeof(*mr));
-		if (!mr) {
-			api_fail_store(r, STORE_ENOMEM, "reading memory");
-			return api_reply_error(r);
-		}
+		if (!mr)
+			goto nomem;
 		mr->store = r->api->o.store;
 		mr->sid = r->ids[0];
 		mr->mod = r->ids[1];
@@ -532,15 +536,20 @@ static enum MHD_Result session_read(struct api_request *r)
 		mr->len = len;
 		resp = MHD_create_response_from_callback(len, API_READ_BLOCK,
 							 mem_read, mr, free);
-		if (!resp)
-			free(mr);
+		if (resp)
+			mr = NULL; /* the response owns it */
 	}
-	if (!resp) {
-		api_fail_store(r, STORE_ENOMEM, "reading memory");
-		return api_reply_error(r);
-	}
+	if (!resp)
+		goto nomem;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"application/octet-stream");
+	goto out;
+nomem:
+	api_fail_store(r, STORE_ENOMEM, "reading memory");
+out:
+	free(mr);
+	if (!resp)
+		return api_reply_error(r);
 	return api_reply(r, MHD_HTTP_OK, resp, len);
 }
 
