@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -553,6 +554,20 @@ static void reaper_stop(struct server_reaper *rp)
 	pthread_mutex_destroy(&rp->lock);
 }
 
+/*
+ * Connections, session overlays and served files all take descriptors: use
+ * the hard limit rather than the usual soft 1024.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* --- main ----------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -589,6 +604,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	raise_fd_limit();
 	if (cfg.token_file && !(token = token_read(cfg.token_file)))
 		goto out;
 
