@@ -58,7 +58,8 @@ CLIBIN   := $(if $(CLI_SRC),$(BIN)/modstore)
 UNIT_BIN := $(patsubst tests/%.c,$(O)/tests/%,$(UNIT_SRC))
 E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
 
-.PHONY: all test run deps clean format format-check tests fuzz fuzz-build
+.PHONY: all test test-suite test-tsan run deps clean format format-check \
+	tests fuzz fuzz-build
 all: $(DAEMON) $(CLIBIN)
 SHIM     := $(O)/faultshim.so
 tests: $(UNIT_BIN) $(E2E_BIN) $(SHIM)
@@ -97,8 +98,24 @@ $(O)/tests/unit_%: $(O)/tests/unit_%.o $(TLIB) $(LIBSTORE)
 $(O)/tests/e2e_%: $(O)/tests/e2e_%.o $(TLIB) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
-test: all tests
-	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run $(UNIT_BIN) $(E2E_BIN)
+# `make test` runs the whole suite, then again built with ASan and UBSan,
+# then the concurrency tests built with TSan. `make test-suite` runs the
+# suite of one build only (SANITIZE= chooses which).
+TSAN_TESTS := unit_sessions unit_model e2e_concurrent e2e_sigterm e2e_kill
+
+test:
+	@tools/install-deps
+	$(MAKE) test-suite
+	$(MAKE) SANITIZE=address,undefined test-suite
+	$(MAKE) SANITIZE=thread test-tsan
+
+test-suite: all tests
+	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run \
+		$(UNIT_BIN) $(E2E_BIN)
+
+test-tsan: all tests
+	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run \
+		$(addprefix $(O)/tests/,$(TSAN_TESTS))
 
 run: $(DAEMON)
 	$(DAEMON) --dir $(RUN_DIR) --listen $(RUN_LISTEN)
