@@ -391,6 +391,45 @@ out:
 	teardown(&f);
 }
 
+/* store_deploy_id: a module known by its id only, then by its code. */
+static void test_deploy_id(void)
+{
+	char *dir = t_tmpdir("reopen-deploy-id");
+	struct store *s = NULL;
+	struct store_module_info info;
+	struct store_id id;
+	unsigned char zeros[8192];
+	char name[STORE_HEX_LEN + 1];
+	int created = -1;
+
+	memset(zeros, 0, sizeof(zeros));
+	st_h("streamed code", 13, &id);
+	CHECK_ERR(st_open(&s, dir, NULL), STORE_OK);
+	if (!s)
+		goto out;
+	CHECK_ERR(store_deploy_id(s, &id, 8192, &info, &created), STORE_OK);
+	CHECK(created == 1 && info.size == 8192 && !info.has_commit);
+	CHECK_ID(&info.id, &id);
+	st_hex(&id, name);
+	{
+		unsigned char *b = NULL;
+		size_t len = 0;
+
+		CHECK(st_read(dir, name, &b, &len) == 0 && len == 8192 &&
+		      !memcmp(b, zeros, len));
+		free(b);
+	}
+	created = -1;
+	CHECK_ERR(store_deploy(s, "streamed code", 13, 4096, &info, &created),
+		  STORE_OK);
+	CHECK(created == 0 && info.size == 8192);
+	ST_CHECK_STORE(s, dir, NULL);
+out:
+	store_close(s);
+	t_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	test_without_persist();
@@ -399,5 +438,6 @@ int main(void)
 	test_tmp_removed();
 	test_creates_dir();
 	test_foreach();
+	test_deploy_id();
 	return t_done();
 }

@@ -446,6 +446,18 @@ static void test_limits_and_expiry(void)
 	CHECK(st.sessions == 1);
 out:
 	fx_close(&f);
+	/* max_sessions 0: no limit */
+	if (fx_open(&f, "sess-nolimit", 0, 0))
+		goto done;
+	for (i = 0; i < 200; i++)
+		if (st_begin(f.s, &sid) != STORE_OK)
+			break;
+	CHECK(i == 200);
+	CHECK_ERR(store_session_list(f.s, &list, &n), STORE_OK);
+	CHECK(n == 200);
+	free(list);
+done:
+	fx_close(&f);
 }
 
 static void test_dedup(void)
