@@ -69,7 +69,7 @@ enum store_err {
 /* A static English description of err; never NULL. */
 const char *store_strerror(enum store_err err);
 
-/* A stable snake_case name for err ("no_module", "disk_full", ...). */
+/* A stable snake_case name for err ("module_not_found", "disk_full"...). */
 const char *store_errname(enum store_err err);
 
 /*
@@ -248,7 +248,7 @@ enum store_err store_commit_get(struct store *s, const struct store_id *commit,
 /*
  * Call fn for every commit in the commits store, oldest first, with the
  * store's lock held: fn must not call into the store. A nonzero return from
- * fn stops the walk and is returned in *stopped (may be NULL).
+ * fn stops the walk.
  */
 typedef int (*store_commit_fn)(void *ctx, const struct store_id *commit,
 			       const struct store_pair *pairs, size_t n);

@@ -116,14 +116,17 @@ static void *writer(void *arg)
 		snprintf(sid, sizeof(sid), "%s", e2e_str(&r, "id"));
 		e2e_resp_release(&r);
 		for (k = 0; k < n && ok; k++) {
-			size_t m = rnd(&seed) % nmods;
 			unsigned off = rnd(&seed) % 12288;
 			size_t len = 1 + rnd(&seed) % sizeof(buf);
+			char mod[STORE_HEX_LEN + 1];
 
+			pthread_mutex_lock(&lock);
+			memcpy(mod, mods[rnd(&seed) % nmods], sizeof(mod));
+			pthread_mutex_unlock(&lock);
 			randombytes_buf(buf, len);
 			snprintf(path, sizeof(path),
 				 "/sessions/%s/modules/%s/memory?offset=%u",
-				 sid, mods[m], off);
+				 sid, mod, off);
 			ok =
 			    !e2e_request(&d, "PUT", path, buf, len, NULL, &r) &&
 			    r.status == 204;
