@@ -945,6 +945,55 @@ enum store_err store_commit_get(struct store *s, const struct store_id *commit,
 	return err;
 }
 
+enum store_err store_commit_open(struct store *s, const struct store_id *commit,
+				 const struct store_id *mod, int *fd,
+				 uint64_t *size)
+{
+	const struct centry *c;
+	struct store_id mc;
+	struct stat sb;
+	enum store_err err = STORE_ENOCOMMIT;
+	char mhex[STORE_HEX_LEN + 1], chex[STORE_HEX_LEN + 1];
+	char name[NAME_LEN];
+	size_t i;
+
+	*fd = -1;
+	*size = 0;
+	pthread_mutex_lock(&s->lock);
+	c = commits_find(&s->cs, commit);
+	if (c) {
+		err = STORE_ENOMODULE;
+		for (i = 0; i < c->n; i++) {
+			if (store_id_equal(&c->pairs[i].module, mod)) {
+				mc = c->pairs[i].commit;
+				err = STORE_OK;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (err != STORE_OK)
+		goto out;
+	/* commit files are written once and never modified: no lock */
+	store_id_hex(mod, mhex);
+	store_id_hex(&mc, chex);
+	snprintf(name, sizeof(name), "%s_%s", mhex, chex);
+	*fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0) {
+		err = errno == ENOENT ? STORE_ECORRUPT : err_from_errno(errno);
+		goto out;
+	}
+	if (fstat(*fd, &sb) < 0) {
+		err = err_from_errno(errno);
+		close(*fd);
+		*fd = -1;
+		goto out;
+	}
+	*size = (uint64_t)sb.st_size;
+out:
+	return err;
+}
+
 enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
 				     void *ctx)
 {

@@ -246,6 +246,17 @@ enum store_err store_commit_get(struct store *s, const struct store_id *commit,
 				struct store_pair **pairs, size_t *n);
 
 /*
+ * A read-only descriptor on the memory of module mod as commit holds it
+ * (the file MOD_MODCOMMIT, never modified) and its size in bytes.
+ * STORE_ENOCOMMIT when commit is not in the commits store (the file
+ * `commits` is not consulted), STORE_ENOMODULE when it does not hold mod.
+ * Caller closes *fd.
+ */
+enum store_err store_commit_open(struct store *s, const struct store_id *commit,
+				 const struct store_id *mod, int *fd,
+				 uint64_t *size);
+
+/*
  * Call fn for every commit in the commits store, oldest first, with the
  * store's lock held: fn must not call into the store. A nonzero return from
  * fn stops the walk.
