@@ -58,7 +58,7 @@ CLIBIN   := $(if $(CLI_SRC),$(BIN)/modstore)
 UNIT_BIN := $(patsubst tests/%.c,$(O)/tests/%,$(UNIT_SRC))
 E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
 
-.PHONY: all test test-suite test-tsan run deps clean format format-check \
+.PHONY: all test test-suite test-tsan test-valgrind run deps clean format format-check \
 	tests fuzz fuzz-build
 all: $(DAEMON) $(CLIBIN)
 SHIM     := $(O)/faultshim.so
@@ -108,10 +108,18 @@ test:
 	$(MAKE) test-suite
 	$(MAKE) SANITIZE=address,undefined test-suite
 	$(MAKE) SANITIZE=thread test-tsan
+	$(MAKE) test-valgrind
 
 test-suite: all tests
 	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run \
 		$(UNIT_BIN) $(E2E_BIN)
+
+# end-to-end tests with the daemon under valgrind memcheck
+VALGRIND_TESTS := e2e_routes e2e_walkthrough e2e_restart e2e_token
+test-valgrind: all tests
+	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) \
+		VALGRIND_DAEMON=$(DAEMON) MODSTORED=tests/valgrind-modstored \
+		tests/run $(addprefix $(O)/tests/,$(VALGRIND_TESTS))
 
 test-tsan: all tests
 	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run \
