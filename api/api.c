@@ -41,6 +41,75 @@ unsigned int api_status_of(enum store_err err)
 	return status_of[err];
 }
 
+/* --- metrics ------------------------------------------------------------- */
+
+const unsigned int api_statuses[API_NSTATUS] = {
+    200, 201, 204, 206, 400, 401, 404, 405, 412,
+    413, 416, 500, 503, 507, 304, 408, 429, 501,
+};
+
+const double api_buckets[API_NBUCKETS] = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,  0.5,	   1,	  2.5,	5,     10,
+};
+
+uint64_t api_elapsed_ns(const struct timespec *start)
+{
+	struct timespec now;
+	int64_t ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (int64_t)(now.tv_sec - start->tv_sec) * 1000000000 +
+	     (now.tv_nsec - start->tv_nsec);
+	return ns > 0 ? (uint64_t)ns : 0;
+}
+
+void api_hist_observe(struct api_hist *h, uint64_t ns)
+{
+	double sec = (double)ns / 1e9;
+	size_t i;
+
+	for (i = 0; i < API_NBUCKETS && sec > api_buckets[i]; i++)
+		;
+	atomic_fetch_add(&h->bucket[i], 1);
+	atomic_fetch_add(&h->sum_ns, ns);
+	atomic_fetch_add(&h->count, 1);
+}
+
+static size_t status_index(unsigned int status)
+{
+	size_t i;
+
+	for (i = 0; i < API_NSTATUS; i++)
+		if (api_statuses[i] == status)
+			return i;
+	return API_NSTATUS;
+}
+
+static void metrics_count(struct api_request *r)
+{
+	struct api_metrics *m = &r->api->m;
+	size_t route = API_MAX_ROUTES;
+
+	if (r->route)
+		route = (size_t)(r->route - api_routes);
+	atomic_fetch_add(&m->requests[route][status_index(r->status)], 1);
+	api_hist_observe(&m->request_seconds, api_elapsed_ns(&r->start));
+	atomic_fetch_add(&m->bytes_received, r->bytes_in);
+	atomic_fetch_add(&m->bytes_sent, r->bytes_out);
+}
+
+size_t api_route_count(void)
+{
+	return api_nroutes;
+}
+
+void api_route_at(size_t i, const char **method, const char **pattern)
+{
+	*method = i < api_nroutes ? api_routes[i].method : NULL;
+	*pattern = i < api_nroutes ? api_routes[i].pattern : NULL;
+}
+
 /* --- the api -------------------------------------------------------------- */
 
 struct api *api_new(const struct api_options *opts)
@@ -427,6 +496,7 @@ void api_request_completed(void *cls, struct MHD_Connection *conn,
 	if (!r)
 		return;
 	log_request(r, toe);
+	metrics_count(r);
 	request_free(r);
 	*req_cls = NULL;
 	atomic_fetch_sub(&api->inflight, 1);

@@ -81,4 +81,12 @@ unsigned int api_status_of(enum store_err err);
 void api_log_message(enum api_log_format fmt, const char *level,
 		     const char *msg);
 
+/*
+ * The route table, read-only: the number of routes, and the method
+ * ("GET"...) and pattern ("/sessions/{sid}/commit") of route i (i below
+ * api_route_count()). Both strings are static.
+ */
+size_t api_route_count(void);
+void api_route_at(size_t i, const char **method, const char **pattern);
+
 #endif /* API_H */

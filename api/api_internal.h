@@ -21,13 +21,53 @@
 /* Block size asked of libmicrohttpd for streamed session memory. */
 #define API_READ_BLOCK (64 * 1024)
 
+/* Room for the route table in the metrics; routes.c checks it. */
+#define API_MAX_ROUTES 32
+
+/* Statuses counted by name; any other is counted as "other". */
+#define API_NSTATUS 18
+
+/* Upper bounds (seconds) of the duration histograms, +Inf excluded. */
+#define API_NBUCKETS 14
+
+/* A duration histogram: per-bucket counts (not cumulative), sum in ns. */
+struct api_hist {
+	atomic_uint_least64_t bucket[API_NBUCKETS + 1]; /* last: +Inf */
+	atomic_uint_least64_t sum_ns;
+	atomic_uint_least64_t count;
+};
+
+/*
+ * The figures of GET /metrics: lock-free counters updated as requests
+ * complete. Index API_MAX_ROUTES of requests[] counts the requests that
+ * matched no route.
+ */
+struct api_metrics {
+	atomic_uint_least64_t requests[API_MAX_ROUTES + 1][API_NSTATUS + 1];
+	struct api_hist request_seconds;
+	struct api_hist commit_seconds;
+	atomic_uint_least64_t bytes_received; /* request bodies */
+	atomic_uint_least64_t bytes_sent;     /* answer bodies */
+};
+
 struct api {
 	struct api_options o; /* o.token is not kept: see token_hash */
 	int has_token;
 	unsigned char token_hash[crypto_generichash_BYTES];
 	atomic_uint inflight; /* requests between first call and completion */
 	atomic_int closing;   /* api_begin_shutdown() was called */
+	struct api_metrics m;
 };
+
+/* The statuses counted by name, and the histograms' bucket bounds. */
+extern const unsigned int api_statuses[API_NSTATUS];
+extern const double api_buckets[API_NBUCKETS];
+
+/* Add one observation of ns nanoseconds to h. */
+void api_hist_observe(struct api_hist *h, uint64_t ns);
+
+/* Nanoseconds since start (CLOCK_MONOTONIC). */
+uint64_t api_elapsed_ns(const struct timespec *start);
 
 struct api_request;
 

@@ -157,6 +157,174 @@ static enum MHD_Result restore(struct api_request *r)
 	return reply_commits(r);
 }
 
+/*
+ * GET /commits/{commit}/modules/{mod}/memory: the module's memory as the
+ * commit holds it, from its commit file (sendfile).
+ */
+static enum MHD_Result commit_memory(struct api_request *r)
+{
+	struct MHD_Response *resp = NULL;
+	enum store_err err;
+	uint64_t size = 0;
+	int fd = -1;
+
+	err = store_commit_open(r->api->o.store, &r->ids[0], &r->ids[1], &fd,
+				&size);
+	if (err != STORE_OK) {
+		api_fail_store(r, err,
+			       "opening the module's memory in the "
+			       "commit");
+		goto out;
+	}
+	resp = MHD_create_response_from_fd64(size, fd);
+	if (!resp) {
+		api_fail_store(r, STORE_ENOMEM, "serving the memory");
+		goto out;
+	}
+	fd = -1; /* the response owns it */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/octet-stream");
+out:
+	if (fd >= 0)
+		close(fd);
+	if (!resp)
+		return api_reply_error(r);
+	return api_reply(r, MHD_HTTP_OK, resp, size);
+}
+
+/* --- metrics -------------------------------------------------------------- */
+
+static void metric_head(FILE *f, const char *name, const char *type,
+			const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metric_hist(FILE *f, const char *name, const char *help,
+			struct api_hist *h)
+{
+	uint64_t cum = 0;
+	size_t i;
+
+	metric_head(f, name, "histogram", help);
+	for (i = 0; i <= API_NBUCKETS; i++) {
+		cum += atomic_load(&h->bucket[i]);
+		if (i < API_NBUCKETS)
+			fprintf(f, "%s_bucket{le=\"%g\"} %llu\n", name,
+				api_buckets[i], (unsigned long long)cum);
+		else
+			fprintf(f, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+				(unsigned long long)cum);
+	}
+	fprintf(f, "%s_sum %.9f\n", name,
+		(double)atomic_load(&h->sum_ns) / 1e9);
+	/* the count is the +Inf bucket, read once, so that they agree */
+	fprintf(f, "%s_count %llu\n", name, (unsigned long long)cum);
+}
+
+static void metric_gauge(FILE *f, const char *name, const char *type,
+			 const char *help, uint64_t v)
+{
+	metric_head(f, name, type, help);
+	fprintf(f, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* GET /metrics: the Prometheus text format, version 0.0.4. */
+static enum MHD_Result metrics(struct api_request *r)
+{
+	struct api_metrics *m = &r->api->m;
+	struct MHD_Response *resp = NULL;
+	struct store_stats st;
+	enum store_err err;
+	char *text = NULL, status[16];
+	size_t len = 0, i, k;
+	uint64_t v;
+	FILE *f = NULL;
+
+	err = store_get_stats(r->api->o.store, &st);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "reading the store's figures");
+		goto out;
+	}
+	f = open_memstream(&text, &len);
+	if (!f) {
+		api_fail_store(r, STORE_ENOMEM, "building the metrics");
+		goto out;
+	}
+	metric_head(f, "modstore_http_requests_total", "counter",
+		    "HTTP requests answered, by method, route pattern and "
+		    "status.");
+	for (i = 0; i <= api_nroutes; i++) {
+		size_t ri = i < api_nroutes ? i : API_MAX_ROUTES;
+
+		for (k = 0; k <= API_NSTATUS; k++) {
+			v = atomic_load(&m->requests[ri][k]);
+			if (!v)
+				continue;
+			if (k < API_NSTATUS)
+				snprintf(status, sizeof(status), "%u",
+					 api_statuses[k]);
+			else
+				snprintf(status, sizeof(status), "other");
+			fprintf(f,
+				"modstore_http_requests_total{method=\"%s\","
+				"route=\"%s\",status=\"%s\"} %llu\n",
+				i < api_nroutes ? api_routes[i].method : "",
+				i < api_nroutes ? api_routes[i].pattern
+						: "unmatched",
+				status, (unsigned long long)v);
+		}
+	}
+	metric_hist(f, "modstore_http_request_duration_seconds",
+		    "Time from a request's first byte to its completion.",
+		    &m->request_seconds);
+	metric_hist(f, "modstore_commit_duration_seconds",
+		    "Time of the store's commit of a session (durable on "
+		    "return).",
+		    &m->commit_seconds);
+	metric_gauge(f, "modstore_http_received_bytes_total", "counter",
+		     "Bytes of request bodies received.",
+		     atomic_load(&m->bytes_received));
+	metric_gauge(f, "modstore_http_sent_bytes_total", "counter",
+		     "Bytes of answer bodies sent.",
+		     atomic_load(&m->bytes_sent));
+	metric_gauge(f, "modstore_written_bytes_total", "counter",
+		     "Module memory written to disk by the store since it "
+		     "opened.",
+		     st.bytes_written);
+	metric_gauge(f, "modstore_sessions_open", "gauge", "Sessions open now.",
+		     st.sessions);
+	metric_gauge(f, "modstore_modules", "gauge", "Modules deployed.",
+		     st.modules);
+	metric_gauge(f, "modstore_commits", "gauge",
+		     "Commits in the commits store.", st.commits);
+	metric_gauge(f, "modstore_disk_bytes", "gauge",
+		     "Bytes allocated on disk by the state directory.",
+		     st.bytes_on_disk);
+	if (fclose(f) != 0) {
+		f = NULL;
+		api_fail_store(r, STORE_ENOMEM, "building the metrics");
+		goto out;
+	}
+	f = NULL;
+	resp =
+	    MHD_create_response_from_buffer_with_free_callback(len, text, free);
+	if (!resp) {
+		api_fail_store(r, STORE_ENOMEM, "building the metrics");
+		goto out;
+	}
+	text = NULL; /* the response owns it */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/plain; version=0.0.4; charset=utf-8");
+out:
+	if (f)
+		fclose(f);
+	free(text);
+	if (!resp)
+		return api_reply_error(r);
+	return api_reply(r, MHD_HTTP_OK, resp, len);
+}
+
 /* --- modules -------------------------------------------------------------- */
 
 static enum MHD_Result modules_list(struct api_request *r)
@@ -634,6 +802,7 @@ static int if_match_parse(const char *v, struct store_id *root)
 static enum MHD_Result session_commit(struct api_request *r)
 {
 	struct store_commit_info ci = {0};
+	struct timespec t0;
 	struct store_id root;
 	enum store_err err;
 	char hex[STORE_HEX_LEN + 1];
@@ -646,8 +815,12 @@ static enum MHD_Result session_commit(struct api_request *r)
 			 "If-Match must be \"ROOT\" (64 hex digits) or *");
 		return api_reply_error(r);
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = store_session_commit(r->api->o.store, &r->ids[0],
 				   m ? &root : NULL, &ci);
+	if (err == STORE_OK)
+		api_hist_observe(&r->api->m.commit_seconds,
+				 api_elapsed_ns(&t0));
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "committing the session");
 		return api_reply_error(r);
@@ -697,8 +870,14 @@ const struct api_route api_routes[] = {
      0},
     {GET, "/commits", commits_list, NULL, NULL, API_BODY_NONE, 0},
     {GET, "/commits/{commit}", commit_get, NULL, NULL, API_BODY_NONE, 0},
+    {GET, "/commits/{commit}/modules/{mod}/memory", commit_memory, NULL, NULL,
+     API_BODY_NONE, 0},
     {POST, "/persist", persist, NULL, NULL, API_BODY_NONE, 0},
     {POST, "/restore/{commit}", restore, NULL, NULL, API_BODY_NONE, 0},
+    {GET, "/metrics", metrics, NULL, NULL, API_BODY_NONE, 0},
 };
 
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
+
+_Static_assert(sizeof(api_routes) / sizeof(api_routes[0]) <= API_MAX_ROUTES,
+	       "raise API_MAX_ROUTES: the metrics count every route");
