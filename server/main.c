@@ -54,6 +54,9 @@ struct server_config {
 	int auto_persist;
 	const char *token_file;
 	enum api_log_format log_format;
+	unsigned int max_connections;
+	unsigned int max_per_ip; /* 0: no limit per address */
+	unsigned int conn_timeout;
 };
 
 /* The reaper of idle sessions. */
@@ -117,13 +120,24 @@ static const char usage_text[] =
     "        TOKEN\", TOKEN being the first line of FILE.\n"
     "    --log-format text|json   MODSTORE_LOG_FORMAT\n"
     "        Format of the log on standard error. Default text.\n"
+    "    --max-connections N      MODSTORE_MAX_CONNECTIONS\n"
+    "        Connections open at once; more are closed at once.\n"
+    "        Default 1000.\n"
+    "    --max-connections-per-ip N   MODSTORE_MAX_CONNECTIONS_PER_IP\n"
+    "        Connections from one client address; more are closed at\n"
+    "        once, so one client cannot take them all. 0 means no limit.\n"
+    "        Default 256.\n"
+    "    --connection-timeout SEC MODSTORE_CONNECTION_TIMEOUT\n"
+    "        A connection that sends nothing for SEC seconds (while it\n"
+    "        sends its request or between requests) is closed. Default 30.\n"
     "    -h, --help               This text.\n"
     "    -V, --version            The version.\n"
     "\n"
     "LIMITS\n"
-    "    Connections: 1000 in all, 256 per client address; an idle\n"
-    "    connection is closed after 30 seconds; 256 KiB of buffers per\n"
-    "    connection. Bodies go to the store as they arrive.\n"
+    "    Connections as the options above say; 256 KiB of buffers per\n"
+    "    connection, which bounds the request line and headers (a larger\n"
+    "    header block is refused with 431). Bodies go to the store as they\n"
+    "    arrive; a Content-Length above --max-body is refused at once.\n"
     "\n"
     "EXIT STATUS\n"
     "    0 after a clean stop; 1 when the options, the state directory or\n"
@@ -233,6 +247,9 @@ enum opt_id {
 	OPT_AUTO_PERSIST,
 	OPT_TOKEN_FILE,
 	OPT_LOG_FORMAT,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_PER_IP,
+	OPT_CONN_TIMEOUT,
 };
 
 /* Apply one option's value; -1 (with a message) when it is invalid. */
@@ -272,6 +289,16 @@ static int config_set(struct server_config *c, int id, const char *v,
 	case OPT_TOKEN_FILE:
 		c->token_file = *v ? v : NULL;
 		break;
+	case OPT_MAX_CONNECTIONS:
+		bad = parse_uint(v, &c->max_connections) < 0 ||
+		      !c->max_connections;
+		break;
+	case OPT_MAX_PER_IP:
+		bad = parse_uint(v, &c->max_per_ip) < 0;
+		break;
+	case OPT_CONN_TIMEOUT:
+		bad = parse_uint(v, &c->conn_timeout) < 0 || !c->conn_timeout;
+		break;
 	case OPT_LOG_FORMAT:
 		if (!strcmp(v, "text"))
 			c->log_format = API_LOG_TEXT;
@@ -304,6 +331,9 @@ static const struct {
     {OPT_AUTO_PERSIST, "MODSTORE_AUTO_PERSIST"},
     {OPT_TOKEN_FILE, "MODSTORE_TOKEN_FILE"},
     {OPT_LOG_FORMAT, "MODSTORE_LOG_FORMAT"},
+    {OPT_MAX_CONNECTIONS, "MODSTORE_MAX_CONNECTIONS"},
+    {OPT_MAX_PER_IP, "MODSTORE_MAX_CONNECTIONS_PER_IP"},
+    {OPT_CONN_TIMEOUT, "MODSTORE_CONNECTION_TIMEOUT"},
 };
 
 /* 0 to run, 1 to exit 0 (help, version), 2 on a usage error. */
@@ -320,6 +350,9 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 	    {"auto-persist", no_argument, NULL, OPT_AUTO_PERSIST},
 	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+	    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+	    {"max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
+	    {"connection-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -341,6 +374,9 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 	c->auto_persist = 0;
 	c->token_file = NULL;
 	c->log_format = API_LOG_TEXT;
+	c->max_connections = SERVER_CONN_LIMIT;
+	c->max_per_ip = SERVER_PER_IP_LIMIT;
+	c->conn_timeout = SERVER_CONN_TIMEOUT;
 
 	for (i = 0; i < sizeof(env_opts) / sizeof(env_opts[0]); i++) {
 		v = getenv(env_opts[i].env);
@@ -642,9 +678,9 @@ int main(int argc, char **argv)
 	    0, NULL, NULL, api_access_handler, api, MHD_OPTION_LISTEN_SOCKET,
 	    (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE,
 	    (unsigned int)cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)SERVER_CONN_TIMEOUT, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned int)SERVER_CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-	    (unsigned int)SERVER_PER_IP_LIMIT,
+	    (unsigned int)cfg.conn_timeout, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned int)cfg.max_connections,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg.max_per_ip,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
 	    MHD_OPTION_NOTIFY_COMPLETED, api_request_completed, api,
 	    MHD_OPTION_END);
