@@ -59,7 +59,7 @@ UNIT_BIN := $(patsubst tests/%.c,$(O)/tests/%,$(UNIT_SRC))
 E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
 
 .PHONY: all test test-suite test-tsan test-valgrind run deps clean format format-check \
-	tests fuzz fuzz-build
+	tests fuzz fuzz-build torture
 all: $(DAEMON) $(CLIBIN)
 SHIM     := $(O)/faultshim.so
 tests: $(UNIT_BIN) $(E2E_BIN) $(SHIM)
@@ -150,6 +150,13 @@ build/fuzz/%.o: %.c
 		-Itests/lib -c -o $@ $<
 build/fuzz/fuzz_%: build/fuzz/tests/fuzz/fuzz_%.o $(FUZZ_LIBOBJ)
 	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS_ALL)
+
+# long runs: SIGKILL rounds by the thousand, then each fuzz target longer
+TORTURE_ROUNDS ?= 2000
+torture: all tests
+	@O=$(O) BIN=$(BIN) MODSTORE_KILL_ROUNDS=$(TORTURE_ROUNDS) tests/run \
+		$(O)/tests/e2e_kill
+	$(MAKE) fuzz FUZZ_SECONDS=1800
 
 fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
