@@ -58,6 +58,9 @@ CLIBIN   := $(if $(CLI_SRC),$(BIN)/modstore)
 UNIT_BIN := $(patsubst tests/%.c,$(O)/tests/%,$(UNIT_SRC))
 E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
 
+# keep the objects of test programs (intermediates of pattern rules)
+.SECONDARY:
+
 .PHONY: all test test-suite test-tsan test-valgrind run deps clean format format-check \
 	tests fuzz fuzz-build torture
 all: $(DAEMON) $(CLIBIN)
