@@ -108,6 +108,7 @@ TSAN_TESTS := unit_sessions unit_model e2e_concurrent e2e_sigterm e2e_kill
 
 test:
 	@tools/install-deps
+	@$(MAKE) -s format-check
 	$(MAKE) test-suite
 	$(MAKE) SANITIZE=address,undefined test-suite
 	$(MAKE) SANITIZE=thread test-tsan
@@ -165,13 +166,14 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)
 
+FORMAT_SRC := $(wildcard store/*.[ch] api/*.[ch] server/*.[ch] cli/*.[ch] \
+		bench/*.[ch] tests/*.c tests/lib/*.[ch] tests/fuzz/*.c \
+		tests/shim/*.c)
 format:
-	clang-format -i $(STORE_SRC) $(API_SRC) $(SERVER_SRC) $(CLI_SRC) \
-		$(TLIB_SRC) $(UNIT_SRC) $(E2E_SRC) $(wildcard */*.h tests/lib/*.h)
+	clang-format -i $(FORMAT_SRC)
 format-check:
-	clang-format --dry-run --Werror $(STORE_SRC) $(API_SRC) $(SERVER_SRC) \
-		$(CLI_SRC) $(TLIB_SRC) $(UNIT_SRC) $(E2E_SRC) \
-		$(wildcard */*.h tests/lib/*.h)
+	@clang-format --dry-run --Werror $(FORMAT_SRC) && \
+		echo "format: $(words $(FORMAT_SRC)) files follow .clang-format"
 
 clean:
 	rm -rf build bin
