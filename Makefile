@@ -169,6 +169,21 @@ fuzz: fuzz-build
 FORMAT_SRC := $(wildcard store/*.[ch] api/*.[ch] server/*.[ch] cli/*.[ch] \
 		bench/*.[ch] tests/*.c tests/lib/*.[ch] tests/fuzz/*.c \
 		tests/shim/*.c)
+# `make bench`: the benchmark suite of bench/README.md against its peers
+# (installed by bench/install-peers). Not part of `make test`.
+BENCH_BIN := $(O)/bench/bench
+BENCH_LIB := $(O)/bench/nofsync.so
+.PHONY: bench
+$(BENCH_BIN): $(O)/bench/bench.o $(TLIB) $(LIBSTORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+$(BENCH_LIB): bench/nofsync.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fsanitize=%,$(CFLAGS)) -fPIC -shared -o $@ $<
+bench: $(DAEMON) $(BENCH_BIN) $(BENCH_LIB)
+	@bench/install-peers
+	@MODSTORED=$(abspath $(DAEMON)) BENCH_LIB=$(abspath $(O)/bench) \
+		BENCH_SRC=$(abspath bench) $(BENCH_BIN) $(BENCH)
+
 format:
 	clang-format -i $(FORMAT_SRC)
 format-check:

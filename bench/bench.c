@@ -1,0 +1,1071 @@
+/*
+ * bench.c - the driver of `make bench` (issue #4): runs every scenario of
+ * bench/README.md against bin/modstored and the peers a user would pick
+ * instead (git, cp, nginx, etcd), started here on loopback ports with
+ * temporary configurations, and prints one table row per figure.
+ *
+ * Every process it starts dies with it (PR_SET_PDEATHSIG) and is stopped by
+ * pid at the end. Figures are medians. Only measures: the tests check.
+ *
+ *   bench [SCENARIO...]     commit restore big hash wrk rss start (all)
+ *   bench mkstart DIR       (internal) the state of the start scenario
+ */
+#include "e2e.h"
+#include "hash.h"
+#include "store.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NMOD	     1000
+#define MODSIZE	     65536
+#define WRITES	     10
+#define NCOMMITS     100
+#define NGIT	     20
+#define NRESTORE     40
+#define BIGSIZE	     (256ULL << 20)
+#define BIGPAGES     (BIGSIZE / STORE_PAGE_SIZE)
+#define BIGDIRTY     (BIGPAGES / 100)
+#define BIGREPS	     3
+#define RSS_MODSIZE  (1U << 20)
+#define START_MODS   10000
+#define START_COMMIT 10000
+#define START_CMODS  10
+#define WRK_SECONDS  "5s"
+
+static const char *self_path;
+static char tmproot[256];
+static const char *bench_dir; /* bench/ of the source tree */
+
+/* --- small tools ---------------------------------------------------------- */
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t rnd(void)
+{
+	uint64_t x = rng_state;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return rng_state = x;
+}
+
+static void rnd_bytes(unsigned char *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		b[i] = (unsigned char)rnd();
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench: %s\n", what);
+	exit(1);
+}
+
+/* write_bytes of /proc/PID/io: bytes this process sent to storage. */
+static uint64_t proc_write_bytes(pid_t pid)
+{
+	char path[64], line[128];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "write_bytes: %llu", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		die("no free port");
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+/* A child running argv (env added), output to log; dies with us. */
+static pid_t spawn(const char *const *argv, const char *log, const char *env)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		int fd = open(log ? log : "/dev/null",
+			      O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (env)
+			putenv((char *)(uintptr_t)env);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void stop(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* Run a shell command, its wall time in ms (negative on failure). */
+static double timed_sh(const char *cmd)
+{
+	double t0 = now_ms();
+	int st = system(cmd);
+
+	if (st != 0) {
+		fprintf(stderr, "bench: failed: %s\n", cmd);
+		return -1;
+	}
+	return now_ms() - t0;
+}
+
+/* --- the table ------------------------------------------------------------ */
+
+static int rows_met, rows_missed;
+
+static void row(const char *scenario, const char *value, const char *peer,
+		const char *ratio, const char *target, int met)
+{
+	printf("| %-34s | %-13s | %-26s | %-9s | %-22s | %-4s |\n", scenario,
+	       value, peer, ratio, target,
+	       met < 0	 ? "info"
+	       : met > 0 ? "yes"
+			 : "NO");
+	fflush(stdout);
+	if (met > 0)
+		rows_met++;
+	else if (met == 0)
+		rows_missed++;
+}
+
+static void header(void)
+{
+	printf("| %-34s | %-13s | %-26s | %-9s | %-22s | %-4s |\n", "scenario",
+	       "value", "peer or limit", "ratio", "target", "met");
+	printf("|%s|%s|%s|%s|%s|%s|\n", "------------------------------------",
+	       "---------------", "----------------------------", "-----------",
+	       "------------------------", "------");
+	fflush(stdout);
+}
+
+/* --- an HTTP client that keeps its connection ------------------------------
+ */
+
+struct cli {
+	CURL *c;
+	char url[128];
+	char *body;
+	size_t len, cap;
+	json_t *json;
+};
+
+static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
+{
+	struct cli *k = ctx;
+	size_t add = sz * n;
+
+	if (k->len + add + 1 > k->cap) {
+		size_t cap = (k->len + add + 1) * 2;
+		char *b = realloc(k->body, cap);
+
+		if (!b)
+			return 0;
+		k->body = b;
+		k->cap = cap;
+	}
+	memcpy(k->body + k->len, p, add);
+	k->len += add;
+	k->body[k->len] = '\0';
+	return add;
+}
+
+static void cli_init(struct cli *k, const char *url)
+{
+	memset(k, 0, sizeof(*k));
+	k->c = curl_easy_init();
+	if (!k->c)
+		die("curl");
+	snprintf(k->url, sizeof(k->url), "%s", url);
+}
+
+static void cli_done(struct cli *k)
+{
+	curl_easy_cleanup(k->c);
+	free(k->body);
+	json_decref(k->json);
+}
+
+/* One request; the status (0 when none came). Body in k->body/k->json. */
+static long cli_req(struct cli *k, const char *method, const char *path,
+		    const void *body, size_t len, int parse)
+{
+	struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+	char url[512];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "%s%s", k->url, path);
+	k->len = 0;
+	json_decref(k->json);
+	k->json = NULL;
+	curl_easy_reset(k->c);
+	curl_easy_setopt(k->c, CURLOPT_URL, url);
+	curl_easy_setopt(k->c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(k->c, CURLOPT_WRITEDATA, k);
+	curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(k->c, CURLOPT_TIMEOUT, 600L);
+	if (strcmp(method, "GET") != 0) {
+		curl_easy_setopt(k->c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)len);
+		curl_easy_setopt(k->c, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(k->c, CURLOPT_CUSTOMREQUEST, method);
+	}
+	if (curl_easy_perform(k->c) == CURLE_OK)
+		curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hl);
+	if (parse && k->body)
+		k->json = json_loads(k->body, 0, NULL);
+	return status;
+}
+
+static void want(long got, long expect, const char *what, struct cli *k)
+{
+	if (got != expect) {
+		fprintf(stderr, "bench: %s: status %ld, expected %ld: %s\n",
+			what, got, expect, k->body ? k->body : "");
+		exit(1);
+	}
+}
+
+/* A string member of the last JSON answer, copied into out (65 bytes). */
+static void member(struct cli *k, const char *key, char *out)
+{
+	const char *v = json_string_value(json_object_get(k->json, key));
+
+	if (!v || strlen(v) != STORE_HEX_LEN)
+		die("answer without an id");
+	memcpy(out, v, STORE_HEX_LEN + 1);
+}
+
+static void deploy(struct cli *k, const char *code, uint64_t size, char *id)
+{
+	char path[64];
+	long st;
+
+	snprintf(path, sizeof(path), "/modules?size=%llu",
+		 (unsigned long long)size);
+	st = cli_req(k, "POST", path, code, strlen(code), 1);
+	if (st != 200 && st != 201)
+		want(st, 201, "deploy", k);
+	member(k, "id", id);
+}
+
+static void session(struct cli *k, char *sid)
+{
+	want(cli_req(k, "POST", "/sessions", NULL, 0, 1), 201, "session", k);
+	member(k, "id", sid);
+}
+
+static void put(struct cli *k, const char *sid, const char *mod, uint64_t off,
+		const void *buf, size_t len)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path),
+		 "/sessions/%s/modules/%s/memory?offset=%llu", sid, mod,
+		 (unsigned long long)off);
+	want(cli_req(k, "PUT", path, buf, len, 0), 204, "write", k);
+}
+
+static void commit(struct cli *k, const char *sid, char *cid)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sessions/%s/commit", sid);
+	want(cli_req(k, "POST", path, NULL, 0, 1), 201, "commit", k);
+	if (cid)
+		member(k, "commit", cid);
+}
+
+static int start_daemon(struct e2e_daemon *d, const char *tag,
+			const char *const *args)
+{
+	char dir[512], log[512];
+
+	snprintf(dir, sizeof(dir), "%s/%s", tmproot, tag);
+	snprintf(log, sizeof(log), "%s/%s.log", tmproot, tag);
+	return e2e_start(d, dir, log, args);
+}
+
+/* --- commit, restore and the git peer --------------------------------------
+ */
+
+struct wr {
+	int mod;
+	unsigned int off;
+	unsigned char data[64];
+};
+
+static char (*mods)[STORE_HEX_LEN + 1];
+
+static void pick_writes(struct wr *w)
+{
+	int i, j;
+
+	for (i = 0; i < WRITES; i++) {
+	again:
+		w[i].mod = (int)(rnd() % NMOD);
+		for (j = 0; j < i; j++)
+			if (w[j].mod == w[i].mod)
+				goto again;
+		w[i].off = (unsigned int)(rnd() % (MODSIZE - 64));
+		rnd_bytes(w[i].data, 64);
+	}
+}
+
+static void scenario_commit_restore(int do_commit, int do_restore)
+{
+	static struct wr gw[NGIT][WRITES];
+	static unsigned char first[NMOD][64];
+	struct e2e_daemon d;
+	struct cli k;
+	char sid[65], ca[65], cb[65], path[160], v[64], p[64], r[32];
+	double t[NCOMMITS > 2 * NRESTORE ? NCOMMITS : 2 * NRESTORE], med;
+	uint64_t w0, w1;
+	int i, j;
+
+	mods = calloc(NMOD, sizeof(*mods));
+	if (!mods || start_daemon(&d, "commit", NULL) < 0)
+		die("cannot start modstored");
+	cli_init(&k, d.url);
+	for (i = 0; i < NMOD; i++) {
+		char code[64];
+
+		snprintf(code, sizeof(code), "bench module %d", i);
+		deploy(&k, code, MODSIZE, mods[i]);
+	}
+	/* commit A: 64 bytes into every module, so each has a commit */
+	session(&k, sid);
+	for (i = 0; i < NMOD; i++) {
+		rnd_bytes(first[i], 64);
+		put(&k, sid, mods[i], 0, first[i], 64);
+	}
+	commit(&k, sid, ca);
+
+	if (do_restore) {
+		struct wr w[WRITES];
+
+		session(&k, sid);
+		pick_writes(w);
+		for (j = 0; j < WRITES; j++)
+			put(&k, sid, mods[w[j].mod], w[j].off, w[j].data, 64);
+		commit(&k, sid, cb);
+		w0 = proc_write_bytes(d.pid);
+		for (i = 0; i < 2 * NRESTORE; i++) {
+			double t0 = now_ms();
+
+			snprintf(path, sizeof(path), "/restore/%s",
+				 i % 2 ? cb : ca);
+			want(cli_req(&k, "POST", path, NULL, 0, 0), 200,
+			     "restore", &k);
+			t[i] = now_ms() - t0;
+		}
+		w1 = proc_write_bytes(d.pid);
+		med = median(t, 2 * NRESTORE);
+		snprintf(v, sizeof(v), "%.2f ms", med);
+		snprintf(r, sizeof(r), "%.2f", med / 20);
+		row("restore, 1,000 modules (10 differ)", v, "limit 20 ms", r,
+		    "<= 20 ms", med <= 20);
+		snprintf(v, sizeof(v), "%llu B",
+			 (unsigned long long)((w1 - w0) / (2 * NRESTORE)));
+		snprintf(r, sizeof(r), "%.3f",
+			 (double)(w1 - w0) / (2 * NRESTORE) / MODSIZE);
+		row("restore, bytes written per restore", v,
+		    "one module: 65536 B", r, "no memory copied",
+		    (w1 - w0) / (2 * NRESTORE) < MODSIZE);
+		/* back to A for the commits below */
+		snprintf(path, sizeof(path), "/restore/%s", ca);
+		want(cli_req(&k, "POST", path, NULL, 0, 0), 200, "restore", &k);
+	}
+
+	if (do_commit) {
+		char gdir[512], cmd[1024];
+		unsigned char *zero;
+		double g[NGIT], gmed;
+
+		for (i = 0; i < NCOMMITS; i++) {
+			struct wr w[WRITES];
+			double t0;
+
+			pick_writes(w);
+			if (i < NGIT)
+				memcpy(gw[i], w, sizeof(w));
+			t0 = now_ms();
+			session(&k, sid);
+			for (j = 0; j < WRITES; j++)
+				put(&k, sid, mods[w[j].mod], w[j].off,
+				    w[j].data, 64);
+			commit(&k, sid, NULL);
+			t[i] = now_ms() - t0;
+		}
+		med = median(t, NCOMMITS);
+
+		/* git: the same files, the same 64-byte writes */
+		snprintf(gdir, sizeof(gdir), "%s/git", tmproot);
+		mkdir(gdir, 0700);
+		zero = calloc(1, MODSIZE);
+		if (!zero)
+			die("out of memory");
+		for (i = 0; i < NMOD; i++) {
+			char f[600];
+			int fd;
+
+			snprintf(f, sizeof(f), "%s/%s", gdir, mods[i]);
+			fd = open(f, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+			if (fd < 0 || pwrite(fd, zero, MODSIZE, 0) != MODSIZE ||
+			    pwrite(fd, first[i], 64, 0) != 64)
+				die("git files");
+			close(fd);
+		}
+		free(zero);
+		snprintf(cmd, sizeof(cmd),
+			 "cd %s && git init -q . && git config user.email "
+			 "b@b && git config user.name bench && git add -A && "
+			 "git commit -q -m base",
+			 gdir);
+		if (timed_sh(cmd) < 0)
+			die("git");
+		snprintf(cmd, sizeof(cmd),
+			 "cd %s && git add -A && git commit -q -m c", gdir);
+		for (i = 0; i < NGIT; i++) {
+			for (j = 0; j < WRITES; j++) {
+				char f[600];
+				int fd;
+
+				snprintf(f, sizeof(f), "%s/%s", gdir,
+					 mods[gw[i][j].mod]);
+				fd = open(f, O_WRONLY);
+				if (fd < 0 || pwrite(fd, gw[i][j].data, 64,
+						     gw[i][j].off) != 64)
+					die("git write");
+				close(fd);
+			}
+			g[i] = timed_sh(cmd);
+		}
+		gmed = median(g, NGIT);
+		snprintf(v, sizeof(v), "%.2f ms", med);
+		snprintf(r, sizeof(r), "%.2f", med / 10);
+		row("commit over HTTP, 10 x 64 B", v, "limit 10 ms", r,
+		    "<= 10 ms", med <= 10);
+		snprintf(p, sizeof(p), "git add+commit %.1f ms", gmed);
+		snprintf(r, sizeof(r), "%.1fx", gmed / med);
+		row("commit vs git", v, p, r, ">= 20x faster (aim 40x)",
+		    gmed / med >= 20);
+	}
+	cli_done(&k);
+	e2e_stop(&d, SIGTERM);
+	free(mods);
+}
+
+/* --- large module -----------------------------------------------------------
+ */
+
+static void scenario_big(void)
+{
+	const char *args[] = {"--max-module-size", "1G", "--max-body", "1G",
+			      NULL};
+	struct e2e_daemon d;
+	struct e2e_resp resp;
+	struct cli k;
+	char mod[65], sid[65], path[256], file[600], copy[600], cmd[2048];
+	char v[64], p[64], r[32];
+	double t[BIGREPS], c[BIGREPS], med, cmed;
+	uint64_t w[BIGREPS], wmed;
+	size_t *pages;
+	int i, rep;
+
+	if (start_daemon(&d, "big", args) < 0)
+		die("cannot start modstored");
+	cli_init(&k, d.url);
+	deploy(&k, "bench big module", BIGSIZE, mod);
+	/* full of data first: the copy the layout makes is then real */
+	session(&k, sid);
+	snprintf(path, sizeof(path), "/sessions/%s/modules/%s/memory?offset=0",
+		 sid, mod);
+	if (e2e_upload(&d, "PUT", path, 7, BIGSIZE, &resp) < 0 ||
+	    resp.status != 204)
+		die("upload of 256 MiB");
+	e2e_resp_release(&resp);
+	commit(&k, sid, NULL);
+	pages = calloc(BIGPAGES, sizeof(*pages));
+	if (!pages)
+		die("out of memory");
+	for (rep = 0; rep < BIGREPS; rep++) {
+		uint64_t w0;
+		double t0;
+
+		/* BIGDIRTY distinct pages: a partial Fisher-Yates shuffle */
+		for (i = 0; i < (int)BIGPAGES; i++)
+			pages[i] = (size_t)i;
+		for (i = 0; i < (int)BIGDIRTY; i++) {
+			size_t j = (size_t)i + rnd() % (BIGPAGES - (size_t)i);
+			size_t x = pages[i];
+
+			pages[i] = pages[j];
+			pages[j] = x;
+		}
+		session(&k, sid);
+		for (i = 0; i < (int)BIGDIRTY; i++) {
+			unsigned char b = (unsigned char)(rnd() | 1);
+
+			put(&k, sid, mod,
+			    pages[i] * STORE_PAGE_SIZE +
+				rnd() % STORE_PAGE_SIZE,
+			    &b, 1);
+		}
+		w0 = proc_write_bytes(d.pid);
+		t0 = now_ms();
+		commit(&k, sid, NULL);
+		t[rep] = now_ms() - t0;
+		w[rep] = proc_write_bytes(d.pid) - w0;
+	}
+	free(pages);
+	/* the peer: cp of the module's file on the same filesystem + fsync */
+	snprintf(file, sizeof(file), "%s/%s", d.dir, mod);
+	snprintf(copy, sizeof(copy), "%s/big-copy", tmproot);
+	for (rep = 0; rep < BIGREPS; rep++) {
+		snprintf(cmd, sizeof(cmd), "rm -f %s && sync", copy);
+		if (system(cmd) != 0)
+			die("rm");
+		snprintf(cmd, sizeof(cmd), "cp %s %s && sync %s", file, copy,
+			 copy);
+		c[rep] = timed_sh(cmd);
+	}
+	unlink(copy);
+	med = median(t, BIGREPS);
+	cmed = median(c, BIGREPS);
+	qsort(w, BIGREPS, sizeof(*w), cmp_u64);
+	wmed = w[BIGREPS / 2];
+	snprintf(v, sizeof(v), "%.0f ms", med);
+	snprintf(p, sizeof(p), "cp+fsync 256 MiB %.0f ms", cmed);
+	snprintf(r, sizeof(r), "%.2fx", med / cmed);
+	row("large: commit 256 MiB, 1% dirty", v, p, r, "<= 2x the copy",
+	    med <= 2 * cmed);
+	snprintf(v, sizeof(v), "%.0f MiB", (double)wmed / (1 << 20));
+	snprintf(r, sizeof(r), "%.2fx", (double)wmed / (double)BIGSIZE);
+	row("large: bytes written by the commit", v, "file: 256 MiB", r,
+	    "<= 2x the copy", wmed <= 2 * BIGSIZE);
+	cli_done(&k);
+	e2e_stop(&d, SIGTERM);
+}
+
+/* --- hashing: full rehash against the path update of 1% dirty pages ------- */
+
+static void scenario_hash(void)
+{
+	double full[3], part[5], fmed, pmed;
+	struct store_id id;
+	struct tree *tr;
+	unsigned char *mem = malloc(BIGSIZE);
+	size_t *dirty = malloc(BIGDIRTY * sizeof(size_t)), i, n;
+	char v[64], p[64], r[32];
+	int rep;
+
+	if (!mem || !dirty)
+		die("out of memory");
+	for (i = 0; i < BIGSIZE / 8; i++) {
+		uint64_t x = rnd();
+
+		memcpy(mem + i * 8, &x, 8);
+	}
+	for (rep = 0; rep < 3; rep++) {
+		double t0 = now_ms();
+
+		store_memory_id(mem, BIGSIZE, &id);
+		full[rep] = now_ms() - t0;
+	}
+	/* the store's own page tree, as a commit keeps it */
+	tr = tree_new_zero(BIGPAGES);
+	if (!tr)
+		die("out of memory");
+	for (i = 0; i < BIGPAGES; i++)
+		hash_leaf_page(mem + i * STORE_PAGE_SIZE, &tr->lv[0][i]);
+	tree_update(tr, NULL, 0, 1);
+	for (rep = 0; rep < 5; rep++) {
+		double t0;
+		unsigned char *bits = calloc(BIGPAGES / 8, 1);
+
+		if (!bits)
+			die("out of memory");
+		for (n = 0; n < BIGDIRTY;) {
+			size_t pg = rnd() % BIGPAGES;
+
+			if (bits[pg / 8] & (1u << (pg % 8)))
+				continue;
+			bits[pg / 8] |= (unsigned char)(1u << (pg % 8));
+			mem[pg * STORE_PAGE_SIZE + rnd() % STORE_PAGE_SIZE]++;
+			n++;
+		}
+		for (i = 0, n = 0; i < BIGPAGES; i++)
+			if (bits[i / 8] & (1u << (i % 8)))
+				dirty[n++] = i;
+		free(bits);
+		t0 = now_ms();
+		for (i = 0; i < n; i++)
+			hash_leaf_page(mem + dirty[i] * STORE_PAGE_SIZE,
+				       &tr->lv[0][dirty[i]]);
+		if (tree_update(tr, dirty, n, 0) < 0)
+			die("out of memory");
+		tree_root(tr, &id);
+		part[rep] = now_ms() - t0;
+	}
+	tree_unref(tr);
+	free(mem);
+	free(dirty);
+	fmed = median(full, 3);
+	pmed = median(part, 5);
+	snprintf(v, sizeof(v), "%.2f ms", pmed);
+	snprintf(p, sizeof(p), "full rehash %.0f ms", fmed);
+	snprintf(r, sizeof(r), "1/%.0f", fmed / pmed);
+	row("large: hashing 1% dirty (in-proc)", v, p, r, "<= 1/20 of full",
+	    pmed * 20 <= fmed);
+}
+
+/* --- wrk: reads against nginx and etcd ------------------------------------ */
+
+static double wrk_rps(const char *url, const char *script, const char *what)
+{
+	char cmd[1024], line[512];
+	double rps = -1;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "wrk -t2 -c64 -d%s %s%s '%s' 2>&1",
+		 WRK_SECONDS, script ? "-s " : "", script ? script : "", url);
+	f = popen(cmd, "r");
+	if (!f)
+		die("wrk");
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Requests/sec: %lf", &rps) == 1)
+			continue;
+		if (strstr(line, "Non-2xx") || strstr(line, "Socket errors"))
+			fprintf(stderr, "bench: wrk %s: %s", what, line);
+	}
+	if (pclose(f) != 0 || rps < 0)
+		die("wrk failed");
+	return rps;
+}
+
+/* Wait for url to answer 200 (a POST with body when body is set). */
+static void wait_ready(const char *url, const char *body)
+{
+	struct cli k;
+	int i;
+
+	cli_init(&k, url);
+	for (i = 0; i < 3000; i++) {
+		if (cli_req(&k, body ? "POST" : "GET", "", body,
+			    body ? strlen(body) : 0, 0) == 200)
+			break;
+		usleep(10000);
+	}
+	cli_done(&k);
+	if (i == 3000)
+		die("a peer did not start");
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+		die("cannot write a temporary file");
+}
+
+static void scenario_wrk(void)
+{
+	/* 64 bytes "aaa...": its base64 for etcd */
+	static const char b64_64a[] =
+	    "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh"
+	    "YWFhYWFhYWFhYWFhYWFhYWFhYQ==";
+	struct e2e_daemon d;
+	struct cli k;
+	char mod[65], sid[65], url[512], path[512], conf[2048], tmp[600];
+	char etcd_url[64], peer_url[64], script[600], v[64], p[64], r[32];
+	unsigned char *data = malloc(MODSIZE);
+	double s_rps, m_rps, n_rps, e_rps;
+	pid_t nginx, etcd;
+	int nport = free_port(), cport, pport;
+
+	/* nginx: a 64-byte static file, access log to a file */
+	snprintf(tmp, sizeof(tmp), "%s/www", tmproot);
+	mkdir(tmp, 0755);
+	snprintf(tmp, sizeof(tmp), "%s/www/f64", tmproot);
+	write_file(tmp,
+		   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		   "aaaa\n");
+	snprintf(tmp, sizeof(tmp), "%s/nginx-body", tmproot);
+	mkdir(tmp, 0700);
+	snprintf(conf, sizeof(conf),
+		 "%sdaemon off;\nmaster_process on;\nworker_processes auto;\n"
+		 "pid %s/nginx.pid;\nerror_log %s/nginx-error.log warn;\n"
+		 "events { worker_connections 1024; }\n"
+		 "http {\n  access_log %s/nginx-access.log;\n"
+		 "  client_body_temp_path %s/nginx-body;\n"
+		 "  server {\n    listen 127.0.0.1:%d;\n    root %s/www;\n"
+		 "  }\n}\n",
+		 geteuid() == 0 ? "user root;\n" : "", tmproot, tmproot,
+		 tmproot, tmproot, nport, tmproot);
+	snprintf(tmp, sizeof(tmp), "%s/nginx.conf", tmproot);
+	write_file(tmp, conf);
+	{
+		char ep[600], log[600];
+		const char *argv[] = {"nginx", "-p", tmproot, "-e",
+				      ep,      "-c", tmp,     NULL};
+
+		snprintf(ep, sizeof(ep), "%s/nginx-error.log", tmproot);
+		snprintf(log, sizeof(log), "%s/nginx.out", tmproot);
+		nginx = spawn(argv, log, "PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/f64", nport);
+	wait_ready(url, NULL);
+
+	/* etcd: one member, its v3 gRPC gateway over HTTP */
+	cport = free_port();
+	pport = free_port();
+	snprintf(etcd_url, sizeof(etcd_url), "http://127.0.0.1:%d", cport);
+	snprintf(peer_url, sizeof(peer_url), "http://127.0.0.1:%d", pport);
+	{
+		char ddir[600], cluster[128], log[600];
+		const char *argv[] = {"etcd",	"--name",
+				      "bench",	"--data-dir",
+				      ddir,	"--listen-client-urls",
+				      etcd_url, "--advertise-client-urls",
+				      etcd_url, "--listen-peer-urls",
+				      peer_url, "--initial-advertise-peer-urls",
+				      peer_url, "--initial-cluster",
+				      cluster,	"--log-level",
+				      "error",	NULL};
+
+		snprintf(ddir, sizeof(ddir), "%s/etcd", tmproot);
+		snprintf(cluster, sizeof(cluster), "bench=%s", peer_url);
+		snprintf(log, sizeof(log), "%s/etcd.log", tmproot);
+		etcd = spawn(argv, log, NULL);
+	}
+	snprintf(url, sizeof(url), "%s/v3/kv/put", etcd_url);
+	snprintf(conf, sizeof(conf), "{\"key\":\"YmVuY2g=\",\"value\":\"%s\"}",
+		 b64_64a);
+	wait_ready(url, conf);
+	snprintf(script, sizeof(script), "%s/etcd-range.lua", bench_dir);
+
+	/* modstored: a committed 64 KiB module and a session with a write */
+	if (!data || start_daemon(&d, "wrk", NULL) < 0)
+		die("cannot start modstored");
+	cli_init(&k, d.url);
+	deploy(&k, "bench read module", MODSIZE, mod);
+	session(&k, sid);
+	rnd_bytes(data, MODSIZE);
+	put(&k, sid, mod, 0, data, MODSIZE);
+	commit(&k, sid, NULL);
+	session(&k, sid);
+	put(&k, sid, mod, 0, data, 64);
+	cli_done(&k);
+	free(data);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/f64", nport);
+	n_rps = wrk_rps(url, NULL, "nginx");
+	snprintf(url, sizeof(url), "%s/v3/kv/range", etcd_url);
+	e_rps = wrk_rps(url, script, "etcd");
+	snprintf(url, sizeof(url),
+		 "%s/sessions/%s/modules/%s/memory?offset=0&length=64", d.url,
+		 sid, mod);
+	s_rps = wrk_rps(url, NULL, "session read");
+	snprintf(path, sizeof(path), "%s/modules/%s/memory", d.url, mod);
+	m_rps = wrk_rps(path, NULL, "module memory");
+	stop(nginx);
+	stop(etcd);
+	e2e_stop(&d, SIGTERM);
+
+	snprintf(v, sizeof(v), "%.0f req/s", s_rps);
+	snprintf(p, sizeof(p), "nginx 64 B %.0f req/s", n_rps);
+	snprintf(r, sizeof(r), "%.2fx", s_rps / n_rps);
+	row("read 64 B of a session (wrk)", v, p, r, ">= 0.8x nginx",
+	    s_rps >= 0.8 * n_rps);
+	snprintf(p, sizeof(p), "etcd range %.0f req/s", e_rps);
+	snprintf(r, sizeof(r), "%.2fx", s_rps / e_rps);
+	row("read 64 B of a session vs etcd", v, p, r, "peer, reported", -1);
+	snprintf(v, sizeof(v), "%.0f req/s", m_rps);
+	snprintf(p, sizeof(p), "nginx 64 B %.0f req/s", n_rps);
+	snprintf(r, sizeof(r), "%.2fx", m_rps / n_rps);
+	row("GET module memory 64 KiB (wrk)", v, p, r, ">= 0.8x nginx",
+	    m_rps >= 0.8 * n_rps);
+	snprintf(p, sizeof(p), "etcd range %.0f req/s", e_rps);
+	snprintf(r, sizeof(r), "%.2fx", m_rps / e_rps);
+	row("GET module memory vs etcd", v, p, r, "peer, reported", -1);
+}
+
+/* --- resident memory with 1 GiB in the state --------------------------------
+ */
+
+static void scenario_rss(void)
+{
+	struct e2e_daemon d;
+	struct cli k;
+	char(*ids)[STORE_HEX_LEN + 1] = calloc(NMOD, sizeof(*ids));
+	unsigned char *data = malloc(RSS_MODSIZE);
+	char sid[65], v[64], r[32];
+	uint64_t kib;
+	int i;
+
+	if (!ids || !data || start_daemon(&d, "rss", NULL) < 0)
+		die("cannot start modstored");
+	cli_init(&k, d.url);
+	rnd_bytes(data, RSS_MODSIZE);
+	for (i = 0; i < NMOD; i++) {
+		char code[64];
+
+		snprintf(code, sizeof(code), "bench rss module %d", i);
+		deploy(&k, code, RSS_MODSIZE, ids[i]);
+	}
+	for (i = 0; i < NMOD; i++) {
+		if (i % 100 == 0)
+			session(&k, sid);
+		memcpy(data, &i, sizeof(i));
+		put(&k, sid, ids[i], 0, data, RSS_MODSIZE);
+		if (i % 100 == 99)
+			commit(&k, sid, NULL);
+	}
+	want(cli_req(&k, "GET", "/modules", NULL, 0, 0), 200, "list", &k);
+	want(cli_req(&k, "GET", "/root", NULL, 0, 0), 200, "root", &k);
+	kib = e2e_proc_kib(d.pid, "VmRSS");
+	cli_done(&k);
+	e2e_stop(&d, SIGTERM);
+	free(ids);
+	free(data);
+	snprintf(v, sizeof(v), "%.1f MiB", (double)kib / 1024);
+	snprintf(r, sizeof(r), "%.2f", (double)kib / 1024 / 32);
+	row("RSS, 1 GiB over 1,000 modules", v, "32 MiB + 0 in sessions", r,
+	    "<= 32 MiB + sessions", kib <= 32 * 1024);
+}
+
+/* --- start on 10,000 modules and 10,000 persisted commits ----------------- */
+
+static int mkstart(const char *dir)
+{
+	struct store_options o = {0};
+	struct store *s;
+	struct store_id m[START_CMODS], sid;
+	struct store_session_info si;
+	struct store_commit_info ci;
+	char code[64];
+	int i;
+
+	o.dir = dir;
+	if (store_open(&s, &o) != STORE_OK)
+		return 1;
+	for (i = 0; i < START_CMODS; i++) {
+		snprintf(code, sizeof(code), "bench start module %d", i);
+		if (store_deploy(s, code, strlen(code), MODSIZE, NULL, NULL))
+			return 1;
+		store_module_id(code, strlen(code), &m[i]);
+	}
+	for (i = 0; i < START_COMMIT; i++) {
+		uint32_t x = (uint32_t)i + 1;
+
+		if (store_session_begin(s, NULL, &si) != STORE_OK)
+			return 1;
+		sid = si.id;
+		if (store_session_write(s, &sid, &m[i % START_CMODS],
+					(uint64_t)(i / START_CMODS % 16) *
+					    STORE_PAGE_SIZE,
+					&x, sizeof(x)) != STORE_OK ||
+		    store_session_commit(s, &sid, NULL, &ci) != STORE_OK)
+			return 1;
+		store_commit_info_release(&ci);
+	}
+	if (store_persist(s) != STORE_OK)
+		return 1;
+	for (i = START_CMODS; i < START_MODS; i++) {
+		snprintf(code, sizeof(code), "bench start module %d", i);
+		if (store_deploy(s, code, strlen(code), MODSIZE, NULL, NULL))
+			return 1;
+	}
+	store_close(s);
+	return 0;
+}
+
+static void scenario_start(void)
+{
+	char dir[512], env[600], log[600], port[32], v[64], r[32];
+	double t[5], med, t0;
+	int rep, st;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/start", tmproot);
+	snprintf(env, sizeof(env), "LD_PRELOAD=%s/nofsync.so",
+		 getenv("BENCH_LIB") ? getenv("BENCH_LIB") : ".");
+	snprintf(log, sizeof(log), "%s/mkstart.log", tmproot);
+	{
+		const char *argv[] = {self_path, "mkstart", dir, NULL};
+
+		/* a fixture: built without fsync, then synced once */
+		t0 = now_ms();
+		pid = spawn(argv, log, env);
+		if (waitpid(pid, &st, 0) < 0 || st != 0)
+			die("cannot build the start fixture (see mkstart.log)");
+		sync();
+		fprintf(stderr, "bench: start fixture built in %.1f s\n",
+			(now_ms() - t0) / 1000);
+	}
+	for (rep = 0; rep < 5; rep++) {
+		char listen[64], url[96], lg[600];
+		const char *argv[] = {getenv("MODSTORED"), "--dir", dir,
+				      "--listen",	   listen,  NULL};
+		struct cli k;
+		int i;
+
+		snprintf(port, sizeof(port), "%d", free_port());
+		snprintf(listen, sizeof(listen), "127.0.0.1:%s", port);
+		snprintf(url, sizeof(url), "http://%s", listen);
+		snprintf(lg, sizeof(lg), "%s/start.log", tmproot);
+		cli_init(&k, url);
+		t0 = now_ms();
+		pid = spawn(argv, lg, NULL);
+		for (i = 0; i < 100000; i++) {
+			if (cli_req(&k, "GET", "/root", NULL, 0, 0) == 200)
+				break;
+			usleep(500);
+		}
+		t[rep] = now_ms() - t0;
+		cli_done(&k);
+		stop(pid);
+	}
+	med = median(t, 5);
+	snprintf(v, sizeof(v), "%.0f ms", med);
+	snprintf(r, sizeof(r), "%.2f", med / 1000);
+	row("start: 10k modules, 10k commits", v, "limit 1000 ms", r,
+	    "<= 1 s to first /root", med <= 1000);
+}
+
+/* --- main -------------------------------------------------------------------
+ */
+
+static int wanted(int argc, char **argv, const char *name)
+{
+	int i;
+
+	if (argc < 2)
+		return 1;
+	for (i = 1; i < argc; i++)
+		if (strcmp(argv[i], name) == 0 || strcmp(argv[i], "all") == 0)
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *t = getenv("TMPDIR");
+	char cmd[600];
+
+	self_path = argv[0];
+	if (argc == 3 && strcmp(argv[1], "mkstart") == 0)
+		return mkstart(argv[2]);
+	if (!getenv("MODSTORED"))
+		die("MODSTORED must name bin/modstored");
+	bench_dir = getenv("BENCH_SRC") ? getenv("BENCH_SRC") : "bench";
+	snprintf(tmproot, sizeof(tmproot), "%s/modstore-bench.XXXXXX",
+		 t && *t ? t : "/tmp");
+	if (!mkdtemp(tmproot))
+		die("mkdtemp");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	signal(SIGPIPE, SIG_IGN);
+	fprintf(stderr, "bench: temporary files in %s\n", tmproot);
+	header();
+	if (wanted(argc, argv, "commit") || wanted(argc, argv, "restore"))
+		scenario_commit_restore(wanted(argc, argv, "commit"),
+					wanted(argc, argv, "restore"));
+	if (wanted(argc, argv, "big"))
+		scenario_big();
+	if (wanted(argc, argv, "hash"))
+		scenario_hash();
+	if (wanted(argc, argv, "wrk"))
+		scenario_wrk();
+	if (wanted(argc, argv, "rss"))
+		scenario_rss();
+	if (wanted(argc, argv, "start"))
+		scenario_start();
+	printf("\n%d met, %d missed\n", rows_met, rows_missed);
+	if (!getenv("BENCH_KEEP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmproot);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench: cannot remove %s\n", tmproot);
+	}
+	return 0;
+}
