@@ -100,6 +100,9 @@ $(O)/tests/unit_%: $(O)/tests/unit_%.o $(TLIB) $(LIBSTORE)
 		-o $@ $^ $(LDLIBS_ALL)
 $(O)/tests/e2e_%: $(O)/tests/e2e_%.o $(TLIB) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+# unit_openapi compares docs/openapi.yaml with the api's route table
+$(O)/tests/unit_openapi: $(O)/tests/unit_openapi.o $(TLIB) $(LIBAPI) $(LIBSTORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 # `make test` runs the whole suite, then again built with ASan and UBSan,
 # then the concurrency tests built with TSan. `make test-suite` runs the
