@@ -638,6 +638,47 @@ out:
 	fx_close(&f);
 }
 
+/* A big sparse module: a few bytes written far apart. */
+static void test_big(void)
+{
+	struct fx f;
+	const size_t big = 32u << 20;
+	unsigned char *want = calloc(1, big);
+	struct store_id m, sid, mc, root;
+	struct store_module_info info;
+	uint64_t size = 0;
+
+	if (!want || fx_open(&f, "sess-big", 0, 0))
+		goto out;
+	CHECK_ERR(st_deploy(f.s, "big", big, &m), STORE_OK);
+	CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f.s, &sid, &m, big - 1, 0xEE, 1), STORE_OK);
+	CHECK_ERR(st_fill(f.s, &sid, &m, big / 2 - 2, 0xDD, 4), STORE_OK);
+	CHECK_ERR(st_fill(f.s, &sid, &m, big + 100, 0xCC, 1), STORE_OK);
+	want[big - 1] = 0xEE;
+	memset(want + big / 2 - 2, 0xDD, 4);
+	CHECK_ERR(store_session_size(f.s, &sid, &m, &size), STORE_OK);
+	CHECK(size == big + STORE_PAGE_SIZE);
+	CHECK_ERR(st_commit(f.s, &sid, NULL), STORE_OK);
+	{
+		unsigned char *w2 = realloc(want, big + STORE_PAGE_SIZE);
+
+		if (!w2)
+			goto out;
+		want = w2;
+		memset(want + big, 0, STORE_PAGE_SIZE);
+		want[big + 100] = 0xCC;
+	}
+	st_ref_memory_id(want, big + STORE_PAGE_SIZE, &mc);
+	CHECK_ERR(store_module_get(f.s, &m, &info), STORE_OK);
+	CHECK(info.size == big + STORE_PAGE_SIZE);
+	CHECK_ID(&info.last_commit, &mc);
+	ST_CHECK_STORE(f.s, f.dir, &root);
+out:
+	free(want);
+	fx_close(&f);
+}
+
 /* --- threads -------------------------------------------------------------- */
 
 #define NTHREADS 8
@@ -972,6 +1013,7 @@ int main(void)
 	test_dedup();
 	test_late_and_first();
 	test_open_descriptor();
+	test_big();
 	run_threads(0);
 	run_threads(1);
 	return t_done();
