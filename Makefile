@@ -116,6 +116,7 @@ test:
 	$(MAKE) SANITIZE=address,undefined test-suite
 	$(MAKE) SANITIZE=thread test-tsan
 	$(MAKE) test-valgrind
+	$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_TEST_SECONDS)
 
 test-suite: all tests
 	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run \
@@ -132,6 +133,12 @@ test-tsan: all tests
 	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run \
 		$(addprefix $(O)/tests/,$(TSAN_TESTS))
 
+# Build the container image of docker/Dockerfile and run it: docker where an
+# engine runs, else buildah (chroot isolation). Beside `make test` in .ci/run.
+.PHONY: docker-test
+docker-test:
+	docker/test.sh
+
 run: $(DAEMON)
 	$(DAEMON) --dir $(RUN_DIR) --listen $(RUN_LISTEN)
 
@@ -143,6 +150,7 @@ deps:
 # FUZZ_SECONDS from its committed corpus tests/fuzz/corpus/<name>/.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 300
+FUZZ_TEST_SECONDS ?= 60
 FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined
 FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 		-fno-omit-frame-pointer -pthread \
