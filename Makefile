@@ -151,8 +151,9 @@ deps:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 300
 FUZZ_TEST_SECONDS ?= 60
-FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined
-FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined \
+		-fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := -g -O1 -std=c11 -D_GNU_SOURCE $(WARN) \
 		-fno-omit-frame-pointer -pthread \
 		$(shell pkg-config --cflags $(PKGS))
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
