@@ -245,6 +245,9 @@ enum store_err commits_parse_merge(struct commits *cs, const char *buf,
 	struct store_id id, check;
 	enum store_err err = STORE_ECORRUPT;
 
+	skip_ws(&ps);
+	if (ps.p == ps.end)
+		return STORE_OK; /* an empty file: no commits */
 	if (!expect(&ps, '{'))
 		goto out;
 	if (expect(&ps, '}'))
