@@ -1,0 +1,195 @@
+#!/bin/bash
+# make docker-test: build the image of docker/Dockerfile and run it.
+# Deploy, commit, persist; stop the container (SIGTERM); start a new one on
+# the same volume; check the state survived, restore, check again, and run
+# `modstore verify` and `modstore health` (the HEALTHCHECK) inside it.
+# Prints the image size and the time from start to the first answered
+# /health.
+#
+# With a Docker engine (`docker info` works) it uses docker. Otherwise
+# buildah with chroot isolation, after docker/base-image.sh made the base
+# image locally (Debian's mirror is enough, no registry). Chroot isolation
+# shares the host's network, so the container is told to listen on
+# 127.0.0.1:PORT (a free port) instead of the image's default 0.0.0.0:8080.
+# Runs unattended as root (CI); installs buildah and debootstrap if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IMAGE=localhost/modstore:test
+work=$(mktemp -d /tmp/modstore-docker.XXXXXX)
+engine=buildah
+docker info >/dev/null 2>&1 && engine=docker
+containers=()
+bg_pid=
+say() { printf 'docker-test: %s\n' "$*"; }
+fail() {
+	say "FAIL: $*"
+	[ -f "$work/daemon.log" ] && tail -n 20 "$work/daemon.log"
+	exit 1
+}
+cleanup() {
+	set +e
+	[ -n "$bg_pid" ] && kill "$bg_pid" 2>/dev/null && wait "$bg_pid" 2>/dev/null
+	for c in "${containers[@]}"; do
+		if [ $engine = docker ]; then
+			docker rm -f "$c" >/dev/null 2>&1
+		else
+			buildah rm "$c" >/dev/null 2>&1
+		fi
+	done
+	[ $engine = docker ] && docker volume rm -f "modstore-test-$$" >/dev/null 2>&1
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (: >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+PORT=$(free_port) || fail "no free port"
+U=http://127.0.0.1:$PORT
+field() { sed -n "s/.*\"$1\":\"\([0-9A-F]*\)\".*/\1/p"; }
+
+# --- build ---------------------------------------------------------------
+t0=$(date +%s)
+if [ $engine = docker ]; then
+	say "building with docker"
+	docker build -q -f docker/Dockerfile -t "$IMAGE" . >/dev/null
+	size=$(docker image inspect -f '{{.Size}}' "$IMAGE")
+	size="$((size / 1024 / 1024)) MB"
+else
+	say "no Docker engine: buildah (chroot isolation)"
+	docker/base-image.sh
+	buildah bud --quiet --isolation chroot --format docker --layers \
+		-f docker/Dockerfile -t "$IMAGE" . >/dev/null
+	size=$(buildah images --noheading --format '{{.Size}}' "$IMAGE" | head -n 1)
+fi
+say "image $IMAGE built in $(($(date +%s) - t0)) s, size $size"
+
+# --- run -------------------------------------------------------------------
+if [ $engine = buildah ]; then
+	mkdir -p "$work/data"
+	chown 10001:10001 "$work/data"
+	chmod 0700 "$work/data"
+fi
+
+# Start a container on the volume; set $health_ms (docker: from `docker
+# run`; buildah: from `buildah run`, the container already made).
+start() {
+	local c t1 t2
+	t1=$(date +%s%N)
+	if [ $engine = docker ]; then
+		c="modstore-test-$$-$1"
+		docker run -d --name "$c" -p "127.0.0.1:$PORT:8080" \
+			-v "modstore-test-$$:/data" "$IMAGE" >/dev/null
+	else
+		c=$(buildah from --quiet "$IMAGE")
+		# buildah 1.28 would mount its own volume for the image's
+		# VOLUME /data over the -v below: drop it from this container
+		buildah config --volume /data- "$c"
+		t1=$(date +%s%N) # the container exists: time the start only
+		buildah run --isolation chroot -v "$work/data:/data" "$c" -- \
+			modstored --dir /data --listen "127.0.0.1:$PORT" \
+			>>"$work/daemon.log" 2>&1 &
+		bg_pid=$!
+	fi
+	containers+=("$c")
+	current=$c
+	for _ in $(seq 300); do
+		if curl -fsS "$U/health" >/dev/null 2>&1; then
+			t2=$(date +%s%N)
+			health_ms=$(((t2 - t1) / 1000000))
+			return 0
+		fi
+		sleep 0.02
+	done
+	fail "no answer on /health"
+}
+
+# The pid of modstored under the buildah run process (chroot isolation
+# makes it a plain descendant on the host).
+daemon_pid() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(cat "$p/comm" 2>/dev/null)" = modstored ] || continue
+		local q=${p#/proc/}
+		while [ "$q" -gt 1 ]; do
+			[ "$q" = "$bg_pid" ] && { echo "${p#/proc/}"; return 0; }
+			q=$(awk '{print $4}' "/proc/$q/stat" 2>/dev/null || echo 1)
+		done
+	done
+	return 1
+}
+
+# Stop the container with SIGTERM; the daemon must exit 0.
+stop() {
+	local rc
+	if [ $engine = docker ]; then
+		docker stop -t 40 "$current" >/dev/null
+		rc=$(docker inspect -f '{{.State.ExitCode}}' "$current")
+	else
+		local pid
+		pid=$(daemon_pid) || fail "modstored not found"
+		kill -TERM "$pid"
+		rc=0
+		wait "$bg_pid" || rc=$?
+		bg_pid=
+	fi
+	[ "$rc" = 0 ] || fail "modstored exited $rc on SIGTERM"
+}
+
+# Run a command inside the current container.
+in_container() {
+	if [ $engine = docker ]; then
+		docker exec "$current" "$@"
+	else
+		buildah run --isolation chroot "$current" -- "$@"
+	fi
+}
+
+start 1
+say "first /health answered $health_ms ms after the container started"
+h1=$health_ms
+if [ $engine = buildah ]; then
+	uid=$(awk '/^Uid:/ {print $2}' "/proc/$(daemon_pid)/status")
+else
+	uid=$(docker exec "$current" id -u)
+fi
+[ "$uid" = 10001 ] || fail "modstored runs as uid $uid, not modstore (10001)"
+
+M=$(printf 'docker module' | curl -fsS --data-binary @- "$U/modules" | field id)
+[ ${#M} = 64 ] || fail "deploy"
+S=$(curl -fsS -X POST "$U/sessions" | field id)
+printf 'first state' | curl -fsS -X PUT --data-binary @- "$U/sessions/$S/modules/$M/memory?offset=0"
+C1=$(curl -fsS -X POST "$U/sessions/$S/commit" | field commit)
+S=$(curl -fsS -X POST "$U/sessions" | field id)
+printf 'SECOND' | curl -fsS -X PUT --data-binary @- "$U/sessions/$S/modules/$M/memory?offset=0"
+C2=$(curl -fsS -X POST "$U/sessions/$S/commit" | field commit)
+[ ${#C1} = 64 ] && [ ${#C2} = 64 ] && [ "$C1" != "$C2" ] || fail "commits"
+curl -fsS -X POST "$U/persist" >/dev/null
+curl -fsS "$U/metrics" | grep -q '^modstore_commits 2$' || fail "metrics"
+say "deployed $M, committed $C1 and $C2, persisted"
+stop
+say "stopped with SIGTERM: exit 0"
+
+start 2
+say "second container on the same volume: /health after $health_ms ms"
+[ "$(curl -fsS "$U/root" | field root)" = "$C2" ] || fail "root after restart is not C2"
+curl -fsS "$U/commits" | grep -q "$C1" || fail "C1 was not persisted"
+curl -fsS -X POST "$U/restore/$C1" >/dev/null || fail "restore"
+[ "$(curl -fsS "$U/root" | field root)" = "$C1" ] || fail "root after restore"
+[ "$(curl -fsS -r 0-10 "$U/modules/$M/memory")" = "first state" ] ||
+	fail "memory after restore"
+in_container modstore --url "$U" verify "$C2" >"$work/verify.out" ||
+	{ cat "$work/verify.out"; fail "verify C2 in the container"; }
+in_container modstore --url "$U" health >/dev/null || fail "the HEALTHCHECK command"
+say "restored $C1; memory, root and 'modstore verify $C2' in the container are right"
+stop
+
+say "ok: image $size, first /health after ${h1} ms (engine: $engine)"
