@@ -652,8 +652,6 @@ static enum store_err prep_module(struct store *s, struct smod *sm,
 	unsigned char page[STORE_PAGE_SIZE];
 	struct tree *bt = NULL;
 	size_t *dirty = NULL, nd = 0, npages = sm->size / STORE_PAGE_SIZE, i;
-	char name[NAME_LEN];
-	struct stat sb;
 	enum store_err err;
 
 	*changed = 0;
@@ -691,9 +689,11 @@ static enum store_err prep_module(struct store *s, struct smod *sm,
 	if (sm->be && store_id_equal(&p->mc, &sm->be->mc))
 		goto out; /* the same bytes again: unchanged */
 	*changed = 1;
-	name_commit(name, sm->mod, &p->mc);
-	if (fstatat(s->dirfd, name, &sb, 0) == 0)
-		goto out; /* this memory was committed before: reuse it */
+	/*
+	 * Written even when this memory was committed before: whether its
+	 * file exists is decided under op_lock, where a failed commit can
+	 * also take back the names it made without another depending on them.
+	 */
 	err = prep_file(s, p);
 out:
 	free(dirty);
@@ -713,9 +713,38 @@ static struct prep *prep_find(struct prep *v, size_t n, const struct module *m)
 	return NULL;
 }
 
+/* Names of commit files a commit made, to take back if it fails. */
+struct made {
+	size_t n;
+	struct {
+		const struct module *mod;
+		struct store_id mc;
+	} * v; /* room for every module */
+};
+
+static void made_add(struct made *mk, const struct module *m,
+		     const struct store_id *mc)
+{
+	mk->v[mk->n].mod = m;
+	mk->v[mk->n].mc = *mc;
+	mk->n++;
+}
+
+static void made_undo(struct store *s, struct made *mk)
+{
+	char name[NAME_LEN];
+	size_t i;
+
+	for (i = 0; i < mk->n; i++) {
+		name_commit(name, mk->v[i].mod, &mk->v[i].mc);
+		unlinkat(s->dirfd, name, 0);
+	}
+	mk->n = 0;
+}
+
 /* An entry of the initial memory of m; its file linked from .MOD_init. */
 static enum store_err initial_entry(struct store *s, struct module *m,
-				    struct entry *e, int *made)
+				    struct entry *e, struct made *mk)
 {
 	char init[NAME_LEN], name[NAME_LEN];
 	int fe;
@@ -731,7 +760,7 @@ static enum store_err initial_entry(struct store *s, struct module *m,
 	if ((fe = fault_at(s, "commit.link")))
 		return err_from_errno(fe);
 	if (linkat(s->dirfd, init, s->dirfd, name, 0) == 0)
-		*made = 1;
+		made_add(mk, m, &e->mc);
 	else if (errno != EEXIST)
 		return err_from_errno(errno);
 	return STORE_OK;
@@ -740,7 +769,7 @@ static enum store_err initial_entry(struct store *s, struct module *m,
 /* The new state: every module deployed now, from the preps or the base. */
 static enum store_err build_state(struct store *s, struct session *se,
 				  struct prep *preps, size_t np,
-				  struct state **out, int *made)
+				  struct state **out, struct made *mk)
 {
 	struct module **mods = NULL;
 	struct state *st = NULL;
@@ -776,7 +805,7 @@ static enum store_err build_state(struct store *s, struct session *se,
 			e->tree = tree_ref(be->tree);
 			pthread_mutex_unlock(&s->tree_lock);
 		} else {
-			err = initial_entry(s, mods[i], e, made);
+			err = initial_entry(s, mods[i], e, mk);
 			if (err) {
 				st->n++; /* so its tree is released */
 				goto out;
@@ -825,7 +854,8 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	size_t np = 0, i;
 	enum store_err err;
 	char name[NAME_LEN];
-	int changed, op_locked = 0, e, made = 0;
+	struct made mk = {0, NULL};
+	int changed, op_locked = 0, e;
 
 	memset(out, 0, sizeof(*out));
 	err = session_lock(s, sid, 1, &se);
@@ -855,25 +885,33 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 		err = check_root(s, expect_root);
 	if (err)
 		goto out;
+	pthread_mutex_lock(&s->lock);
+	mk.v = calloc(s->nmods + 1, sizeof(*mk.v));
+	pthread_mutex_unlock(&s->lock);
+	err = STORE_ENOMEM;
+	if (!mk.v)
+		goto out;
 	for (i = 0; i < np; i++) {
-		if (!preps[i].tmp[0])
-			continue;
 		name_commit(name, preps[i].sm->mod, &preps[i].mc);
-		if ((e = fault_at(s, "commit.rename")) ||
-		    (renameat2(s->dirfd, preps[i].tmp, s->dirfd, name,
-			       RENAME_NOREPLACE) < 0 &&
-		     errno != EEXIST)) {
-			err = err_from_errno(e ? e : errno);
+		if ((e = fault_at(s, "commit.rename"))) {
+			err = err_from_errno(e);
 			goto out;
 		}
-		unlinkat(s->dirfd, preps[i].tmp, 0); /* if it existed */
+		if (renameat2(s->dirfd, preps[i].tmp, s->dirfd, name,
+			      RENAME_NOREPLACE) == 0) {
+			made_add(&mk, preps[i].sm->mod, &preps[i].mc);
+		} else if (errno == EEXIST) {
+			unlinkat(s->dirfd, preps[i].tmp, 0); /* same bytes */
+		} else {
+			err = err_from_errno(errno);
+			goto out;
+		}
 		preps[i].tmp[0] = '\0';
-		made = 1;
 	}
-	err = build_state(s, se, preps, np, &st, &made);
+	err = build_state(s, se, preps, np, &st, &mk);
 	if (err)
 		goto out;
-	if (made) { /* new names are durable before a journal names them */
+	if (mk.n) { /* new names are durable before a journal names them */
 		err = fsync_dir(s);
 		if (err)
 			goto out;
@@ -917,6 +955,11 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	session_put(se);
 	se = NULL;
 out:
+	/* a failed commit takes back the files it made, unless the journal
+	 * (the store is wedged then) may still name them */
+	if (err && mk.n && !s->wedged)
+		made_undo(s, &mk);
+	free(mk.v);
 	if (op_locked)
 		pthread_mutex_unlock(&s->op_lock);
 	for (i = 0; i < np; i++)

@@ -605,7 +605,8 @@ enum store_err store_module_open(struct store *s, const struct store_id *mod,
 		name_commit(name, m, &e->mc);
 	else
 		name_init(name, m);
-	module_info(m, e, info);
+	if (info)
+		module_info(m, e, info);
 	state_unref(st);
 	*fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)

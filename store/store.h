@@ -154,7 +154,7 @@ enum store_err store_module_list(struct store *s,
 /*
  * A read-only descriptor on the module's current memory, which is never
  * modified while open, and its info (size = bytes to serve, last_commit =
- * the ETag). Caller closes *fd.
+ * the ETag; info may be NULL). Caller closes *fd.
  */
 enum store_err store_module_open(struct store *s, const struct store_id *mod,
 				 int *fd, struct store_module_info *info);
