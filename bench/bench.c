@@ -760,7 +760,7 @@ static void scenario_wrk(void)
 	char mod[65], sid[65], url[512], path[512], conf[2048], tmp[600];
 	char etcd_url[64], peer_url[64], script[600], v[64], p[64], r[32];
 	unsigned char *data = malloc(MODSIZE);
-	double s_rps, m_rps, n_rps, e_rps;
+	double s_rps, m_rps, n_rps, n64k_rps, e_rps;
 	pid_t nginx, etcd;
 	int nport = free_port(), cport, pport;
 
@@ -771,6 +771,16 @@ static void scenario_wrk(void)
 	write_file(tmp,
 		   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		   "aaaa\n");
+	snprintf(tmp, sizeof(tmp), "%s/www/f64k", tmproot);
+	{
+		FILE *f = fopen(tmp, "w");
+		unsigned char blk[MODSIZE];
+
+		rnd_bytes(blk, sizeof(blk));
+		if (!f || fwrite(blk, 1, sizeof(blk), f) != sizeof(blk) ||
+		    fclose(f) != 0)
+			die("cannot write a temporary file");
+	}
 	snprintf(tmp, sizeof(tmp), "%s/nginx-body", tmproot);
 	mkdir(tmp, 0700);
 	snprintf(conf, sizeof(conf),
@@ -841,6 +851,8 @@ static void scenario_wrk(void)
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/f64", nport);
 	n_rps = wrk_rps(url, NULL, "nginx");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/f64k", nport);
+	n64k_rps = wrk_rps(url, NULL, "nginx 64 KiB");
 	snprintf(url, sizeof(url), "%s/v3/kv/range", etcd_url);
 	e_rps = wrk_rps(url, script, "etcd");
 	snprintf(url, sizeof(url),
@@ -866,6 +878,9 @@ static void scenario_wrk(void)
 	snprintf(r, sizeof(r), "%.2fx", m_rps / n_rps);
 	row("GET module memory 64 KiB (wrk)", v, p, r, ">= 0.8x nginx",
 	    m_rps >= 0.8 * n_rps);
+	snprintf(p, sizeof(p), "nginx 64 KiB %.0f req/s", n64k_rps);
+	snprintf(r, sizeof(r), "%.2fx", m_rps / n64k_rps);
+	row("GET module memory vs nginx 64 KiB", v, p, r, "peer, reported", -1);
 	snprintf(p, sizeof(p), "etcd range %.0f req/s", e_rps);
 	snprintf(r, sizeof(r), "%.2fx", m_rps / e_rps);
 	row("GET module memory vs etcd", v, p, r, "peer, reported", -1);
