@@ -212,9 +212,13 @@ int main(void)
 				      10) == 0);
 			CHECK(strstr(v, " --dir ") != NULL);
 		}
-		if (nseen < MAX_LINES)
-			snprintf(seen[nseen++], sizeof(seen[0]), "%s.%s=%s",
-				 section, line, v);
+		if (nseen < MAX_LINES) {
+			int w = snprintf(seen[nseen], sizeof(seen[0]),
+					 "%s.%s=%s", section, line, v);
+
+			CHECK(w > 0 && (size_t)w < sizeof(seen[0]));
+			nseen++;
+		}
 	}
 	fclose(f);
 	CHECK(order == 3);
