@@ -27,7 +27,20 @@ root=$(mktemp -d /tmp/modstore-base.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 echo "base-image: debootstrap bookworm (about a minute)" >&2
 debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/dev/null
-rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+# what debian:bookworm-slim leaves out: downloaded packages, apt lists,
+# documentation, manual pages and translations (as its dpkg excludes do)
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin \
+	"$root"/var/cache/apt/archives/*.deb "$root"/usr/share/doc/* \
+	"$root"/usr/share/man/* "$root"/usr/share/info/* \
+	"$root"/usr/share/locale/* "$root"/var/log/*.log
+mkdir -p "$root"/etc/dpkg/dpkg.cfg.d
+cat >"$root"/etc/dpkg/dpkg.cfg.d/docker <<'CFG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+CFG
 # buildah has no `import` before 1.35 (Debian 12 has 1.28): a scratch
 # container gets the root as a tar archive (extracted by `add`) instead.
 tar -C "$root" --exclude=./dev/* -cf "$root.tar" .
