@@ -54,6 +54,9 @@ free_port() {
 }
 PORT=$(free_port) || fail "no free port"
 U=http://127.0.0.1:$PORT
+# the server as seen from inside the container
+IN_U=$U
+[ $engine = docker ] && IN_U=http://127.0.0.1:8080
 field() { sed -n "s/.*\"$1\":\"\([0-9A-F]*\)\".*/\1/p"; }
 
 # --- build ---------------------------------------------------------------
@@ -186,9 +189,9 @@ curl -fsS -X POST "$U/restore/$C1" >/dev/null || fail "restore"
 [ "$(curl -fsS "$U/root" | field root)" = "$C1" ] || fail "root after restore"
 [ "$(curl -fsS -r 0-10 "$U/modules/$M/memory")" = "first state" ] ||
 	fail "memory after restore"
-in_container modstore --url "$U" verify "$C2" >"$work/verify.out" ||
+in_container modstore --url "$IN_U" verify "$C2" >"$work/verify.out" ||
 	{ cat "$work/verify.out"; fail "verify C2 in the container"; }
-in_container modstore --url "$U" health >/dev/null || fail "the HEALTHCHECK command"
+in_container modstore --url "$IN_U" health >/dev/null || fail "the HEALTHCHECK command"
 say "restored $C1; memory, root and 'modstore verify $C2' in the container are right"
 stop
 
