@@ -1,7 +1,8 @@
 /*
  * api.c - the libmicrohttpd side of the api: per-request state, token,
  * route matching, incremental bodies, the store error table, answers and
- * the request log. The routes themselves are in routes.c.
+ * the request log, and the counters of GET /metrics (atomics, updated as
+ * each request completes). The routes themselves are in routes.c.
  */
 #include "api.h"
 #include "api_internal.h"
