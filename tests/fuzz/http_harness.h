@@ -129,6 +129,8 @@ struct hh {
 	size_t outlen, outcap;
 	int closed_by_server;
 	int trace; /* FUZZ_TRACE=1: print what each exchange did */
+	/* called with each new request before the api sees it */
+	void (*on_request)(struct MHD_Connection *conn);
 };
 
 static struct hh hh;
@@ -288,6 +290,8 @@ static enum MHD_Result hh_access(void *cls, struct MHD_Connection *conn,
 				 size_t *upload_data_size, void **req_cls)
 {
 	(void)cls;
+	if (!*req_cls && hh.on_request)
+		hh.on_request(conn);
 	return api_access_handler(hh.api, conn, url, method, version,
 				  upload_data, upload_data_size, req_cls);
 }
@@ -672,7 +676,8 @@ static void hh_check_api(const struct hh_rec *rec, const struct hh_resp *r)
 static size_t hh_check(struct hh_resp *resp, size_t nresp)
 {
 	struct hh_resp r;
-	size_t pos = 0, i, k = 0;
+	size_t pos = 0, i, k = 0, left;
+	const char *tail;
 	int rc;
 
 	for (i = 0; i < hh.nrec; i++) {
@@ -698,26 +703,32 @@ static size_t hh_check(struct hh_resp *resp, size_t nresp)
 			resp[k] = r;
 		k++;
 	}
-	/* then at most one error of libmicrohttpd itself, and the end */
-	do {
-		rc = hh_parse(&pos, 0, &r);
-	} while (rc > 0 && r.status / 100 == 1);
-	if (rc < 0)
-		hh_die("malformed answer after the %zu of the api", k);
+	/*
+	 * Then maybe an error of libmicrohttpd itself, and the end. Only its
+	 * start is checked: for a malformed Content-Length, 0.9.75 sends its
+	 * header block twice, then the body once (modstored does the same).
+	 */
+	for (;;) { /* 100 Continue to a body that never came */
+		size_t p0 = pos;
+
+		if (hh_parse(&pos, 1, &r) <= 0 || r.status / 100 != 1) {
+			pos = p0;
+			break;
+		}
+	}
 	if (hh.trace)
-		fprintf(stderr, "%zu answer(s) of the api, %s; %zu bytes\n", k,
-			rc > 0 ? "then libmicrohttpd's error" : "nothing more",
-			hh.outlen);
-	if (rc > 0) {
-		if (r.status < 400)
-			hh_die("an answer %u that the api did not give",
-			       r.status);
-		if (hh_header_is(&r, "Content-Type", "application/json"))
-			hh_die("a JSON answer %u that the api did not give",
-			       r.status);
-		if (pos != hh.outlen)
-			hh_die("bytes after libmicrohttpd's error %u",
-			       r.status);
+		fprintf(stderr, "%zu answer(s) of the api, then %zu bytes\n", k,
+			hh.outlen - pos);
+	if (pos < hh.outlen) {
+		left = hh.outlen - pos;
+		tail = (const char *)hh.out + pos;
+		if (left < 13 || memcmp(tail, "HTTP/1.1 ", 9) != 0 ||
+		    (tail[9] != '4' && tail[9] != '5'))
+			hh_die("after the %zu answer(s) of the api, something "
+			       "else than an error of libmicrohttpd",
+			       k);
+		if (memmem(tail, left, "application/json", 16))
+			hh_die("a JSON answer that the api did not give");
 	}
 	return k;
 }
@@ -726,9 +737,13 @@ static size_t hh_check(struct hh_resp *resp, size_t nresp)
 
 /*
  * Append src to the request being built, replacing the placeholders by the
- * ids of the store: {A} {B} {U} modules, {C} the commit, {R} the root, {S}
+ * ids of the store: {A} {B} {U} modules, {C} the commit ({c} in lower
+ * case), {R} the root, {S}
  * the session of this input, {T} the token.
  */
+static size_t hh_expand(const uint8_t *src, size_t n, char *dst, size_t cap)
+    __attribute__((unused));
+
 static size_t hh_expand(const uint8_t *src, size_t n, char *dst, size_t cap)
 {
 	char hex[STORE_HEX_LEN + 1];
@@ -749,7 +764,11 @@ static size_t hh_expand(const uint8_t *src, size_t n, char *dst, size_t cap)
 				rep = hex;
 				break;
 			case 'C':
+			case 'c':
 				hh_hex(&hh.commit, hex);
+				for (rl = 0; src[i + 1] == 'c' && hex[rl]; rl++)
+					if (hex[rl] >= 'A' && hex[rl] <= 'F')
+						hex[rl] = (char)(hex[rl] + 32);
 				rep = hex;
 				break;
 			case 'R':
