@@ -363,16 +363,18 @@ int api_query_u64(struct api_request *r, const char *name, uint64_t *out,
 		  int *present)
 {
 	const char *v;
+	size_t vlen = 0;
 
 	*present = 0;
 	*out = 0;
 	if (MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, name,
-					  strlen(name), &v, NULL) != MHD_YES)
+					  strlen(name), &v, &vlen) != MHD_YES)
 		return 0;
 	*present = 1;
 	if (!v)
 		return -1;
-	return api_parse_u64(v, strlen(v), out);
+	/* the decoded length: "5%00x" is not 5 */
+	return api_parse_u64(v, vlen, out);
 }
 
 const char *api_header(struct api_request *r, const char *name)
