@@ -699,6 +699,15 @@ static size_t hh_check(struct hh_resp *resp, size_t nresp)
 			fprintf(stderr, "answer %zu of the api: %.*s\n", k + 1,
 				(int)r.bodylen, (const char *)r.body);
 		hh_check_api(rec, &r);
+		/*
+		 * libmicrohttpd 0.9.75 takes a method with a NUL in it, and
+		 * hands the api the C string: "HEAD\0x" is HEAD to the api
+		 * but not to libmicrohttpd, which sends the body.
+		 */
+		if (rec->head && r.has_length && hh.outlen - pos >= r.length &&
+		    (hh.outlen - pos < 9 ||
+		     memcmp(hh.out + pos, "HTTP/1.1 ", 9) != 0))
+			pos += (size_t)r.length;
 		if (k < nresp)
 			resp[k] = r;
 		k++;

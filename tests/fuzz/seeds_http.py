@@ -79,6 +79,8 @@ http = {
     "expect_without_body": req("PUT", "/sessions/{S}/modules/{A}/memory",
                                ["Expect: 100-continue",
                                 "Cntient-Length: 4"], b"abcd", cl=False),
+    # a NUL in the method: HEAD to the api, not to libmicrohttpd
+    "head_with_nul": b"HEAD" + b"\x00" * 8 + b" /root HTTP/1.1\r\n\r\n",
 }
 for name, data in http.items():
     write("fuzz_http", name, b"\x00" + data)
