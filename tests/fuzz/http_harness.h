@@ -327,6 +327,18 @@ static void hh_mhd_log(void *cls, const char *fmt, va_list ap)
 	(void)ap;
 }
 
+/* At exit (libFuzzer's end of a run): no state directory left behind. */
+static void hh_atexit(void)
+{
+	if (hh.d)
+		MHD_stop_daemon(hh.d);
+	hh.d = NULL;
+	if (hh.store)
+		hh_teardown_store();
+	free(hh.out);
+	hh.out = NULL;
+}
+
 static void hh_init(const char *name)
 {
 	const char *e;
@@ -350,6 +362,7 @@ static void hh_init(const char *name)
 	    MHD_OPTION_EXTERNAL_LOGGER, hh_mhd_log, NULL, MHD_OPTION_END);
 	if (!hh.d)
 		hh_die("MHD_start_daemon failed");
+	atexit(hh_atexit);
 }
 
 /* Open the session S of this input on the api variant v. */
