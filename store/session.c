@@ -591,11 +591,18 @@ struct prep {
 	struct smod *sm;
 	struct store_id mc;
 	struct tree *tree;
-	char tmp[TMP_NAME_LEN]; /* the new commit file; "" if it exists */
+	char tmp[TMP_NAME_LEN]; /* the new commit file; "" once renamed */
+	int fd;			/* open until fsynced with the others, or -1 */
 };
+
+/* Commit files kept open to be fsynced together, at most. */
+#define PREP_SYNC_BATCH 64
 
 static void prep_release(struct store *s, struct prep *p)
 {
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
 	if (p->tmp[0])
 		unlinkat(s->dirfd, p->tmp, 0);
 	p->tmp[0] = '\0';
@@ -603,8 +610,12 @@ static void prep_release(struct store *s, struct prep *p)
 	p->tree = NULL;
 }
 
-/* Write the new commit file: the base, then the dirty pages over it. */
-static enum store_err prep_file(struct store *s, struct prep *p)
+/*
+ * Write the new commit file: the base, then the dirty pages over it. With
+ * keep, only start its writeback and leave it open in p->fd, to be fsynced
+ * with the others (prep_sync); otherwise fsync it now.
+ */
+static enum store_err prep_file(struct store *s, struct prep *p, int keep)
 {
 	struct smod *sm = p->sm;
 	enum store_err err;
@@ -638,16 +649,38 @@ static enum store_err prep_file(struct store *s, struct prep *p)
 			goto out;
 		copied += run * STORE_PAGE_SIZE;
 	}
-	err = fsync_fd(s, fd, "commit.fsync");
 	atomic_fetch_add(&s->bytes_written, copied);
+	if (keep) {
+		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		p->fd = fd;
+		return STORE_OK;
+	}
+	err = fsync_fd(s, fd, "commit.fsync");
 out:
 	close(fd);
 	return err;
 }
 
+/* fsync the commit files left open, whose writeback has started. */
+static enum store_err prep_sync(struct store *s, struct prep *v, size_t n)
+{
+	enum store_err err = STORE_OK;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (v[i].fd < 0)
+			continue;
+		if (!err)
+			err = fsync_fd(s, v[i].fd, "commit.fsync");
+		close(v[i].fd);
+		v[i].fd = -1;
+	}
+	return err;
+}
+
 /* New id (and file, unless it exists) of a module with dirty pages. */
 static enum store_err prep_module(struct store *s, struct smod *sm,
-				  struct prep *p, int *changed)
+				  struct prep *p, int keep, int *changed)
 {
 	unsigned char page[STORE_PAGE_SIZE];
 	struct tree *bt = NULL;
@@ -656,6 +689,7 @@ static enum store_err prep_module(struct store *s, struct smod *sm,
 
 	*changed = 0;
 	memset(p, 0, sizeof(*p));
+	p->fd = -1;
 	p->sm = sm;
 	if (sm->be) {
 		err = entry_tree(s, (struct entry *)(uintptr_t)sm->be, &bt);
@@ -694,7 +728,7 @@ static enum store_err prep_module(struct store *s, struct smod *sm,
 	 * file exists is decided under op_lock, where a failed commit can
 	 * also take back the names it made without another depending on them.
 	 */
-	err = prep_file(s, p);
+	err = prep_file(s, p, keep);
 out:
 	free(dirty);
 	tree_unref(bt);
@@ -871,12 +905,16 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	for (i = 0; i < se->nmods; i++) {
 		if (!se->mods[i]->ndirty)
 			continue;
-		err = prep_module(s, se->mods[i], &preps[np], &changed);
+		err = prep_module(s, se->mods[i], &preps[np],
+				  np < PREP_SYNC_BATCH, &changed);
 		if (err)
 			goto out;
 		if (changed)
 			np++;
 	}
+	err = prep_sync(s, preps, np);
+	if (err)
+		goto out;
 
 	pthread_mutex_lock(&s->op_lock);
 	op_locked = 1;

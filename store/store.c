@@ -1084,6 +1084,15 @@ enum store_err state_from_pairs(struct store *s, const struct store_pair *pairs,
 			break;
 		}
 		e->mc = pairs[i].commit;
+		ce = state_find(cur, &e->mod->id);
+		if (ce && store_id_equal(&ce->mc, &e->mc)) {
+			/* as it is now: size and tree known, file there */
+			e->size = ce->size;
+			pthread_mutex_lock(&s->tree_lock);
+			e->tree = tree_ref(ce->tree);
+			pthread_mutex_unlock(&s->tree_lock);
+			continue;
+		}
 		name_commit(name, e->mod, &e->mc);
 		if (fstatat(s->dirfd, name, &sb, 0) < 0) {
 			err = errno == ENOENT ? STORE_ECORRUPT
@@ -1091,12 +1100,6 @@ enum store_err state_from_pairs(struct store *s, const struct store_pair *pairs,
 			break;
 		}
 		e->size = (uint64_t)sb.st_size;
-		ce = state_find(cur, &e->mod->id);
-		if (ce && store_id_equal(&ce->mc, &e->mc)) {
-			pthread_mutex_lock(&s->tree_lock);
-			e->tree = tree_ref(ce->tree);
-			pthread_mutex_unlock(&s->tree_lock);
-		}
 	}
 	state_unref(cur);
 	if (!err)
