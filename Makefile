@@ -179,7 +179,7 @@ fuzz: fuzz-build
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 FORMAT_SRC := $(wildcard store/*.[ch] api/*.[ch] server/*.[ch] cli/*.[ch] \
-		bench/*.[ch] tests/*.c tests/lib/*.[ch] tests/fuzz/*.c \
+		bench/*.[ch] tests/*.c tests/lib/*.[ch] tests/fuzz/*.[ch] \
 		tests/shim/*.c)
 # `make bench`: the benchmark suite of bench/README.md against its peers
 # (installed by bench/install-peers). Not part of `make test`.
