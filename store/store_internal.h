@@ -125,7 +125,10 @@ enum store_err copy_bytes(struct store *s, int in, int out, uint64_t off,
 enum store_err write_file_atomic(struct store *s, const char *name,
 				 const void *buf, size_t len, const char *step);
 
-/* Read a whole small file; *buf is NUL-terminated, caller frees. */
+/*
+ * Read a whole small file; *buf is NUL-terminated, caller frees.
+ * STORE_ENOCOMMIT when the file does not exist.
+ */
 enum store_err read_file(int dirfd, const char *name, char **buf, size_t *len);
 
 /* --- state.c ------------------------------------------------------------ */
