@@ -834,8 +834,11 @@ static enum store_err build_state(struct store *s, struct session *se,
 			e->size = p->sm->size;
 			e->tree = tree_ref(p->tree);
 		} else if (be) {
-			*e = *be;
-			pthread_mutex_lock(&s->tree_lock);
+			e->mod = be->mod;
+			e->mc = be->mc;
+			e->size = be->size;
+			pthread_mutex_lock(
+			    &s->tree_lock); /* be->tree may be set */
 			e->tree = tree_ref(be->tree);
 			pthread_mutex_unlock(&s->tree_lock);
 		} else {
