@@ -161,6 +161,7 @@ unsigned int api_wait_idle(struct api *api, unsigned int timeout_ms)
 void api_fail(struct api_request *r, unsigned int status, const char *code,
 	      const char *fmt, ...)
 {
+	unsigned char *p;
 	va_list ap;
 
 	if (r->err_status)
@@ -170,6 +171,13 @@ void api_fail(struct api_request *r, unsigned int status, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(r->err_msg, sizeof(r->err_msg), fmt, ap);
 	va_end(ap);
+	/*
+	 * The message may quote the request (a JSON parser's error names the
+	 * bad bytes): keep it printable ASCII, which any JSON string holds.
+	 */
+	for (p = (unsigned char *)r->err_msg; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			*p = '?';
 }
 
 void api_fail_store(struct api_request *r, enum store_err err, const char *what)
