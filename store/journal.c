@@ -243,7 +243,6 @@ static enum store_err journal_parse(struct store *s, const char *buf,
 	const char *p = buf, *end = buf + len, *nl, *last;
 	struct store_id check, id;
 	size_t lines = 0, ml = strlen(JOURNAL_MAGIC);
-	char hex[STORE_HEX_LEN + 1];
 
 	memset(j, 0, sizeof(*j));
 	/* the checksum line: "end " + 64 hex + "\n" */
@@ -302,7 +301,6 @@ static enum store_err journal_parse(struct store *s, const char *buf,
 		j->n++;
 		p = nl + 1;
 	}
-	(void)hex;
 	return STORE_OK;
 corrupt:
 	journal_release(j);

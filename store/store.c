@@ -951,10 +951,10 @@ enum store_err store_commit_open(struct store *s, const struct store_id *commit,
 				 uint64_t *size)
 {
 	const struct centry *c;
+	const struct module *m = NULL;
 	struct store_id mc;
 	struct stat sb;
 	enum store_err err = STORE_ENOCOMMIT;
-	char mhex[STORE_HEX_LEN + 1], chex[STORE_HEX_LEN + 1];
 	char name[NAME_LEN];
 	size_t i;
 
@@ -967,7 +967,9 @@ enum store_err store_commit_open(struct store *s, const struct store_id *commit,
 		for (i = 0; i < c->n; i++) {
 			if (store_id_equal(&c->pairs[i].module, mod)) {
 				mc = c->pairs[i].commit;
-				err = STORE_OK;
+				m = module_find(s, mod);
+				/* a commit of a module not deployed */
+				err = m ? STORE_OK : STORE_ECORRUPT;
 				break;
 			}
 		}
@@ -976,9 +978,7 @@ enum store_err store_commit_open(struct store *s, const struct store_id *commit,
 	if (err != STORE_OK)
 		goto out;
 	/* commit files are written once and never modified: no lock */
-	store_id_hex(mod, mhex);
-	store_id_hex(&mc, chex);
-	snprintf(name, sizeof(name), "%s_%s", mhex, chex);
+	name_commit(name, m, &mc);
 	*fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0) {
 		err = errno == ENOENT ? STORE_ECORRUPT : err_from_errno(errno);
