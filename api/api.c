@@ -334,6 +334,26 @@ enum MHD_Result api_reply_json_hdr(struct api_request *r, unsigned int status,
 	return api_reply(r, status, resp, len);
 }
 
+enum MHD_Result api_reply_json_text(struct api_request *r, unsigned int status,
+				    char *body, size_t len)
+{
+	struct MHD_Response *resp;
+
+	if (!body) {
+		api_fail(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			 store_errname(STORE_ENOMEM), "out of memory");
+		return api_reply_error(r);
+	}
+	resp =
+	    MHD_create_response_from_buffer_with_free_callback(len, body, free);
+	if (!resp) {
+		free(body);
+		return reply_static_error(r);
+	}
+	add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return api_reply(r, status, resp, len);
+}
+
 enum MHD_Result api_reply_empty(struct api_request *r, unsigned int status)
 {
 	struct MHD_Response *resp;

@@ -162,6 +162,13 @@ enum MHD_Result api_reply_json_hdr(struct api_request *r, unsigned int status,
 				   const char *value);
 
 /*
+ * Queue a JSON answer already serialised: body (malloc'd, ending in a
+ * newline) is taken over. NULL answers 500 out_of_memory.
+ */
+enum MHD_Result api_reply_json_text(struct api_request *r, unsigned int status,
+				    char *body, size_t len);
+
+/*
  * Queue resp (which this destroys) with status, bytes being the size of its
  * body for the log. Adds the headers every answer carries.
  */

@@ -10,10 +10,18 @@
  *   MOD -                   "-": back to its initial memory)
  *   end CHECK              (H of every byte before this line)
  *
- * It is written durably before the first name moves. Replaying it moves
- * every name again; that is idempotent, so a journal left behind (even one
- * already carried out) always leads to the state it records, which is the
- * newest one: each commit or restore replaces .journal before it switches.
+ * It is written in place and flushed (fdatasync) before the first name
+ * moves; once every name has moved and the directory is fsynced, its first
+ * line becomes "modstore-journal 0": nothing to do. A switch writes no
+ * data: MOD_last_id is a hard link to the module commit's id file
+ * (.MOD_MC_id), like MOD and MOD_last to its commit file. Replaying it moves
+ * every name again; that is idempotent, so a journal left live (even one
+ * already carried out) always leads to the state it records. A journal
+ * whose checksum does not match was torn while being written, before any
+ * name moved, and is ignored.
+ *
+ * The file is never removed or shrunk below what it held: on this store's
+ * hot path no block is freed and no inode is made or dropped.
  */
 #include "store_internal.h"
 
@@ -23,11 +31,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define JOURNAL_NAME  ".journal"
 #define JOURNAL_MAGIC "modstore-journal 1\n"
-#define SYNC_BATCH    64
+#define JOURNAL_IDLE  "modstore-journal 0\n"
 
 void journal_release(struct journal *j)
 {
@@ -35,77 +44,79 @@ void journal_release(struct journal *j)
 	memset(j, 0, sizeof(*j));
 }
 
-void unlink_prepared(struct store *s, struct journal *j)
+/* The journal's descriptor, opened (or made) on first use. */
+static enum store_err journal_fd(struct store *s)
 {
-	size_t i;
-
-	for (i = 0; i < j->n; i++) {
-		if (j->e[i].tmp_id[0])
-			unlinkat(s->dirfd, j->e[i].tmp_id, 0);
-		j->e[i].tmp_id[0] = '\0';
-	}
-}
-
-/* fsync a batch of descriptors, starting writeback of all of them first. */
-static enum store_err sync_batch(struct store *s, int *fds, size_t n)
-{
-	enum store_err err = STORE_OK;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		sync_file_range(fds[i], 0, 0, SYNC_FILE_RANGE_WRITE);
-	for (i = 0; i < n; i++) {
-		if (!err)
-			err = fsync_fd(s, fds[i], "switch.id_fsync");
-		close(fds[i]);
-		fds[i] = -1;
-	}
-	return err;
-}
-
-enum store_err switch_prepare(struct store *s, struct journal *j)
-{
-	int fds[SYNC_BATCH];
-	size_t i, nfd = 0;
-	enum store_err err = STORE_OK;
-	char line[STORE_HEX_LEN + 2];
-
-	for (i = 0; i < j->n; i++) {
-		struct jentry *je = &j->e[i];
-		int fd;
-
-		je->tmp_id[0] = '\0';
-		if (!je->has_mc)
-			continue;
-		err = tmp_create(s, je->tmp_id, &fd);
-		if (err) {
-			je->tmp_id[0] = '\0';
-			goto fail;
-		}
-		fds[nfd++] = fd;
-		store_id_hex(&je->mc, line);
-		line[STORE_HEX_LEN] = '\n';
-		err = write_all(s, fd, line, STORE_HEX_LEN + 1, 0,
-				"switch.id_write");
-		if (err)
-			goto fail;
-		if (nfd == SYNC_BATCH) {
-			err = sync_batch(s, fds, nfd);
-			nfd = 0;
-			if (err)
-				goto fail;
-		}
-	}
-	err = sync_batch(s, fds, nfd);
-	nfd = 0;
-	if (err)
-		goto fail;
+	if (s->jfd >= 0)
+		return STORE_OK;
+	s->jfd = openat(s->dirfd, JOURNAL_NAME, O_RDWR | O_CLOEXEC);
+	if (s->jfd >= 0)
+		return STORE_OK;
+	if (errno != ENOENT)
+		return err_from_errno(errno);
+	s->jfd = openat(s->dirfd, JOURNAL_NAME,
+			O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->jfd < 0)
+		return err_from_errno(errno);
+	s->jnew = 1; /* its name is durable after the next fsync_dir */
 	return STORE_OK;
-fail:
-	for (i = 0; i < nfd; i++)
-		close(fds[i]);
-	unlink_prepared(s, j);
+}
+
+enum store_err switch_ensure_ids(struct store *s, const struct journal *j)
+{
+	char name[NAME_LEN], (*tmp)[TMP_NAME_LEN];
+	enum store_err err = STORE_OK;
+	struct stat sb;
+	size_t i, nmade = 0;
+	int e;
+
+	tmp = calloc(j->n ? j->n : 1, sizeof(*tmp));
+	if (!tmp)
+		return STORE_ENOMEM;
+	for (i = 0; i < j->n && !err; i++) {
+		if (!j->e[i].has_mc)
+			continue;
+		name_id(name, j->e[i].mod, &j->e[i].mc);
+		if (fstatat(s->dirfd, name, &sb, 0) == 0)
+			continue;
+		if (errno != ENOENT) {
+			err = err_from_errno(errno);
+			break;
+		}
+		/* a directory made before id files, or a crash's leftover */
+		err = id_tmp_create(s, &j->e[i].mc, tmp[i]);
+		nmade += !err;
+	}
+	if (!err && nmade)
+		err = sync_store(s, "switch.id_sync");
+	for (i = 0; i < j->n && !err; i++) {
+		if (!tmp[i][0])
+			continue;
+		name_id(name, j->e[i].mod, &j->e[i].mc);
+		if ((e = fault_at(s, "switch.id_rename")) ||
+		    (renameat2(s->dirfd, tmp[i], s->dirfd, name,
+			       RENAME_NOREPLACE) < 0 &&
+		     errno != EEXIST))
+			err = err_from_errno(e ? e : errno);
+	}
+	if (!err && nmade)
+		err = fsync_dir(s);
+	for (i = 0; i < j->n; i++)
+		if (tmp[i][0])
+			unlinkat(s->dirfd, tmp[i], 0);
+	free(tmp);
 	return err;
+}
+
+enum store_err sync_store(struct store *s, const char *step)
+{
+	int e;
+
+	if ((e = fault_at(s, step)))
+		return err_from_errno(e);
+	if (syncfs(s->dirfd) < 0)
+		return err_from_errno(errno);
+	return STORE_OK;
 }
 
 /* Point name dst at the file src by a new hard link renamed over dst. */
@@ -150,23 +161,17 @@ enum store_err switch_finish(struct store *s, struct journal *j)
 	char src[NAME_LEN], dst[NAME_LEN];
 	enum store_err err = STORE_OK;
 	size_t i;
-	int e;
 
 	for (i = 0; i < j->n; i++) {
 		struct jentry *je = &j->e[i];
 
 		if (je->has_mc) {
-			name_commit(src, je->mod, &je->mc);
+			name_id(src, je->mod, &je->mc);
 			name_suffix(dst, je->mod, "_last_id");
-			if (je->tmp_id[0]) {
-				if ((e = fault_at(s, "switch.rename")) ||
-				    renameat(s->dirfd, je->tmp_id, s->dirfd,
-					     dst) < 0) {
-					err = err_from_errno(e ? e : errno);
-					goto out;
-				}
-				je->tmp_id[0] = '\0';
-			}
+			err = relink(s, src, dst);
+			if (err)
+				goto out;
+			name_commit(src, je->mod, &je->mc);
 			name_suffix(dst, je->mod, "_last");
 			err = relink(s, src, dst);
 			if (err)
@@ -193,7 +198,6 @@ enum store_err switch_finish(struct store *s, struct journal *j)
 	}
 	err = fsync_dir(s);
 out:
-	unlink_prepared(s, j);
 	return err;
 }
 
@@ -203,6 +207,8 @@ enum store_err journal_write(struct store *s, const struct journal *j)
 	char *buf, a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1];
 	struct store_id check;
 	enum store_err err;
+	struct stat sb;
+	int e;
 
 	cap = 64 + (j->n + 2) * (2 * STORE_HEX_LEN + 16);
 	buf = malloc(cap);
@@ -223,18 +229,47 @@ enum store_err journal_write(struct store *s, const struct journal *j)
 			   NULL, 0);
 	store_id_hex(&check, a);
 	pos += (size_t)snprintf(buf + pos, cap - pos, "end %s\n", a);
-	err = write_file_atomic(s, JOURNAL_NAME, buf, pos, "journal.write");
+	err = journal_fd(s);
+	if (err)
+		goto out;
+	err = write_all(s, s->jfd, buf, pos, 0, "journal.write");
+	if (err)
+		goto out;
+	/* a longer journal before: cut its tail, so the end line is ours */
+	if (fstat(s->jfd, &sb) < 0) {
+		err = err_from_errno(errno);
+		goto out;
+	}
+	if ((uint64_t)sb.st_size > pos) {
+		if ((e = fault_at(s, "journal.truncate")) ||
+		    ftruncate(s->jfd, (off_t)pos) < 0) {
+			err = err_from_errno(e ? e : errno);
+			goto out;
+		}
+	}
+	if ((e = fault_at(s, "journal.fsync")) || fdatasync(s->jfd) < 0) {
+		err = err_from_errno(e ? e : errno);
+		goto out;
+	}
+	if (s->jnew) {
+		err = fsync_dir(s);
+		if (!err)
+			s->jnew = 0;
+	}
+out:
 	free(buf);
 	return err;
 }
 
-void journal_remove(struct store *s)
+void journal_clear(struct store *s)
 {
 	/*
-	 * Not fsynced: should the unlink be lost, replaying the journal at
-	 * the next open leads to the same state again.
+	 * Not flushed: should it be lost, replaying the journal at the next
+	 * open leads to the same state again. A failed write leaves it live,
+	 * with the same effect.
 	 */
-	unlinkat(s->dirfd, JOURNAL_NAME, 0);
+	if (s->jfd >= 0 && !fault_at(s, "journal.clear"))
+		(void)!pwrite(s->jfd, JOURNAL_IDLE, strlen(JOURNAL_IDLE), 0);
 }
 
 static enum store_err journal_parse(struct store *s, const char *buf,
@@ -245,16 +280,23 @@ static enum store_err journal_parse(struct store *s, const char *buf,
 	size_t lines = 0, ml = strlen(JOURNAL_MAGIC);
 
 	memset(j, 0, sizeof(*j));
-	/* the checksum line: "end " + 64 hex + "\n" */
+	if (len >= ml && !memcmp(buf, JOURNAL_IDLE, ml))
+		return STORE_ENOCOMMIT; /* carried out */
+	/*
+	 * The checksum line, "end " + 64 hex + "\n", missing or not matching:
+	 * torn by a crash while it was written, before any name moved.
+	 */
 	if (len < ml + 4 + STORE_HEX_LEN + 1 || buf[len - 1] != '\n')
-		return STORE_ECORRUPT;
+		return STORE_ENOCOMMIT;
 	last = end - (4 + STORE_HEX_LEN + 1);
 	if (memcmp(last, "end ", 4) ||
 	    store_id_parse(&id, last + 4, STORE_HEX_LEN))
-		return STORE_ECORRUPT;
+		return STORE_ENOCOMMIT;
 	crypto_generichash(check.b, STORE_ID_BYTES, (const unsigned char *)buf,
 			   (size_t)(last - buf), NULL, 0);
-	if (!store_id_equal(&check, &id) || memcmp(buf, JOURNAL_MAGIC, ml))
+	if (!store_id_equal(&check, &id))
+		return STORE_ENOCOMMIT;
+	if (memcmp(buf, JOURNAL_MAGIC, ml))
 		return STORE_ECORRUPT;
 	p += ml;
 	if (!strncmp(p, "commit ", 7)) {
@@ -324,16 +366,19 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 		return err;
 	err = journal_parse(s, buf, len, &j);
 	free(buf);
+	if (err == STORE_ENOCOMMIT)
+		return STORE_OK; /* idle, or torn before it counted */
 	if (err)
 		return err;
-	err = switch_prepare(s, &j);
+	err = switch_ensure_ids(s, &j);
 	if (!err)
 		err = switch_finish(s, &j);
 	if (err) {
 		journal_release(&j);
 		return err;
 	}
-	journal_remove(s);
+	if (journal_fd(s) == STORE_OK)
+		journal_clear(s);
 	if (replayed)
 		*replayed = 1;
 	if (out)

@@ -3,11 +3,14 @@
  *
  * A session holds a reference to its base state, whose files are never
  * modified, so it reads them without any lock of the store. Its writes go
- * page by page (copy on write) into an unlinked, sparse overlay file per
- * module, with a bitmap of dirty pages; memory stays small whatever the
- * size of the writes. Commit copies the base file (holes stay holes), lays
- * the dirty pages over it and rehashes only the dirty pages' paths in the
- * module's Merkle tree. Only the switch of names takes the store's op_lock.
+ * page by page (copy on write) into a sparse overlay file per module, with
+ * a bitmap of dirty pages. The overlay is a memory file (memfd) while the
+ * store's overlays hold less than OV_MEM_MAX bytes, and an unlinked file in
+ * the state directory beyond: small sessions touch no disk until they
+ * commit, and the memory they hold stays bounded whatever the writes. Commit
+ * copies the base file (holes stay holes), lays the dirty pages over it and
+ * rehashes only the dirty pages' paths in the module's Merkle tree. Only the
+ * switch of names takes the store's op_lock.
  */
 #include "store_internal.h"
 
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,8 +30,9 @@ struct smod {
 	const struct entry *be; /* in the base state; NULL: initial memory */
 	uint64_t base_size;
 	uint64_t size;
-	int base_fd; /* -1 for initial memory */
-	int ov_fd;   /* -1 until the first write */
+	int base_fd;		      /* -1 for initial memory */
+	int ov_fd;		      /* -1 until the first write */
+	atomic_uint_fast64_t *ov_mem; /* store.ov_mem if ov_fd is a memfd */
 	unsigned char *dirty;
 	size_t dirty_cap; /* bytes of the bitmap */
 	size_t ndirty;
@@ -62,6 +67,9 @@ static void smod_free(struct smod *sm)
 		close(sm->base_fd);
 	if (sm->ov_fd >= 0)
 		close(sm->ov_fd);
+	if (sm->ov_mem)
+		atomic_fetch_sub(sm->ov_mem,
+				 (uint64_t)sm->ndirty * STORE_PAGE_SIZE);
 	free(sm->dirty);
 	free(sm);
 }
@@ -457,14 +465,31 @@ out:
 
 static void mark_dirty(struct smod *sm, uint64_t first, uint64_t last)
 {
-	uint64_t p;
+	uint64_t p, added = 0;
 
 	for (p = first; p <= last; p++) {
 		if (!is_dirty(sm, p)) {
 			sm->dirty[p / 8] |= (unsigned char)(1u << (p % 8));
-			sm->ndirty++;
+			added++;
 		}
 	}
+	sm->ndirty += added;
+	if (sm->ov_mem)
+		atomic_fetch_add(sm->ov_mem, added * STORE_PAGE_SIZE);
+}
+
+/* The overlay of sm: in memory while there is room, else on disk. */
+static enum store_err overlay_create(struct store *s, struct smod *sm,
+				     uint64_t size)
+{
+	if (atomic_load(&s->ov_mem) + size <= OV_MEM_MAX) {
+		sm->ov_fd = memfd_create("modstore-overlay", MFD_CLOEXEC);
+		if (sm->ov_fd >= 0) {
+			sm->ov_mem = &s->ov_mem;
+			return STORE_OK;
+		}
+	}
+	return anon_create(s, &sm->ov_fd);
 }
 
 /* Copy page into the overlay before a partial write changes it. */
@@ -509,7 +534,7 @@ enum store_err store_session_write(struct store *s, const struct store_id *sid,
 	if (newsize > s->max_module_size)
 		goto out;
 	if (sm->ov_fd < 0) {
-		err = anon_create(s, &sm->ov_fd);
+		err = overlay_create(s, sm, newsize);
 		if (err)
 			goto out;
 	}
@@ -591,31 +616,29 @@ struct prep {
 	struct smod *sm;
 	struct store_id mc;
 	struct tree *tree;
-	char tmp[TMP_NAME_LEN]; /* the new commit file; "" once renamed */
-	int fd;			/* open until fsynced with the others, or -1 */
+	char tmp[TMP_NAME_LEN];	   /* the new commit file; "" once renamed */
+	char tmp_id[TMP_NAME_LEN]; /* its id file; "" once renamed */
 };
-
-/* Commit files kept open to be fsynced together, at most. */
-#define PREP_SYNC_BATCH 64
 
 static void prep_release(struct store *s, struct prep *p)
 {
-	if (p->fd >= 0)
-		close(p->fd);
-	p->fd = -1;
 	if (p->tmp[0])
 		unlinkat(s->dirfd, p->tmp, 0);
 	p->tmp[0] = '\0';
+	if (p->tmp_id[0])
+		unlinkat(s->dirfd, p->tmp_id, 0);
+	p->tmp_id[0] = '\0';
 	tree_unref(p->tree);
 	p->tree = NULL;
 }
 
 /*
- * Write the new commit file: the base, then the dirty pages over it. With
- * keep, only start its writeback and leave it open in p->fd, to be fsynced
- * with the others (prep_sync); otherwise fsync it now.
+ * Write the new commit file: the base, then the dirty pages over it, and
+ * start its writeback; then its id file. The commit's files are made durable
+ * together, by one flush of the file system (sync_store), before they get their
+ * names.
  */
-static enum store_err prep_file(struct store *s, struct prep *p, int keep)
+static enum store_err prep_file(struct store *s, struct prep *p)
 {
 	struct smod *sm = p->sm;
 	enum store_err err;
@@ -650,37 +673,16 @@ static enum store_err prep_file(struct store *s, struct prep *p, int keep)
 		copied += run * STORE_PAGE_SIZE;
 	}
 	atomic_fetch_add(&s->bytes_written, copied);
-	if (keep) {
-		sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		p->fd = fd;
-		return STORE_OK;
-	}
-	err = fsync_fd(s, fd, "commit.fsync");
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+	err = id_tmp_create(s, &p->mc, p->tmp_id);
 out:
 	close(fd);
 	return err;
 }
 
-/* fsync the commit files left open, whose writeback has started. */
-static enum store_err prep_sync(struct store *s, struct prep *v, size_t n)
-{
-	enum store_err err = STORE_OK;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		if (v[i].fd < 0)
-			continue;
-		if (!err)
-			err = fsync_fd(s, v[i].fd, "commit.fsync");
-		close(v[i].fd);
-		v[i].fd = -1;
-	}
-	return err;
-}
-
 /* New id (and file, unless it exists) of a module with dirty pages. */
 static enum store_err prep_module(struct store *s, struct smod *sm,
-				  struct prep *p, int keep, int *changed)
+				  struct prep *p, int *changed)
 {
 	unsigned char page[STORE_PAGE_SIZE];
 	struct tree *bt = NULL;
@@ -689,7 +691,6 @@ static enum store_err prep_module(struct store *s, struct smod *sm,
 
 	*changed = 0;
 	memset(p, 0, sizeof(*p));
-	p->fd = -1;
 	p->sm = sm;
 	if (sm->be) {
 		err = entry_tree(s, (struct entry *)(uintptr_t)sm->be, &bt);
@@ -728,7 +729,7 @@ static enum store_err prep_module(struct store *s, struct smod *sm,
 	 * file exists is decided under op_lock, where a failed commit can
 	 * also take back the names it made without another depending on them.
 	 */
-	err = prep_file(s, p, keep);
+	err = prep_file(s, p);
 out:
 	free(dirty);
 	tree_unref(bt);
@@ -771,6 +772,8 @@ static void made_undo(struct store *s, struct made *mk)
 
 	for (i = 0; i < mk->n; i++) {
 		name_commit(name, mk->v[i].mod, &mk->v[i].mc);
+		unlinkat(s->dirfd, name, 0);
+		name_id(name, mk->v[i].mod, &mk->v[i].mc);
 		unlinkat(s->dirfd, name, 0);
 	}
 	mk->n = 0;
@@ -908,16 +911,21 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	for (i = 0; i < se->nmods; i++) {
 		if (!se->mods[i]->ndirty)
 			continue;
-		err = prep_module(s, se->mods[i], &preps[np],
-				  np < PREP_SYNC_BATCH, &changed);
+		err = prep_module(s, se->mods[i], &preps[np], &changed);
 		if (err)
 			goto out;
 		if (changed)
 			np++;
 	}
-	err = prep_sync(s, preps, np);
-	if (err)
-		goto out;
+	/*
+	 * The new files are complete on disk before they get their names: a
+	 * name once made is only ever reused for the same bytes.
+	 */
+	if (np > 0) {
+		err = sync_store(s, "commit.sync");
+		if (err)
+			goto out;
+	}
 
 	pthread_mutex_lock(&s->op_lock);
 	op_locked = 1;
@@ -948,6 +956,20 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 			goto out;
 		}
 		preps[i].tmp[0] = '\0';
+		name_id(name, preps[i].sm->mod, &preps[i].mc);
+		if ((e = fault_at(s, "commit.rename"))) {
+			err = err_from_errno(e);
+			goto out;
+		}
+		if (renameat2(s->dirfd, preps[i].tmp_id, s->dirfd, name,
+			      RENAME_NOREPLACE) < 0) {
+			if (errno != EEXIST) {
+				err = err_from_errno(errno);
+				goto out;
+			}
+			unlinkat(s->dirfd, preps[i].tmp_id, 0);
+		}
+		preps[i].tmp_id[0] = '\0';
 	}
 	err = build_state(s, se, preps, np, &st, &mk);
 	if (err)

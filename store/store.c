@@ -195,6 +195,15 @@ void name_init(char out[NAME_LEN], const struct module *m)
 	snprintf(out, NAME_LEN, ".%s_init", m->hex);
 }
 
+void name_id(char out[NAME_LEN], const struct module *m,
+	     const struct store_id *mc)
+{
+	char hex[STORE_HEX_LEN + 1];
+
+	store_id_hex(mc, hex);
+	snprintf(out, NAME_LEN, ".%s_%s_id", m->hex, hex);
+}
+
 /* --- states -------------------------------------------------------------- */
 
 struct state *state_new(size_t n)
@@ -851,6 +860,7 @@ enum store_err store_open(struct store **out, const struct store_options *opts)
 		return STORE_ENOMEM;
 	s->dirfd = -1;
 	s->lockfd = -1;
+	s->jfd = -1;
 	s->max_module_size = opts->max_module_size ? opts->max_module_size
 						   : STORE_DEFAULT_MAX_MODULE;
 	s->max_sessions = opts->max_sessions;
@@ -912,6 +922,8 @@ void store_close(struct store *s)
 	commits_release(&s->cs);
 	if (s->lockfd >= 0)
 		close(s->lockfd); /* releases the flock */
+	if (s->jfd >= 0)
+		close(s->jfd);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	pthread_mutex_destroy(&s->op_lock);
@@ -1137,16 +1149,13 @@ static enum store_err switch_rollback(struct store *s, const struct journal *j,
 			r.e[i].mc = from->mc;
 	}
 	r.n = j->n;
-	err = switch_prepare(s, &r);
-	if (!err) {
+	err = switch_ensure_ids(s, &r);
+	if (!err)
 		err = journal_write(s, &r);
-		if (err)
-			unlink_prepared(s, &r);
-	}
 	if (!err)
 		err = switch_finish(s, &r);
 	if (!err)
-		journal_remove(s);
+		journal_clear(s);
 	journal_release(&r);
 	return err;
 }
@@ -1186,14 +1195,13 @@ enum store_err store_switch(struct store *s, struct state *st,
 	err = STORE_OK;
 	if (j.n == 0)
 		goto publish; /* no name moves */
-	err = switch_prepare(s, &j);
+	err = switch_ensure_ids(s, &j);
 	if (err)
 		goto out;
 	err = journal_write(s, &j);
 	if (err) {
-		/* it may have reached its name before failing */
-		journal_remove(s);
-		unlink_prepared(s, &j);
+		/* it may have reached the disk before failing */
+		journal_clear(s);
 		goto out;
 	}
 	err = switch_finish(s, &j);
@@ -1205,7 +1213,7 @@ enum store_err store_switch(struct store *s, struct state *st,
 		}
 		goto out;
 	}
-	journal_remove(s);
+	journal_clear(s);
 publish:
 	pthread_mutex_lock(&s->lock);
 	old = s->cur;

@@ -60,6 +60,8 @@ struct session;
 struct store {
 	int dirfd;
 	int lockfd;
+	int jfd;  /* .journal, -1 until first used */
+	int jnew; /* .journal made, its name not yet fsynced */
 	uint64_t max_module_size;
 	unsigned int max_sessions;
 	store_fault_fn fault;
@@ -84,7 +86,11 @@ struct store {
 	int wedged; /* a switch failed half way: .journal must be replayed */
 
 	atomic_uint_fast64_t bytes_written;
+	atomic_uint_fast64_t ov_mem; /* dirty bytes in memory overlays */
 };
+
+/* Sessions' overlays are memory files while they hold less than this. */
+#define OV_MEM_MAX ((uint64_t)64 << 20)
 
 /* --- fs.c --------------------------------------------------------------- */
 
@@ -121,6 +127,10 @@ enum store_err copy_data(struct store *s, int in, int out, uint64_t off,
 enum store_err copy_bytes(struct store *s, int in, int out, uint64_t off,
 			  uint64_t len);
 
+/* A new temporary holding "MC\n", not flushed; its name in tmp. */
+enum store_err id_tmp_create(struct store *s, const struct store_id *mc,
+			     char tmp[TMP_NAME_LEN]);
+
 /* Write a small file durably: temporary, fsync, rename, fsync directory. */
 enum store_err write_file_atomic(struct store *s, const char *name,
 				 const void *buf, size_t len, const char *step);
@@ -152,6 +162,12 @@ void name_commit(char out[NAME_LEN], const struct module *m,
 void name_suffix(char out[NAME_LEN], const struct module *m,
 		 const char *suffix);
 void name_init(char out[NAME_LEN], const struct module *m);
+/*
+ * ".MOD_MC_id": the id file of module commit MC, "MC\n", made with it and
+ * never changed; MOD_last_id is a hard link to the one of MOD_last.
+ */
+void name_id(char out[NAME_LEN], const struct module *m,
+	     const struct store_id *mc);
 
 /* The current state, referenced (caller unrefs). */
 struct state *current_state(struct store *s);
@@ -172,7 +188,6 @@ struct jentry {
 	struct module *mod;
 	int has_mc;
 	struct store_id mc;
-	char tmp_id[TMP_NAME_LEN]; /* prepared MOD_last_id; "" if none */
 };
 
 struct journal {
@@ -184,16 +199,18 @@ struct journal {
 
 /*
  * A switch moves the _last, _last_id and MOD names of every entry. It runs
- * as: switch_prepare (the new _last_id files, fsynced), journal_write (the
- * intent, durable), switch_finish (renames, fsync of the directory),
- * journal_remove. After a crash, store_open() replays the journal.
+ * as: switch_ensure_ids (the id files it links, made durable if missing),
+ * journal_write (the intent, in place, flushed), switch_finish (links and
+ * renames, fsync of the directory), journal_clear. After a crash,
+ * store_open() replays a live journal.
  */
-enum store_err switch_prepare(struct store *s, struct journal *j);
+enum store_err switch_ensure_ids(struct store *s, const struct journal *j);
 enum store_err journal_write(struct store *s, const struct journal *j);
 enum store_err switch_finish(struct store *s, struct journal *j);
-void journal_remove(struct store *s);
-/* Remove the _last_id temporaries switch_prepare made. */
-void unlink_prepared(struct store *s, struct journal *j);
+/* Mark the journal carried out (not flushed). */
+void journal_clear(struct store *s);
+/* Flush the file system holding the state directory (syncfs). */
+enum store_err sync_store(struct store *s, const char *step);
 void journal_release(struct journal *j);
 
 /*

@@ -448,6 +448,20 @@ size_t st_count_tmp(const char *dir)
 	return n;
 }
 
+int st_journal_live(const char *dir)
+{
+	static const char live[] = "modstore-journal 1\n";
+	unsigned char *buf;
+	size_t len;
+	int r;
+
+	if (!st_exists(dir, ".journal") || st_read(dir, ".journal", &buf, &len))
+		return 0;
+	r = len >= sizeof(live) - 1 && !memcmp(buf, live, sizeof(live) - 1);
+	free(buf);
+	return r;
+}
+
 /* --- the state on disk ------------------------------------------------- */
 
 static int id_cmp(const void *a, const void *b)

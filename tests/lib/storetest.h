@@ -97,6 +97,8 @@ int st_names_from(struct st_names *out, const char *const *list);
 int st_names_add(struct st_names *names, const char *name);
 /* Number of names in dir starting with ".tmp". */
 size_t st_count_tmp(const char *dir);
+/* 1 if dir's .journal is live (names a switch to carry out). */
+int st_journal_live(const char *dir);
 
 /* --- the state on disk ------------------------------------------------- */
 
