@@ -46,45 +46,20 @@ static json_t *pairs_json(const struct store_pair *pairs, size_t n)
 	return o;
 }
 
-struct commits_walk {
-	json_t *o;
-	int failed;
-};
-
-/* Runs under the store's lock: builds JSON and nothing else. */
-static int commits_add(void *ctx, const struct store_id *commit,
-		       const struct store_pair *pairs, size_t n)
-{
-	struct commits_walk *w = ctx;
-	char hex[STORE_HEX_LEN + 1];
-
-	store_id_hex(commit, hex);
-	if (json_object_set_new(w->o, hex, pairs_json(pairs, n))) {
-		w->failed = 1;
-		return 1;
-	}
-	return 0;
-}
-
 /* Answer the whole commits store: {COMMIT: {MOD: MODCOMMIT}}. */
 static enum MHD_Result reply_commits(struct api_request *r)
 {
-	struct commits_walk w = {json_object(), 0};
 	enum store_err err;
+	char *body = NULL;
+	size_t len = 0;
 
-	if (!w.o)
-		return api_reply_json(r, MHD_HTTP_OK, NULL);
-	err = store_commits_foreach(r->api->o.store, commits_add, &w);
+	/* the text of the file `commits`, made by the store in one pass */
+	err = store_commits_text(r->api->o.store, &body, &len);
 	if (err != STORE_OK) {
-		json_decref(w.o);
 		api_fail_store(r, err, "listing the commits");
 		return api_reply_error(r);
 	}
-	if (w.failed) {
-		json_decref(w.o);
-		w.o = NULL;
-	}
-	return api_reply_json(r, MHD_HTTP_OK, w.o);
+	return api_reply_json_text(r, MHD_HTTP_OK, body, len);
 }
 
 /* --- health, root, commits ------------------------------------------------ */

@@ -153,40 +153,55 @@ enum store_err commits_add(struct commits *cs, const struct store_id *id,
 	return STORE_OK;
 }
 
+/* Append "HEX" (quoted) at p; the end of it. */
+static char *put_id(char *p, const struct store_id *id)
+{
+	*p++ = '"';
+	store_id_hex(id, p);
+	p += STORE_HEX_LEN;
+	*p++ = '"';
+	return p;
+}
+
 enum store_err commits_format(const struct commits *cs, char **out, size_t *len)
 {
-	size_t cap = 4, i, k, pos = 0, pairs = 0;
-	char *buf, hex[STORE_HEX_LEN + 1];
+	size_t cap = 4, i, k, pairs = 0;
+	char *buf, *p;
 
 	for (i = 0; i < cs->n; i++)
 		pairs += cs->v[i]->n;
-	/* per commit: "HEX":{ } , and newlines; per pair "HEX":"HEX", */
+	/* per commit: ,\n"HEX":{ } ; per pair "HEX":"HEX", */
 	cap += cs->n * (STORE_HEX_LEN + 8) + pairs * (2 * STORE_HEX_LEN + 8);
 	buf = malloc(cap);
 	if (!buf)
 		return STORE_ENOMEM;
-	buf[pos++] = '{';
+	p = buf;
+	*p++ = '{';
 	for (i = 0; i < cs->n; i++) {
 		const struct centry *c = cs->v[i];
 
-		store_id_hex(&c->id, hex);
-		pos += (size_t)snprintf(buf + pos, cap - pos, "%s\n\"%s\":{",
-					i ? "," : "", hex);
+		if (i)
+			*p++ = ',';
+		*p++ = '\n';
+		p = put_id(p, &c->id);
+		*p++ = ':';
+		*p++ = '{';
 		for (k = 0; k < c->n; k++) {
-			char mc[STORE_HEX_LEN + 1];
-
-			store_id_hex(&c->pairs[k].module, hex);
-			store_id_hex(&c->pairs[k].commit, mc);
-			pos += (size_t)snprintf(buf + pos, cap - pos,
-						"%s\"%s\":\"%s\"", k ? "," : "",
-						hex, mc);
+			if (k)
+				*p++ = ',';
+			p = put_id(p, &c->pairs[k].module);
+			*p++ = ':';
+			p = put_id(p, &c->pairs[k].commit);
 		}
-		buf[pos++] = '}';
+		*p++ = '}';
 	}
-	pos +=
-	    (size_t)snprintf(buf + pos, cap - pos, "%s}\n", cs->n ? "\n" : "");
+	if (cs->n)
+		*p++ = '\n';
+	*p++ = '}';
+	*p++ = '\n';
+	*p = '\0';
 	*out = buf;
-	*len = pos;
+	*len = (size_t)(p - buf);
 	return STORE_OK;
 }
 

@@ -11,8 +11,10 @@
  *   end CHECK              (H of every byte before this line)
  *
  * It is written in place and flushed (fdatasync) before the first name
- * moves; once every name has moved and the directory is fsynced, its first
- * line becomes "modstore-journal 0": nothing to do. A switch writes no
+ * moves, and then left live: the names it moved become durable with the
+ * flush of the file system that precedes the next journal, or at close or
+ * recovery, after which its first line becomes "modstore-journal 0":
+ * nothing to do. A switch writes no
  * data: MOD_last_id is a hard link to the module commit's id file
  * (.MOD_MC_id), like MOD and MOD_last to its commit file. Replaying it moves
  * every name again; that is idempotent, so a journal left live (even one
@@ -196,7 +198,6 @@ enum store_err switch_finish(struct store *s, struct journal *j)
 				goto out;
 		}
 	}
-	err = fsync_dir(s);
 out:
 	return err;
 }
@@ -373,6 +374,8 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 	err = switch_ensure_ids(s, &j);
 	if (!err)
 		err = switch_finish(s, &j);
+	if (!err)
+		err = sync_store(s, "recover.sync");
 	if (err) {
 		journal_release(&j);
 		return err;

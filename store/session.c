@@ -895,6 +895,7 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	enum store_err err;
 	char name[NAME_LEN];
 	struct made mk = {0, NULL};
+	unsigned int flushed;
 	int changed, op_locked = 0, e;
 
 	memset(out, 0, sizeof(*out));
@@ -921,6 +922,7 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	 * The new files are complete on disk before they get their names: a
 	 * name once made is only ever reused for the same bytes.
 	 */
+	flushed = atomic_load(&s->switch_seq);
 	if (np > 0) {
 		err = sync_store(s, "commit.sync");
 		if (err)
@@ -996,7 +998,7 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	pthread_mutex_unlock(&s->lock);
 	if (err)
 		goto out;
-	err = store_switch(s, st, JOURNAL_COMMIT);
+	err = store_switch(s, st, JOURNAL_COMMIT, np > 0 ? &flushed : NULL);
 	if (err)
 		goto out;
 	pthread_mutex_lock(&s->lock);

@@ -922,8 +922,14 @@ void store_close(struct store *s)
 	commits_release(&s->cs);
 	if (s->lockfd >= 0)
 		close(s->lockfd); /* releases the flock */
-	if (s->jfd >= 0)
+	if (s->jfd >= 0) {
+		/* flushed, the last switch needs no replay at the next open */
+		if (s->jlive && !s->wedged && sync_store(s, "close.sync") == 0) {
+			journal_clear(s);
+			fdatasync(s->jfd);
+		}
 		close(s->jfd);
+	}
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	pthread_mutex_destroy(&s->op_lock);
@@ -1018,6 +1024,16 @@ enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
 			break;
 	pthread_mutex_unlock(&s->lock);
 	return STORE_OK;
+}
+
+enum store_err store_commits_text(struct store *s, char **out, size_t *len)
+{
+	enum store_err err;
+
+	pthread_mutex_lock(&s->lock);
+	err = commits_format(&s->cs, out, len);
+	pthread_mutex_unlock(&s->lock);
+	return err;
 }
 
 size_t store_commits_count(struct store *s)
@@ -1154,14 +1170,16 @@ static enum store_err switch_rollback(struct store *s, const struct journal *j,
 		err = journal_write(s, &r);
 	if (!err)
 		err = switch_finish(s, &r);
-	if (!err)
-		journal_clear(s);
+	if (!err) {
+		s->jlive = 1;
+		atomic_fetch_add(&s->switch_seq, 1);
+	}
 	journal_release(&r);
 	return err;
 }
 
 enum store_err store_switch(struct store *s, struct state *st,
-			    enum journal_op op)
+			    enum journal_op op, const unsigned int *flushed)
 {
 	struct journal j = {0};
 	struct state *cur, *old;
@@ -1195,6 +1213,13 @@ enum store_err store_switch(struct store *s, struct state *st,
 	err = STORE_OK;
 	if (j.n == 0)
 		goto publish; /* no name moves */
+	/* the last switch durable before its journal is replaced */
+	if (s->jlive && !(flushed && *flushed == atomic_load(&s->switch_seq))) {
+		err = sync_store(s, "switch.flush");
+		if (err)
+			goto out;
+	}
+	s->jlive = 0;
 	err = switch_ensure_ids(s, &j);
 	if (err)
 		goto out;
@@ -1213,7 +1238,8 @@ enum store_err store_switch(struct store *s, struct state *st,
 		}
 		goto out;
 	}
-	journal_clear(s);
+	s->jlive = 1;
+	atomic_fetch_add(&s->switch_seq, 1);
 publish:
 	pthread_mutex_lock(&s->lock);
 	old = s->cur;
@@ -1248,7 +1274,7 @@ enum store_err store_restore(struct store *s, const struct store_id *commit)
 	err = state_from_pairs(s, pairs, n, &st);
 	if (err)
 		goto out;
-	err = store_switch(s, st, JOURNAL_RESTORE);
+	err = store_switch(s, st, JOURNAL_RESTORE, NULL);
 out:
 	pthread_mutex_unlock(&s->op_lock);
 	state_unref(st);

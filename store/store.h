@@ -266,6 +266,12 @@ typedef int (*store_commit_fn)(void *ctx, const struct store_id *commit,
 enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
 				     void *ctx);
 
+/*
+ * The commits store as the JSON text the file `commits` holds,
+ * {"COMMIT":{"MOD":"MODCOMMIT",...},...} and a newline; caller frees.
+ */
+enum store_err store_commits_text(struct store *s, char **out, size_t *len);
+
 /* Number of commits in the commits store. */
 size_t store_commits_count(struct store *s);
 

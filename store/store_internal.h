@@ -62,6 +62,14 @@ struct store {
 	int lockfd;
 	int jfd;  /* .journal, -1 until first used */
 	int jnew; /* .journal made, its name not yet fsynced */
+	/*
+	 * The last switch's names are not known to be durable: the journal
+	 * (live) still covers them, and is flushed before it is replaced.
+	 * switch_seq counts switches, so that a flush started after one
+	 * (a commit's, outside op_lock) is known to cover it.
+	 */
+	int jlive;
+	atomic_uint switch_seq;
 	uint64_t max_module_size;
 	unsigned int max_sessions;
 	store_fault_fn fault;
@@ -201,8 +209,9 @@ struct journal {
  * A switch moves the _last, _last_id and MOD names of every entry. It runs
  * as: switch_ensure_ids (the id files it links, made durable if missing),
  * journal_write (the intent, in place, flushed), switch_finish (links and
- * renames, fsync of the directory), journal_clear. After a crash,
- * store_open() replays a live journal.
+ * renames). The journal stays live: the next switch flushes the file
+ * system before it writes its own, and store_close() flushes and clears
+ * it. After a crash, store_open() replays a live journal.
  */
 enum store_err switch_ensure_ids(struct store *s, const struct journal *j);
 enum store_err journal_write(struct store *s, const struct journal *j);
@@ -215,12 +224,13 @@ void journal_release(struct journal *j);
 
 /*
  * Switch the directory from the current state to st (journal, prepare,
- * finish) and make st current. Called with op_lock held. On failure before
+ * finish) and make st current. flushed, if not NULL, is the switch_seq
+ * read before the caller's last sync_store(). Called with op_lock held. On failure before
  * the journal is durable nothing changed; after it, the store is wedged
  * until store_unwedge() replays the journal.
  */
 enum store_err store_switch(struct store *s, struct state *st,
-			    enum journal_op op);
+			    enum journal_op op, const unsigned int *flushed);
 enum store_err store_unwedge(struct store *s);
 
 /* Replay .journal if present; *replayed (may be NULL) is set if it was. */

@@ -462,6 +462,33 @@ int st_journal_live(const char *dir)
 	return r;
 }
 
+int st_journal_ok(const char *dir, const struct store_id *root)
+{
+	unsigned char *buf;
+	const char *p;
+	struct store_id id;
+	size_t len;
+	int r = -1;
+
+	if (!st_journal_live(dir))
+		return 0;
+	if (st_read(dir, ".journal", &buf, &len))
+		return -1;
+	p = (const char *)buf + 19; /* "modstore-journal 1\n" */
+	if (len > 19 + 8 + STORE_HEX_LEN) {
+		if (!strncmp(p, "commit ", 7))
+			p += 7;
+		else if (!strncmp(p, "restore ", 8))
+			p += 8;
+		if (p[STORE_HEX_LEN] == '\n' &&
+		    store_id_parse(&id, p, STORE_HEX_LEN) == 0 &&
+		    store_id_equal(&id, root))
+			r = 1;
+	}
+	free(buf);
+	return r;
+}
+
 /* --- the state on disk ------------------------------------------------- */
 
 static int id_cmp(const void *a, const void *b)

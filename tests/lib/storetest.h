@@ -99,6 +99,11 @@ int st_names_add(struct st_names *names, const char *name);
 size_t st_count_tmp(const char *dir);
 /* 1 if dir's .journal is live (names a switch to carry out). */
 int st_journal_live(const char *dir);
+/*
+ * 1 if dir's .journal is live and leads to root: replaying it at the next
+ * open gives the state that is there now. 0 if not live, -1 otherwise.
+ */
+int st_journal_ok(const char *dir, const struct store_id *root);
 
 /* --- the state on disk ------------------------------------------------- */
 
