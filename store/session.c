@@ -633,10 +633,9 @@ static void prep_release(struct store *s, struct prep *p)
 }
 
 /*
- * Write the new commit file: the base, then the dirty pages over it, and
- * start its writeback; then its id file. The commit's files are made durable
- * together, by one flush of the file system (sync_store), before they get their
- * names.
+ * Write the new commit file, the base and then the dirty pages over it, and
+ * its id file. The commit's files are made durable together, by one flush
+ * of the file system (sync_store), before they get their names.
  */
 static enum store_err prep_file(struct store *s, struct prep *p)
 {
@@ -673,7 +672,6 @@ static enum store_err prep_file(struct store *s, struct prep *p)
 		copied += run * STORE_PAGE_SIZE;
 	}
 	atomic_fetch_add(&s->bytes_written, copied);
-	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	err = id_tmp_create(s, &p->mc, p->tmp_id);
 out:
 	close(fd);

@@ -920,16 +920,17 @@ void store_close(struct store *s)
 	free(s->mods);
 	free(s->sess);
 	commits_release(&s->cs);
-	if (s->lockfd >= 0)
-		close(s->lockfd); /* releases the flock */
 	if (s->jfd >= 0) {
 		/* flushed, the last switch needs no replay at the next open */
-		if (s->jlive && !s->wedged && sync_store(s, "close.sync") == 0) {
+		if (s->jlive && !s->wedged &&
+		    sync_store(s, "close.sync") == 0) {
 			journal_clear(s);
 			fdatasync(s->jfd);
 		}
 		close(s->jfd);
 	}
+	if (s->lockfd >= 0)
+		close(s->lockfd); /* releases the flock */
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	pthread_mutex_destroy(&s->op_lock);

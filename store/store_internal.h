@@ -225,9 +225,9 @@ void journal_release(struct journal *j);
 /*
  * Switch the directory from the current state to st (journal, prepare,
  * finish) and make st current. flushed, if not NULL, is the switch_seq
- * read before the caller's last sync_store(). Called with op_lock held. On failure before
- * the journal is durable nothing changed; after it, the store is wedged
- * until store_unwedge() replays the journal.
+ * read before the caller's last sync_store(). Called with op_lock held. On
+ * failure before the journal is durable nothing changed; after it, the store is
+ * wedged until store_unwedge() replays the journal.
  */
 enum store_err store_switch(struct store *s, struct state *st,
 			    enum journal_op op, const unsigned int *flushed);
