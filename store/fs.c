@@ -224,29 +224,6 @@ enum store_err copy_data(struct store *s, int in, int out, uint64_t off,
 	return STORE_OK;
 }
 
-enum store_err id_tmp_create(struct store *s, const struct store_id *mc,
-			     char tmp[TMP_NAME_LEN])
-{
-	char line[STORE_HEX_LEN + 1];
-	enum store_err err;
-	int fd;
-
-	err = tmp_create(s, tmp, &fd);
-	if (err) {
-		tmp[0] = '\0';
-		return err;
-	}
-	store_id_hex(mc, line);
-	line[STORE_HEX_LEN] = '\n';
-	err = write_all(s, fd, line, sizeof(line), 0, "id.write");
-	close(fd);
-	if (err) {
-		unlinkat(s->dirfd, tmp, 0);
-		tmp[0] = '\0';
-	}
-	return err;
-}
-
 enum store_err write_file_atomic(struct store *s, const char *name,
 				 const void *buf, size_t len, const char *step)
 {

@@ -11,16 +11,14 @@
  *   end CHECK              (H of every byte before this line)
  *
  * It is written in place and flushed (fdatasync) before the first name
- * moves, and then left live: the names it moved become durable with the
- * flush of the file system that precedes the next journal, or at close or
- * recovery, after which its first line becomes "modstore-journal 0":
- * nothing to do. A switch writes no
- * data: MOD_last_id is a hard link to the module commit's id file
- * (.MOD_MC_id), like MOD and MOD_last to its commit file. Replaying it moves
- * every name again; that is idempotent, so a journal left live (even one
- * already carried out) always leads to the state it records. A journal
- * whose checksum does not match was torn while being written, before any
- * name moved, and is ignored.
+ * moves, and then left live: what the switch changed (names, and the
+ * MOD_last_id contents, written in place) becomes durable with the flush of
+ * the file system that precedes the next journal, or at close or recovery,
+ * after which its first line becomes "modstore-journal 0": nothing to do.
+ * Replaying it moves every name again; that is idempotent, so a journal
+ * left live (even one already carried out) always leads to the state it
+ * records. A journal whose checksum does not match was torn while being
+ * written, before any name moved, and is ignored.
  *
  * The file is never removed or shrunk below what it held: on this store's
  * hot path no block is freed and no inode is made or dropped.
@@ -64,49 +62,36 @@ static enum store_err journal_fd(struct store *s)
 	return STORE_OK;
 }
 
-enum store_err switch_ensure_ids(struct store *s, const struct journal *j)
+/*
+ * Write MOD_last_id in place: no inode is made and no block freed. The live
+ * journal rewrites it after a crash until the next flush. A name that
+ * shares its inode (a link made by another version) is replaced instead.
+ */
+static enum store_err write_last_id(struct store *s, const struct module *m,
+				    const struct store_id *mc)
 {
-	char name[NAME_LEN], (*tmp)[TMP_NAME_LEN];
-	enum store_err err = STORE_OK;
+	char name[NAME_LEN], line[STORE_HEX_LEN + 1];
+	enum store_err err;
 	struct stat sb;
-	size_t i, nmade = 0;
-	int e;
+	int fd, e;
 
-	tmp = calloc(j->n ? j->n : 1, sizeof(*tmp));
-	if (!tmp)
-		return STORE_ENOMEM;
-	for (i = 0; i < j->n && !err; i++) {
-		if (!j->e[i].has_mc)
-			continue;
-		name_id(name, j->e[i].mod, &j->e[i].mc);
-		if (fstatat(s->dirfd, name, &sb, 0) == 0)
-			continue;
-		if (errno != ENOENT) {
-			err = err_from_errno(errno);
-			break;
-		}
-		/* a directory made before id files, or a crash's leftover */
-		err = id_tmp_create(s, &j->e[i].mc, tmp[i]);
-		nmade += !err;
+	if ((e = fault_at(s, "switch.id_open")))
+		return err_from_errno(e);
+	name_suffix(name, m, "_last_id");
+	fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_nlink > 1) {
+		close(fd);
+		if (unlinkat(s->dirfd, name, 0) < 0)
+			return err_from_errno(errno);
+		fd = openat(s->dirfd, name,
+			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	}
-	if (!err && nmade)
-		err = sync_store(s, "switch.id_sync");
-	for (i = 0; i < j->n && !err; i++) {
-		if (!tmp[i][0])
-			continue;
-		name_id(name, j->e[i].mod, &j->e[i].mc);
-		if ((e = fault_at(s, "switch.id_rename")) ||
-		    (renameat2(s->dirfd, tmp[i], s->dirfd, name,
-			       RENAME_NOREPLACE) < 0 &&
-		     errno != EEXIST))
-			err = err_from_errno(e ? e : errno);
-	}
-	if (!err && nmade)
-		err = fsync_dir(s);
-	for (i = 0; i < j->n; i++)
-		if (tmp[i][0])
-			unlinkat(s->dirfd, tmp[i], 0);
-	free(tmp);
+	if (fd < 0)
+		return err_from_errno(errno);
+	store_id_hex(mc, line);
+	line[STORE_HEX_LEN] = '\n';
+	err = write_all(s, fd, line, sizeof(line), 0, "switch.id_write");
+	close(fd);
 	return err;
 }
 
@@ -168,9 +153,7 @@ enum store_err switch_finish(struct store *s, struct journal *j)
 		struct jentry *je = &j->e[i];
 
 		if (je->has_mc) {
-			name_id(src, je->mod, &je->mc);
-			name_suffix(dst, je->mod, "_last_id");
-			err = relink(s, src, dst);
+			err = write_last_id(s, je->mod, &je->mc);
 			if (err)
 				goto out;
 			name_commit(src, je->mod, &je->mc);
@@ -371,9 +354,7 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 		return STORE_OK; /* idle, or torn before it counted */
 	if (err)
 		return err;
-	err = switch_ensure_ids(s, &j);
-	if (!err)
-		err = switch_finish(s, &j);
+	err = switch_finish(s, &j);
 	if (!err)
 		err = sync_store(s, "recover.sync");
 	if (err) {

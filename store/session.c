@@ -616,8 +616,7 @@ struct prep {
 	struct smod *sm;
 	struct store_id mc;
 	struct tree *tree;
-	char tmp[TMP_NAME_LEN];	   /* the new commit file; "" once renamed */
-	char tmp_id[TMP_NAME_LEN]; /* its id file; "" once renamed */
+	char tmp[TMP_NAME_LEN]; /* the new commit file; "" once renamed */
 };
 
 static void prep_release(struct store *s, struct prep *p)
@@ -625,17 +624,14 @@ static void prep_release(struct store *s, struct prep *p)
 	if (p->tmp[0])
 		unlinkat(s->dirfd, p->tmp, 0);
 	p->tmp[0] = '\0';
-	if (p->tmp_id[0])
-		unlinkat(s->dirfd, p->tmp_id, 0);
-	p->tmp_id[0] = '\0';
 	tree_unref(p->tree);
 	p->tree = NULL;
 }
 
 /*
- * Write the new commit file, the base and then the dirty pages over it, and
- * its id file. The commit's files are made durable together, by one flush
- * of the file system (sync_store), before they get their names.
+ * Write the new commit file, the base and then the dirty pages over it. The
+ * commit's files are made durable together, by one flush of the file
+ * system (sync_store), before they get their names.
  */
 static enum store_err prep_file(struct store *s, struct prep *p)
 {
@@ -672,7 +668,6 @@ static enum store_err prep_file(struct store *s, struct prep *p)
 		copied += run * STORE_PAGE_SIZE;
 	}
 	atomic_fetch_add(&s->bytes_written, copied);
-	err = id_tmp_create(s, &p->mc, p->tmp_id);
 out:
 	close(fd);
 	return err;
@@ -770,8 +765,6 @@ static void made_undo(struct store *s, struct made *mk)
 
 	for (i = 0; i < mk->n; i++) {
 		name_commit(name, mk->v[i].mod, &mk->v[i].mc);
-		unlinkat(s->dirfd, name, 0);
-		name_id(name, mk->v[i].mod, &mk->v[i].mc);
 		unlinkat(s->dirfd, name, 0);
 	}
 	mk->n = 0;
@@ -956,20 +949,6 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 			goto out;
 		}
 		preps[i].tmp[0] = '\0';
-		name_id(name, preps[i].sm->mod, &preps[i].mc);
-		if ((e = fault_at(s, "commit.rename"))) {
-			err = err_from_errno(e);
-			goto out;
-		}
-		if (renameat2(s->dirfd, preps[i].tmp_id, s->dirfd, name,
-			      RENAME_NOREPLACE) < 0) {
-			if (errno != EEXIST) {
-				err = err_from_errno(errno);
-				goto out;
-			}
-			unlinkat(s->dirfd, preps[i].tmp_id, 0);
-		}
-		preps[i].tmp_id[0] = '\0';
 	}
 	err = build_state(s, se, preps, np, &st, &mk);
 	if (err)

@@ -195,15 +195,6 @@ void name_init(char out[NAME_LEN], const struct module *m)
 	snprintf(out, NAME_LEN, ".%s_init", m->hex);
 }
 
-void name_id(char out[NAME_LEN], const struct module *m,
-	     const struct store_id *mc)
-{
-	char hex[STORE_HEX_LEN + 1];
-
-	store_id_hex(mc, hex);
-	snprintf(out, NAME_LEN, ".%s_%s_id", m->hex, hex);
-}
-
 /* --- states -------------------------------------------------------------- */
 
 struct state *state_new(size_t n)
@@ -1166,9 +1157,7 @@ static enum store_err switch_rollback(struct store *s, const struct journal *j,
 			r.e[i].mc = from->mc;
 	}
 	r.n = j->n;
-	err = switch_ensure_ids(s, &r);
-	if (!err)
-		err = journal_write(s, &r);
+	err = journal_write(s, &r);
 	if (!err)
 		err = switch_finish(s, &r);
 	if (!err) {
@@ -1221,9 +1210,6 @@ enum store_err store_switch(struct store *s, struct state *st,
 			goto out;
 	}
 	s->jlive = 0;
-	err = switch_ensure_ids(s, &j);
-	if (err)
-		goto out;
 	err = journal_write(s, &j);
 	if (err) {
 		/* it may have reached the disk before failing */

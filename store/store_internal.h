@@ -135,10 +135,6 @@ enum store_err copy_data(struct store *s, int in, int out, uint64_t off,
 enum store_err copy_bytes(struct store *s, int in, int out, uint64_t off,
 			  uint64_t len);
 
-/* A new temporary holding "MC\n", not flushed; its name in tmp. */
-enum store_err id_tmp_create(struct store *s, const struct store_id *mc,
-			     char tmp[TMP_NAME_LEN]);
-
 /* Write a small file durably: temporary, fsync, rename, fsync directory. */
 enum store_err write_file_atomic(struct store *s, const char *name,
 				 const void *buf, size_t len, const char *step);
@@ -170,12 +166,6 @@ void name_commit(char out[NAME_LEN], const struct module *m,
 void name_suffix(char out[NAME_LEN], const struct module *m,
 		 const char *suffix);
 void name_init(char out[NAME_LEN], const struct module *m);
-/*
- * ".MOD_MC_id": the id file of module commit MC, "MC\n", made with it and
- * never changed; MOD_last_id is a hard link to the one of MOD_last.
- */
-void name_id(char out[NAME_LEN], const struct module *m,
-	     const struct store_id *mc);
 
 /* The current state, referenced (caller unrefs). */
 struct state *current_state(struct store *s);
@@ -207,13 +197,11 @@ struct journal {
 
 /*
  * A switch moves the _last, _last_id and MOD names of every entry. It runs
- * as: switch_ensure_ids (the id files it links, made durable if missing),
- * journal_write (the intent, in place, flushed), switch_finish (links and
- * renames). The journal stays live: the next switch flushes the file
- * system before it writes its own, and store_close() flushes and clears
- * it. After a crash, store_open() replays a live journal.
+ * as: journal_write (the intent, in place, flushed), switch_finish (links,
+ * renames, and MOD_last_id written in place). The journal stays live: the next
+ * switch flushes the file system before it writes its own, and store_close()
+ * flushes and clears it. After a crash, store_open() replays a live journal.
  */
-enum store_err switch_ensure_ids(struct store *s, const struct journal *j);
 enum store_err journal_write(struct store *s, const struct journal *j);
 enum store_err switch_finish(struct store *s, struct journal *j);
 /* Mark the journal carried out (not flushed). */

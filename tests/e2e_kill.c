@@ -202,27 +202,6 @@ static void *admin(void *arg)
 
 /* The checks after a restart. */
 
-/* .MOD_MC_id beside its commit file MOD_MC, holding "MC\n". */
-static int id_file_ok(const char *dir, const char *nm)
-{
-	char commit[2 * STORE_HEX_LEN + 2];
-	unsigned char *buf;
-	size_t len, n = strlen(nm);
-	int ok;
-
-	if (n != 2 * STORE_HEX_LEN + 5 || nm[0] != '.' ||
-	    strcmp(nm + n - 3, "_id"))
-		return 0;
-	memcpy(commit, nm + 1, 2 * STORE_HEX_LEN + 1);
-	commit[2 * STORE_HEX_LEN + 1] = '\0';
-	if (!st_exists(dir, commit) || st_read(dir, nm, &buf, &len))
-		return 0;
-	ok = len == STORE_HEX_LEN + 1 && buf[STORE_HEX_LEN] == '\n' &&
-	     !memcmp(buf, commit + STORE_HEX_LEN + 1, STORE_HEX_LEN);
-	free(buf);
-	return ok;
-}
-
 static void check_restart(const char *dir, int may_be_new, int round)
 {
 	struct st_state st;
@@ -287,8 +266,7 @@ static void check_restart(const char *dir, int may_be_new, int round)
 
 			if (!strcmp(nm, ".lock") || !strcmp(nm, ".journal") ||
 			    (strlen(nm) == STORE_HEX_LEN + 6 &&
-			     !strcmp(nm + 1 + STORE_HEX_LEN, "_init")) ||
-			    id_file_ok(dir, nm))
+			     !strcmp(nm + 1 + STORE_HEX_LEN, "_init")))
 				continue;
 			fprintf(stderr, "round %d: stray %s\n", round, nm);
 			CHECK(0);
