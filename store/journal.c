@@ -6,8 +6,9 @@
  *
  *   modstore-journal 1
  *   commit ROOT            (or: restore ROOT)
- *   MOD MODCOMMIT          (one line per module that changes;
- *   MOD -                   "-": back to its initial memory)
+ *   MOD MODCOMMIT [SRC]    (one line per module that changes;
+ *   MOD -                   "-": back to its initial memory; SRC, a
+ *                           temporary or "init", makes MOD_MODCOMMIT)
  *   end CHECK              (H of every byte before this line)
  *
  * It is written in place and flushed (fdatasync) before the first name
@@ -143,6 +144,41 @@ static enum store_err unlink_name(struct store *s, const char *name)
 	return STORE_OK;
 }
 
+/*
+ * Put a new commit file in place from its source. Done already (a replay)
+ * or made meanwhile by another commit of the same bytes: fine.
+ */
+static enum store_err place_file(struct store *s, struct jentry *je)
+{
+	char src[NAME_LEN], dst[NAME_LEN];
+	struct stat sb;
+	int e;
+
+	name_commit(dst, je->mod, &je->mc);
+	if ((e = fault_at(s, "switch.place")))
+		return err_from_errno(e);
+	if (!strcmp(je->src, SRC_INIT)) {
+		name_init(src, je->mod);
+		if (linkat(s->dirfd, src, s->dirfd, dst, 0) == 0)
+			je->made = 1;
+		else if (errno != EEXIST)
+			return err_from_errno(errno == ENOENT ? EIO : errno);
+		return STORE_OK;
+	}
+	if (renameat2(s->dirfd, je->src, s->dirfd, dst, RENAME_NOREPLACE) ==
+	    0) {
+		je->made = 1;
+		return STORE_OK;
+	}
+	if (errno == EEXIST) {
+		unlinkat(s->dirfd, je->src, 0); /* the same bytes */
+		return STORE_OK;
+	}
+	if (errno == ENOENT && fstatat(s->dirfd, dst, &sb, 0) == 0)
+		return STORE_OK; /* renamed before */
+	return errno == ENOENT ? STORE_ECORRUPT : err_from_errno(errno);
+}
+
 enum store_err switch_finish(struct store *s, struct journal *j)
 {
 	char src[NAME_LEN], dst[NAME_LEN];
@@ -152,6 +188,11 @@ enum store_err switch_finish(struct store *s, struct journal *j)
 	for (i = 0; i < j->n; i++) {
 		struct jentry *je = &j->e[i];
 
+		if (je->has_mc && je->src[0]) {
+			err = place_file(s, je);
+			if (err)
+				goto out;
+		}
 		if (je->has_mc) {
 			err = write_last_id(s, je->mod, &je->mc);
 			if (err)
@@ -194,7 +235,7 @@ enum store_err journal_write(struct store *s, const struct journal *j)
 	struct stat sb;
 	int e;
 
-	cap = 64 + (j->n + 2) * (2 * STORE_HEX_LEN + 16);
+	cap = 64 + (j->n + 2) * (2 * STORE_HEX_LEN + TMP_NAME_LEN + 16);
 	buf = malloc(cap);
 	if (!buf)
 		return STORE_ENOMEM;
@@ -206,8 +247,11 @@ enum store_err journal_write(struct store *s, const struct journal *j)
 		store_id_hex(&j->e[i].mod->id, a);
 		if (j->e[i].has_mc)
 			store_id_hex(&j->e[i].mc, b);
-		pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s\n", a,
-					j->e[i].has_mc ? b : "-");
+		pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s%s%s\n", a,
+					j->e[i].has_mc ? b : "-",
+					j->e[i].has_mc && j->e[i].src[0] ? " "
+									 : "",
+					j->e[i].has_mc ? j->e[i].src : "");
 	}
 	crypto_generichash(check.b, STORE_ID_BYTES, (unsigned char *)buf, pos,
 			   NULL, 0);
@@ -254,6 +298,33 @@ void journal_clear(struct store *s)
 	 */
 	if (s->jfd >= 0 && !fault_at(s, "journal.clear"))
 		(void)!pwrite(s->jfd, JOURNAL_IDLE, strlen(JOURNAL_IDLE), 0);
+}
+
+/* The optional " SRC" after a module commit, up to nl; 0 if well formed. */
+static int parse_src(const char *p, const char *nl, char src[TMP_NAME_LEN])
+{
+	size_t n = (size_t)(nl - p), k, pl = strlen(TMP_PREFIX);
+
+	src[0] = '\0';
+	if (n == 0)
+		return 0;
+	if (*p++ != ' ')
+		return -1;
+	n--;
+	if (n == strlen(SRC_INIT) && !memcmp(p, SRC_INIT, n)) {
+		memcpy(src, SRC_INIT, n + 1);
+		return 0;
+	}
+	/* a temporary: TMP_PREFIX and 16 lowercase hex digits */
+	if (n != pl + 16 || memcmp(p, TMP_PREFIX, pl))
+		return -1;
+	for (k = pl; k < n; k++)
+		if (!((p[k] >= '0' && p[k] <= '9') ||
+		      (p[k] >= 'a' && p[k] <= 'f')))
+			return -1;
+	memcpy(src, p, n);
+	src[n] = '\0';
+	return 0;
 }
 
 static enum store_err journal_parse(struct store *s, const char *buf,
@@ -307,7 +378,7 @@ static enum store_err journal_parse(struct store *s, const char *buf,
 
 		nl = memchr(p, '\n', (size_t)(last - p));
 		if (!nl ||
-		    (nl - p != 2 * STORE_HEX_LEN + 1 &&
+		    (nl - p < 2 * STORE_HEX_LEN + 1 &&
 		     nl - p != STORE_HEX_LEN + 2) ||
 		    p[STORE_HEX_LEN] != ' ' ||
 		    store_id_parse(&id, p, STORE_HEX_LEN))
@@ -320,7 +391,8 @@ static enum store_err journal_parse(struct store *s, const char *buf,
 				goto corrupt;
 		} else {
 			if (store_id_parse(&je->mc, p + STORE_HEX_LEN + 1,
-					   STORE_HEX_LEN))
+					   STORE_HEX_LEN) ||
+			    parse_src(p + 2 * STORE_HEX_LEN + 1, nl, je->src))
 				goto corrupt;
 			je->has_mc = 1;
 		}
@@ -340,6 +412,7 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 	enum store_err err;
 	char *buf = NULL;
 	size_t len;
+	int idle;
 
 	if (replayed)
 		*replayed = 0;
@@ -349,9 +422,15 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 	if (err)
 		return err;
 	err = journal_parse(s, buf, len, &j);
+	idle = len >= strlen(JOURNAL_IDLE) &&
+	       !memcmp(buf, JOURNAL_IDLE, strlen(JOURNAL_IDLE));
 	free(buf);
-	if (err == STORE_ENOCOMMIT)
-		return STORE_OK; /* idle, or torn before it counted */
+	if (err == STORE_ENOCOMMIT) {
+		/* torn before it counted: marked, so nothing reads it again */
+		if (!idle && journal_fd(s) == STORE_OK)
+			journal_clear(s);
+		return STORE_OK;
+	}
 	if (err)
 		return err;
 	err = switch_finish(s, &j);

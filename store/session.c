@@ -741,41 +741,37 @@ static struct prep *prep_find(struct prep *v, size_t n, const struct module *m)
 	return NULL;
 }
 
-/* Names of commit files a commit made, to take back if it fails. */
-struct made {
+/* The new commit files of a commit, for store_switch to put in place. */
+struct srcs {
 	size_t n;
-	struct {
-		const struct module *mod;
-		struct store_id mc;
-	} * v; /* room for every module */
+	struct jsrc *v; /* room for every module */
 };
 
-static void made_add(struct made *mk, const struct module *m,
-		     const struct store_id *mc)
+static void src_add(struct srcs *sv, const struct module *m, const char *src)
 {
-	mk->v[mk->n].mod = m;
-	mk->v[mk->n].mc = *mc;
-	mk->n++;
+	sv->v[sv->n].mod = m;
+	snprintf(sv->v[sv->n].src, TMP_NAME_LEN, "%s", src);
+	sv->n++;
 }
 
-static void made_undo(struct store *s, struct made *mk)
+/* 1 if the commit file of m and mc exists, 0 if not, -1 (errno) else. */
+static int commit_file_exists(struct store *s, const struct module *m,
+			      const struct store_id *mc)
 {
 	char name[NAME_LEN];
-	size_t i;
+	struct stat sb;
 
-	for (i = 0; i < mk->n; i++) {
-		name_commit(name, mk->v[i].mod, &mk->v[i].mc);
-		unlinkat(s->dirfd, name, 0);
-	}
-	mk->n = 0;
+	name_commit(name, m, mc);
+	if (fstatat(s->dirfd, name, &sb, 0) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -1;
 }
 
-/* An entry of the initial memory of m; its file linked from .MOD_init. */
+/* An entry of the initial memory of m; its file, if new, from .MOD_init. */
 static enum store_err initial_entry(struct store *s, struct module *m,
-				    struct entry *e, struct made *mk)
+				    struct entry *e, struct srcs *sv)
 {
-	char init[NAME_LEN], name[NAME_LEN];
-	int fe;
+	int x;
 
 	e->mod = m;
 	e->size = m->init_size;
@@ -783,21 +779,18 @@ static enum store_err initial_entry(struct store *s, struct module *m,
 	if (!e->tree)
 		return STORE_ENOMEM;
 	tree_root(e->tree, &e->mc);
-	name_init(init, m);
-	name_commit(name, m, &e->mc);
-	if ((fe = fault_at(s, "commit.link")))
-		return err_from_errno(fe);
-	if (linkat(s->dirfd, init, s->dirfd, name, 0) == 0)
-		made_add(mk, m, &e->mc);
-	else if (errno != EEXIST)
+	x = commit_file_exists(s, m, &e->mc);
+	if (x < 0)
 		return err_from_errno(errno);
+	if (x == 0)
+		src_add(sv, m, SRC_INIT);
 	return STORE_OK;
 }
 
 /* The new state: every module deployed now, from the preps or the base. */
 static enum store_err build_state(struct store *s, struct session *se,
 				  struct prep *preps, size_t np,
-				  struct state **out, struct made *mk)
+				  struct state **out, struct srcs *sv)
 {
 	struct module **mods = NULL;
 	struct state *st = NULL;
@@ -836,7 +829,7 @@ static enum store_err build_state(struct store *s, struct session *se,
 			e->tree = tree_ref(be->tree);
 			pthread_mutex_unlock(&s->tree_lock);
 		} else {
-			err = initial_entry(s, mods[i], e, mk);
+			err = initial_entry(s, mods[i], e, sv);
 			if (err) {
 				st->n++; /* so its tree is released */
 				goto out;
@@ -884,10 +877,9 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	struct centry *ce = NULL;
 	size_t np = 0, i;
 	enum store_err err;
-	char name[NAME_LEN];
-	struct made mk = {0, NULL};
+	struct srcs sv = {0, NULL};
 	unsigned int flushed;
-	int changed, op_locked = 0, e;
+	int changed, op_locked = 0, keep = 0, x;
 
 	memset(out, 0, sizeof(*out));
 	err = session_lock(s, sid, 1, &se);
@@ -910,8 +902,9 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 			np++;
 	}
 	/*
-	 * The new files are complete on disk before they get their names: a
-	 * name once made is only ever reused for the same bytes.
+	 * The new files, under their temporary names, are durable before a
+	 * journal names them: a name once made is only ever reused for the
+	 * same bytes. This flush also makes the last switch durable.
 	 */
 	flushed = atomic_load(&s->switch_seq);
 	if (np > 0) {
@@ -928,36 +921,28 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	if (err)
 		goto out;
 	pthread_mutex_lock(&s->lock);
-	mk.v = calloc(s->nmods + 1, sizeof(*mk.v));
+	sv.v = calloc(s->nmods + 1, sizeof(*sv.v));
 	pthread_mutex_unlock(&s->lock);
 	err = STORE_ENOMEM;
-	if (!mk.v)
+	if (!sv.v)
 		goto out;
+	/*
+	 * Whether a file exists is decided under op_lock. A new one is put
+	 * in place by the switch, under its journal; one that exists holds
+	 * the same bytes.
+	 */
 	for (i = 0; i < np; i++) {
-		name_commit(name, preps[i].sm->mod, &preps[i].mc);
-		if ((e = fault_at(s, "commit.rename"))) {
-			err = err_from_errno(e);
-			goto out;
-		}
-		if (renameat2(s->dirfd, preps[i].tmp, s->dirfd, name,
-			      RENAME_NOREPLACE) == 0) {
-			made_add(&mk, preps[i].sm->mod, &preps[i].mc);
-		} else if (errno == EEXIST) {
-			unlinkat(s->dirfd, preps[i].tmp, 0); /* same bytes */
-		} else {
+		x = commit_file_exists(s, preps[i].sm->mod, &preps[i].mc);
+		if (x < 0) {
 			err = err_from_errno(errno);
 			goto out;
 		}
-		preps[i].tmp[0] = '\0';
+		if (x == 0)
+			src_add(&sv, preps[i].sm->mod, preps[i].tmp);
 	}
-	err = build_state(s, se, preps, np, &st, &mk);
+	err = build_state(s, se, preps, np, &st, &sv);
 	if (err)
 		goto out;
-	if (mk.n) { /* new names are durable before a journal names them */
-		err = fsync_dir(s);
-		if (err)
-			goto out;
-	}
 	pairs = malloc((st->n ? st->n : 1) * sizeof(*pairs));
 	err = STORE_ENOMEM;
 	if (!pairs)
@@ -975,7 +960,8 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	pthread_mutex_unlock(&s->lock);
 	if (err)
 		goto out;
-	err = store_switch(s, st, JOURNAL_COMMIT, np > 0 ? &flushed : NULL);
+	err = store_switch(s, st, JOURNAL_COMMIT, np > 0 ? &flushed : NULL,
+			   sv.v, sv.n);
 	if (err)
 		goto out;
 	pthread_mutex_lock(&s->lock);
@@ -997,15 +983,17 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	session_put(se);
 	se = NULL;
 out:
-	/* a failed commit takes back the files it made, unless the journal
-	 * (the store is wedged then) may still name them */
-	if (err && mk.n && !s->wedged)
-		made_undo(s, &mk);
-	free(mk.v);
-	if (op_locked)
+	if (op_locked) {
+		/* a wedged store's journal may name the temporaries */
+		keep = s->wedged;
 		pthread_mutex_unlock(&s->op_lock);
-	for (i = 0; i < np; i++)
+	}
+	free(sv.v);
+	for (i = 0; i < np; i++) {
+		if (keep)
+			preps[i].tmp[0] = '\0';
 		prep_release(s, &preps[i]);
+	}
 	free(preps);
 	free(pairs);
 	centry_free(ce);

@@ -636,8 +636,8 @@ static int is_upper_hex(const char *p, size_t n)
 }
 
 /*
- * Find the modules: every name of 64 hex digits. Remove temporaries and
- * the .MOD_init of a deploy that did not finish.
+ * Find the modules: every name of 64 hex digits. Remove the .MOD_init of a
+ * deploy that did not finish.
  */
 static enum store_err scan_modules(struct store *s)
 {
@@ -660,10 +660,9 @@ static enum store_err scan_modules(struct store *s)
 	}
 	while ((de = readdir(d))) {
 		len = strlen(de->d_name);
-		if (!strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX))) {
-			unlinkat(s->dirfd, de->d_name, 0);
-			continue;
-		}
+		if (!strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)))
+			continue; /* a live journal may need it: see remove_tmps
+				   */
 		if (len == STORE_HEX_LEN + 6 && de->d_name[0] == '.' &&
 		    !strcmp(de->d_name + 1 + STORE_HEX_LEN, "_init")) {
 			/* an init file whose module name never appeared */
@@ -712,6 +711,30 @@ static enum store_err scan_modules(struct store *s)
 	}
 	closedir(d);
 	return err;
+}
+
+/* Remove the temporaries a crash left, once the journal no longer needs them.
+ */
+static enum store_err remove_tmps(struct store *s)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	fd = dup(s->dirfd);
+	if (fd < 0)
+		return err_from_errno(errno);
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return err_from_errno(errno);
+	}
+	rewinddir(d); /* the offset is shared with dirfd */
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)))
+			unlinkat(s->dirfd, de->d_name, 0);
+	closedir(d);
+	return STORE_OK;
 }
 
 /* The current state from the _last_id files. */
@@ -886,6 +909,8 @@ enum store_err store_open(struct store **out, const struct store_options *opts)
 	if (err)
 		goto fail;
 	err = store_reload(s);
+	if (!err)
+		err = remove_tmps(s);
 	if (err)
 		goto fail;
 	err = load_commits_file(s, &s->cs);
@@ -1169,12 +1194,14 @@ static enum store_err switch_rollback(struct store *s, const struct journal *j,
 }
 
 enum store_err store_switch(struct store *s, struct state *st,
-			    enum journal_op op, const unsigned int *flushed)
+			    enum journal_op op, const unsigned int *flushed,
+			    const struct jsrc *src, size_t nsrc)
 {
 	struct journal j = {0};
 	struct state *cur, *old;
 	enum store_err err;
-	size_t i, k;
+	size_t i, k, n;
+	char name[NAME_LEN];
 
 	cur = current_state(s);
 	j.op = op;
@@ -1197,6 +1224,9 @@ enum store_err store_switch(struct store *s, struct state *st,
 		j.e[k].has_mc = to != NULL;
 		if (to)
 			j.e[k].mc = to->mc;
+		for (n = 0; to && n < nsrc; n++)
+			if (src[n].mod == s->mods[i])
+				memcpy(j.e[k].src, src[n].src, TMP_NAME_LEN);
 	}
 	pthread_mutex_unlock(&s->lock);
 
@@ -1222,6 +1252,14 @@ enum store_err store_switch(struct store *s, struct state *st,
 			pthread_mutex_lock(&s->lock);
 			s->wedged = 1; /* the journal on disk decides */
 			pthread_mutex_unlock(&s->lock);
+			goto out;
+		}
+		/* rolled back: the files it made are named by nothing */
+		for (i = 0; i < j.n; i++) {
+			if (!j.e[i].made)
+				continue;
+			name_commit(name, j.e[i].mod, &j.e[i].mc);
+			unlinkat(s->dirfd, name, 0);
 		}
 		goto out;
 	}
@@ -1261,7 +1299,7 @@ enum store_err store_restore(struct store *s, const struct store_id *commit)
 	err = state_from_pairs(s, pairs, n, &st);
 	if (err)
 		goto out;
-	err = store_switch(s, st, JOURNAL_RESTORE, NULL);
+	err = store_switch(s, st, JOURNAL_RESTORE, NULL, NULL, 0);
 out:
 	pthread_mutex_unlock(&s->op_lock);
 	state_unref(st);

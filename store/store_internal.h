@@ -181,11 +181,27 @@ enum store_err state_from_pairs(struct store *s, const struct store_pair *pairs,
 
 enum journal_op { JOURNAL_COMMIT = 1, JOURNAL_RESTORE = 2 };
 
-/* One module's change in a switch: to module commit mc, or to none. */
+/* Where a switch takes a new commit file from: a temporary, or .MOD_init. */
+#define SRC_INIT "init"
+
+/*
+ * One module's change in a switch: to module commit mc, or to none. src,
+ * if not "", names where the file MOD_MC comes from when it does not exist
+ * yet: a complete, durable temporary renamed to it, or SRC_INIT, .MOD_init
+ * linked to it.
+ */
 struct jentry {
 	struct module *mod;
 	int has_mc;
 	struct store_id mc;
+	char src[TMP_NAME_LEN];
+	int made; /* switch_finish made MOD_MC */
+};
+
+/* A new commit file for store_switch: module m's comes from src. */
+struct jsrc {
+	const struct module *mod;
+	char src[TMP_NAME_LEN];
 };
 
 struct journal {
@@ -197,8 +213,9 @@ struct journal {
 
 /*
  * A switch moves the _last, _last_id and MOD names of every entry. It runs
- * as: journal_write (the intent, in place, flushed), switch_finish (links,
- * renames, and MOD_last_id written in place). The journal stays live: the next
+ * as: journal_write (the intent, in place, flushed), switch_finish (new
+ * commit files put in place, links, renames, and MOD_last_id written in
+ * place). The journal stays live: the next
  * switch flushes the file system before it writes its own, and store_close()
  * flushes and clears it. After a crash, store_open() replays a live journal.
  */
@@ -213,12 +230,14 @@ void journal_release(struct journal *j);
 /*
  * Switch the directory from the current state to st (journal, prepare,
  * finish) and make st current. flushed, if not NULL, is the switch_seq
- * read before the caller's last sync_store(). Called with op_lock held. On
+ * read before the caller's last sync_store(); src lists the new commit
+ * files the switch puts in place. Called with op_lock held. On
  * failure before the journal is durable nothing changed; after it, the store is
  * wedged until store_unwedge() replays the journal.
  */
 enum store_err store_switch(struct store *s, struct state *st,
-			    enum journal_op op, const unsigned int *flushed);
+			    enum journal_op op, const unsigned int *flushed,
+			    const struct jsrc *src, size_t nsrc);
 enum store_err store_unwedge(struct store *s);
 
 /* Replay .journal if present; *replayed (may be NULL) is set if it was. */
