@@ -3,9 +3,11 @@
  * their current commits, the files and the root always; commit ids only
  * through store_persist() and the file `commits`, which restore merges.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "storetest.h"
@@ -430,6 +432,59 @@ out:
 	free(dir);
 }
 
+/*
+ * A switch rewrites MOD_last_id in place, except when that file shares its
+ * inode with another name: then the other name keeps its content.
+ */
+static void test_last_id_shared(void)
+{
+	struct fixture f;
+	char hex[STORE_HEX_LEN + 1], name[STORE_HEX_LEN + 9];
+	char *a = NULL, *b = NULL;
+	unsigned char *buf = NULL;
+	struct stat sb;
+	size_t len;
+
+	if (setup(&f, "reopen-shared"))
+		goto out;
+	snprintf(name, sizeof(name), "%s_last_id", st_hex(&f.m1, hex));
+	a = st_path(f.dir, name);
+	b = st_path(f.dir, ".shared");
+	CHECK(a && b && link(a, b) == 0);
+	CHECK_ERR(store_restore(f.s, &f.c1), STORE_OK); /* m1 unchanged */
+	CHECK_ERR(store_restore(f.s, &f.c2), STORE_OK);
+	{
+		struct store_id sid, c3;
+
+		CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+		CHECK_ERR(st_fill(f.s, &sid, &f.m1, 0, 0x33, 100), STORE_OK);
+		CHECK_ERR(st_commit(f.s, &sid, &c3), STORE_OK);
+	}
+	CHECK(st_read(f.dir, ".shared", &buf, &len) == 0);
+	if (buf) { /* the old module commit id of m1, still */
+		struct store_pair *pairs = NULL;
+		size_t n = 0, i;
+
+		CHECK_ERR(store_commit_get(f.s, &f.c1, &pairs, &n), STORE_OK);
+		for (i = 0; i < n; i++)
+			if (store_id_equal(&pairs[i].module, &f.m1))
+				CHECK(len == STORE_HEX_LEN + 1 &&
+				      !memcmp(buf,
+					      st_hex(&pairs[i].commit, hex),
+					      STORE_HEX_LEN));
+		free(pairs);
+	}
+	CHECK(a && stat(a, &sb) == 0 && sb.st_nlink == 1);
+	ST_CHECK_STORE(f.s, f.dir, NULL);
+	CHECK(reopen(&f) == 0);
+	ST_CHECK_STORE(f.s, f.dir, NULL);
+out:
+	free(buf);
+	free(a);
+	free(b);
+	teardown(&f);
+}
+
 int main(void)
 {
 	test_without_persist();
@@ -439,5 +494,6 @@ int main(void)
 	test_creates_dir();
 	test_foreach();
 	test_deploy_id();
+	test_last_id_shared();
 	return t_done();
 }
