@@ -269,6 +269,9 @@ static enum MHD_Result metrics(struct api_request *r)
 		     st.bytes_written);
 	metric_gauge(f, "modstore_sessions_open", "gauge", "Sessions open now.",
 		     st.sessions);
+	metric_gauge(f, "modstore_session_memory_bytes", "gauge",
+		     "Bytes of sessions' written pages held in memory.",
+		     st.session_memory);
 	metric_gauge(f, "modstore_modules", "gauge", "Modules deployed.",
 		     st.modules);
 	metric_gauge(f, "modstore_commits", "gauge",

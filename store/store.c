@@ -1321,6 +1321,7 @@ enum store_err store_get_stats(struct store *s, struct store_stats *out)
 	out->sessions = s->nsess;
 	pthread_mutex_unlock(&s->lock);
 	out->bytes_written = atomic_load(&s->bytes_written);
+	out->session_memory = atomic_load(&s->ov_mem);
 	fd = dup(s->dirfd);
 	if (fd < 0)
 		return err_from_errno(errno);

@@ -292,8 +292,9 @@ struct store_stats {
 	uint64_t modules;
 	uint64_t commits;
 	uint64_t sessions;
-	uint64_t bytes_written; /* module memory written to disk since open */
-	uint64_t bytes_on_disk; /* allocated bytes in the state directory */
+	uint64_t bytes_written;	 /* module memory written to disk since open */
+	uint64_t bytes_on_disk;	 /* allocated bytes in the state directory */
+	uint64_t session_memory; /* sessions' written pages held in memory */
 };
 
 enum store_err store_get_stats(struct store *s, struct store_stats *st);

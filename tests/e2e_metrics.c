@@ -411,7 +411,26 @@ int main(void)
 			CHECK(strstr(m.s[i].labels, "route=\"/sessions/") ==
 				  NULL ||
 			      strstr(m.s[i].labels, "{sid}") != NULL);
+		/* the open session wrote nothing; the two committed */
+		CHECK(value(&m, "modstore_session_memory_bytes", "") == 0);
 	}
+	/* 10 bytes across a page boundary: two pages held, until dropped */
+	e2e_post(&d, "/sessions", NULL, &r);
+	snprintf(sid, sizeof(sid), "%s", e2e_str(&r, "id"));
+	e2e_resp_release(&r);
+	snprintf(path, sizeof(path),
+		 "/sessions/%s/modules/%s/memory?offset=4090", sid, mod);
+	e2e_request(&d, "PUT", path, "0123456789", 10, NULL, &r);
+	E2E_STATUS(&r, 204);
+	e2e_resp_release(&r);
+	if (fetch(&d, &m) == 0)
+		CHECK(value(&m, "modstore_session_memory_bytes", "") == 8192);
+	snprintf(path, sizeof(path), "/sessions/%s", sid);
+	e2e_request(&d, "DELETE", path, NULL, 0, NULL, &r);
+	E2E_STATUS(&r, 204);
+	e2e_resp_release(&r);
+	if (fetch(&d, &m) == 0)
+		CHECK(value(&m, "modstore_session_memory_bytes", "") == 0);
 	CHECK(e2e_stop(&d, SIGTERM) == 0);
 
 	/* with a token, /metrics needs it like every route but /health */

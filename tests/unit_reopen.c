@@ -485,6 +485,35 @@ out:
 	teardown(&f);
 }
 
+/*
+ * A journal cut short while it was written (no checksum line that
+ * matches) moved no name: open ignores it, marks it carried out, and the
+ * state is the one before.
+ */
+static void test_torn_journal(void)
+{
+	static const char torn[] = "modstore-journal 1\ncommit 0123";
+	struct fixture f;
+	struct store_id root, after;
+
+	if (setup(&f, "reopen-torn"))
+		goto out;
+	CHECK_ERR(store_root(f.s, &root), STORE_OK);
+	store_close(f.s);
+	f.s = NULL;
+	CHECK(st_write(f.dir, ".journal", torn, sizeof(torn) - 1) == 0);
+	CHECK(st_journal_live(f.dir));
+	CHECK_ERR(st_open(&f.s, f.dir, NULL), STORE_OK);
+	if (!f.s)
+		goto out;
+	CHECK(!st_journal_live(f.dir));
+	CHECK_ERR(store_root(f.s, &after), STORE_OK);
+	CHECK_ID(&after, &root);
+	ST_CHECK_STORE(f.s, f.dir, NULL);
+out:
+	teardown(&f);
+}
+
 int main(void)
 {
 	test_without_persist();
@@ -495,5 +524,6 @@ int main(void)
 	test_foreach();
 	test_deploy_id();
 	test_last_id_shared();
+	test_torn_journal();
 	return t_done();
 }
