@@ -405,6 +405,31 @@ corrupt:
 	return STORE_ECORRUPT;
 }
 
+/*
+ * 0 if every new commit file the journal names is there, in place or
+ * under its temporary name. A switch puts each in place before moving any
+ * name of its module, so a file missing both ways means the switch never
+ * began: its commit failed at its journal and took its temporaries back.
+ */
+static int sources_missing(struct store *s, const struct journal *j)
+{
+	char name[NAME_LEN];
+	struct stat sb;
+	size_t i;
+
+	for (i = 0; i < j->n; i++) {
+		const struct jentry *je = &j->e[i];
+
+		if (!je->has_mc || !je->src[0] || !strcmp(je->src, SRC_INIT))
+			continue;
+		name_commit(name, je->mod, &je->mc);
+		if (fstatat(s->dirfd, je->src, &sb, 0) < 0 &&
+		    fstatat(s->dirfd, name, &sb, 0) < 0)
+			return 1;
+	}
+	return 0;
+}
+
 enum store_err journal_recover(struct store *s, struct journal *out,
 			       int *replayed)
 {
@@ -433,6 +458,12 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 	}
 	if (err)
 		return err;
+	if (sources_missing(s, &j)) {
+		journal_release(&j);
+		if (journal_fd(s) == STORE_OK)
+			journal_clear(s);
+		return STORE_OK;
+	}
 	err = switch_finish(s, &j);
 	if (!err)
 		err = sync_store(s, "recover.sync");

@@ -514,6 +514,44 @@ out:
 	teardown(&f);
 }
 
+/*
+ * A journal naming a new commit file that is neither in place nor under
+ * its temporary name: its commit failed at the journal and took the file
+ * back, so no name moved. Open ignores it and keeps the state before.
+ */
+static void test_journal_without_file(void)
+{
+	struct fixture f;
+	struct store_id root, after, check, mc;
+	char buf[512], a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1];
+	int n;
+
+	if (setup(&f, "reopen-nofile"))
+		goto out;
+	CHECK_ERR(store_root(f.s, &root), STORE_OK);
+	store_close(f.s);
+	f.s = NULL;
+	memset(mc.b, 0x5a, sizeof(mc.b));
+	n = snprintf(
+	    buf, sizeof(buf),
+	    "modstore-journal 1\ncommit %s\n%s %s .tmp-0123456789abcdef\n",
+	    st_hex(&root, a), st_hex(&f.m1, b),
+	    st_hex(&mc, (char[STORE_HEX_LEN + 1]){0}));
+	st_h(buf, (size_t)n, &check);
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "end %s\n",
+		      st_hex(&check, a));
+	CHECK(st_write(f.dir, ".journal", buf, (size_t)n) == 0);
+	CHECK_ERR(st_open(&f.s, f.dir, NULL), STORE_OK);
+	if (!f.s)
+		goto out;
+	CHECK(!st_journal_live(f.dir));
+	CHECK_ERR(store_root(f.s, &after), STORE_OK);
+	CHECK_ID(&after, &root);
+	ST_CHECK_STORE(f.s, f.dir, NULL);
+out:
+	teardown(&f);
+}
+
 int main(void)
 {
 	test_without_persist();
@@ -525,5 +563,6 @@ int main(void)
 	test_deploy_id();
 	test_last_id_shared();
 	test_torn_journal();
+	test_journal_without_file();
 	return t_done();
 }
