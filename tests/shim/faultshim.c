@@ -3,7 +3,7 @@
  * real modstored fail, for the I/O fault tests.
  *
  * It wraps the calls through which the store writes: write, pwrite,
- * copy_file_range, ftruncate, fsync, fdatasync, rename*, link*.
+ * copy_file_range, ftruncate, fsync, fdatasync, syncfs, rename*, link*.
  * Only calls on regular files and directories count (sockets and the log
  * do not). Nothing fails until the process gets SIGUSR1, which arms the
  * shim: the FAULTSHIM_N-th counted call after that fails with
@@ -226,6 +226,13 @@ int fdatasync(int fd)
 	if (counts_fd(fd) && should_fail("fdatasync"))
 		return -1;
 	return REAL("fdatasync", int (*)(int))(fd);
+}
+
+int syncfs(int fd)
+{
+	if (counts_fd(fd) && should_fail("syncfs"))
+		return -1;
+	return REAL("syncfs", int (*)(int))(fd);
 }
 
 int rename(const char *a, const char *b)
