@@ -636,6 +636,27 @@ static int is_upper_hex(const char *p, size_t n)
 }
 
 /*
+ * A stream over the state directory, from a descriptor of its own: a dup of
+ * dirfd would share its offset with every other reader. -1 (errno) on
+ * failure.
+ */
+static int dir_stream(struct store *s, DIR **out)
+{
+	int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*out = fd < 0 ? NULL : fdopendir(fd);
+	if (*out)
+		return 0;
+	if (fd >= 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+	}
+	return -1;
+}
+
+/*
  * Find the modules: every name of 64 hex digits. Remove the .MOD_init of a
  * deploy that did not finish.
  */
@@ -644,20 +665,13 @@ static enum store_err scan_modules(struct store *s)
 	struct dirent *de;
 	struct stat st;
 	DIR *d;
-	int fd;
 	enum store_err err = STORE_OK;
 	struct store_id id;
 	char init[NAME_LEN];
 	size_t len;
 
-	fd = dup(s->dirfd);
-	if (fd < 0)
+	if (dir_stream(s, &d))
 		return err_from_errno(errno);
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return err_from_errno(errno);
-	}
 	while ((de = readdir(d))) {
 		len = strlen(de->d_name);
 		if (!strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)))
@@ -719,17 +733,9 @@ static enum store_err remove_tmps(struct store *s)
 {
 	struct dirent *de;
 	DIR *d;
-	int fd;
 
-	fd = dup(s->dirfd);
-	if (fd < 0)
+	if (dir_stream(s, &d))
 		return err_from_errno(errno);
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return err_from_errno(errno);
-	}
-	rewinddir(d); /* the offset is shared with dirfd */
 	while ((de = readdir(d)))
 		if (!strncmp(de->d_name, TMP_PREFIX, strlen(TMP_PREFIX)))
 			unlinkat(s->dirfd, de->d_name, 0);
@@ -1312,7 +1318,6 @@ enum store_err store_get_stats(struct store *s, struct store_stats *out)
 	struct dirent *de;
 	struct stat sb;
 	DIR *d;
-	int fd;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->lock);
@@ -1322,15 +1327,8 @@ enum store_err store_get_stats(struct store *s, struct store_stats *out)
 	pthread_mutex_unlock(&s->lock);
 	out->bytes_written = atomic_load(&s->bytes_written);
 	out->session_memory = atomic_load(&s->ov_mem);
-	fd = dup(s->dirfd);
-	if (fd < 0)
+	if (dir_stream(s, &d))
 		return err_from_errno(errno);
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return err_from_errno(errno);
-	}
-	rewinddir(d);
 	while ((de = readdir(d)))
 		if (fstatat(s->dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ==
 			0 &&
