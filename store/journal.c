@@ -21,8 +21,8 @@
  * records. A journal whose checksum does not match was torn while being
  * written, before any name moved, and is ignored.
  *
- * The file is never removed or shrunk below what it held: on this store's
- * hot path no block is freed and no inode is made or dropped.
+ * The file is never removed, and is cut only when a journal is shorter than
+ * the one before: switches make or drop no inode for it.
  */
 #include "store_internal.h"
 
@@ -296,7 +296,7 @@ void journal_clear(struct store *s)
 	 * open leads to the same state again. A failed write leaves it live,
 	 * with the same effect.
 	 */
-	if (s->jfd >= 0 && !fault_at(s, "journal.clear"))
+	if (journal_fd(s) == STORE_OK && !fault_at(s, "journal.clear"))
 		(void)!pwrite(s->jfd, JOURNAL_IDLE, strlen(JOURNAL_IDLE), 0);
 }
 
@@ -452,7 +452,7 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 	free(buf);
 	if (err == STORE_ENOCOMMIT) {
 		/* torn before it counted: marked, so nothing reads it again */
-		if (!idle && journal_fd(s) == STORE_OK)
+		if (!idle)
 			journal_clear(s);
 		return STORE_OK;
 	}
@@ -460,8 +460,7 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 		return err;
 	if (sources_missing(s, &j)) {
 		journal_release(&j);
-		if (journal_fd(s) == STORE_OK)
-			journal_clear(s);
+		journal_clear(s);
 		return STORE_OK;
 	}
 	err = switch_finish(s, &j);
@@ -471,8 +470,7 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 		journal_release(&j);
 		return err;
 	}
-	if (journal_fd(s) == STORE_OK)
-		journal_clear(s);
+	journal_clear(s);
 	if (replayed)
 		*replayed = 1;
 	if (out)

@@ -486,68 +486,65 @@ out:
 }
 
 /*
- * A journal cut short while it was written (no checksum line that
- * matches) moved no name: open ignores it, marks it carried out, and the
- * state is the one before.
+ * Close f's store, put text as its .journal, open again: the journal moved
+ * nothing, so open gives the state before and marks the journal carried
+ * out.
  */
+static void reopen_ignores_journal(struct fixture *f, const char *text,
+				   size_t len)
+{
+	struct store_id root, after;
+
+	CHECK_ERR(store_root(f->s, &root), STORE_OK);
+	store_close(f->s);
+	f->s = NULL;
+	CHECK(st_write(f->dir, ".journal", text, len) == 0);
+	CHECK(st_journal_live(f->dir));
+	CHECK_ERR(st_open(&f->s, f->dir, NULL), STORE_OK);
+	if (!f->s)
+		return;
+	CHECK(!st_journal_live(f->dir));
+	CHECK_ERR(store_root(f->s, &after), STORE_OK);
+	CHECK_ID(&after, &root);
+	ST_CHECK_STORE(f->s, f->dir, NULL);
+}
+
+/* A journal cut short while it was written (no checksum line). */
 static void test_torn_journal(void)
 {
 	static const char torn[] = "modstore-journal 1\ncommit 0123";
 	struct fixture f;
-	struct store_id root, after;
 
-	if (setup(&f, "reopen-torn"))
-		goto out;
-	CHECK_ERR(store_root(f.s, &root), STORE_OK);
-	store_close(f.s);
-	f.s = NULL;
-	CHECK(st_write(f.dir, ".journal", torn, sizeof(torn) - 1) == 0);
-	CHECK(st_journal_live(f.dir));
-	CHECK_ERR(st_open(&f.s, f.dir, NULL), STORE_OK);
-	if (!f.s)
-		goto out;
-	CHECK(!st_journal_live(f.dir));
-	CHECK_ERR(store_root(f.s, &after), STORE_OK);
-	CHECK_ID(&after, &root);
-	ST_CHECK_STORE(f.s, f.dir, NULL);
-out:
+	if (setup(&f, "reopen-torn") == 0)
+		reopen_ignores_journal(&f, torn, sizeof(torn) - 1);
 	teardown(&f);
 }
 
 /*
  * A journal naming a new commit file that is neither in place nor under
  * its temporary name: its commit failed at the journal and took the file
- * back, so no name moved. Open ignores it and keeps the state before.
+ * back, so no name moved.
  */
 static void test_journal_without_file(void)
 {
 	struct fixture f;
-	struct store_id root, after, check, mc;
-	char buf[512], a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1];
+	struct store_id root, check, mc;
+	char buf[512], a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1],
+	    c[STORE_HEX_LEN + 1];
 	int n;
 
 	if (setup(&f, "reopen-nofile"))
 		goto out;
 	CHECK_ERR(store_root(f.s, &root), STORE_OK);
-	store_close(f.s);
-	f.s = NULL;
 	memset(mc.b, 0x5a, sizeof(mc.b));
 	n = snprintf(
 	    buf, sizeof(buf),
 	    "modstore-journal 1\ncommit %s\n%s %s .tmp-0123456789abcdef\n",
-	    st_hex(&root, a), st_hex(&f.m1, b),
-	    st_hex(&mc, (char[STORE_HEX_LEN + 1]){0}));
+	    st_hex(&root, a), st_hex(&f.m1, b), st_hex(&mc, c));
 	st_h(buf, (size_t)n, &check);
 	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "end %s\n",
 		      st_hex(&check, a));
-	CHECK(st_write(f.dir, ".journal", buf, (size_t)n) == 0);
-	CHECK_ERR(st_open(&f.s, f.dir, NULL), STORE_OK);
-	if (!f.s)
-		goto out;
-	CHECK(!st_journal_live(f.dir));
-	CHECK_ERR(store_root(f.s, &after), STORE_OK);
-	CHECK_ID(&after, &root);
-	ST_CHECK_STORE(f.s, f.dir, NULL);
+	reopen_ignores_journal(&f, buf, (size_t)n);
 out:
 	teardown(&f);
 }

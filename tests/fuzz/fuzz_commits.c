@@ -22,6 +22,7 @@
  * With FUZZ_COMMITS_SEED=DIR in the environment the fuzzer first writes
  * the real store's own `commits` file to DIR/valid (for the seed corpus).
  */
+#include "fuzz_dir.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -68,21 +69,6 @@ static void check_code(const char *what, enum store_err err)
 {
 	if ((unsigned)err >= STORE_ERR_COUNT)
 		die("%s: returned %d, not an enum store_err", what, (int)err);
-}
-
-static void remove_dir(const char *path)
-{
-	struct dirent *de;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
-	if (rmdir(path) < 0)
-		die("rmdir %s: %s", path, strerror(errno));
 }
 
 static void write_path(const char *path, const void *buf, size_t len)
@@ -239,7 +225,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(path, sizeof(path), "%s/valid", seed);
 	write_path(path, buf, len);
 	free(buf);
-	remove_dir(dir);
+	fuzz_remove_dir("fuzz_commits", dir);
 	return 0;
 }
 
@@ -318,6 +304,6 @@ out:
 	free(once);
 	free(twice);
 	store_close(s);
-	remove_dir(dir);
+	fuzz_remove_dir("fuzz_commits", dir);
 	return 0;
 }

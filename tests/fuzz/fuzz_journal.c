@@ -22,6 +22,7 @@
  * C1, a commit equal to C1), caught by failing the switch right after the
  * journal is written.
  */
+#include "fuzz_dir.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -67,21 +68,6 @@ static void must(const char *what, enum store_err err)
 {
 	if (err != STORE_OK)
 		die("%s: %s", what, store_errname(err));
-}
-
-static void remove_dir(const char *path)
-{
-	struct dirent *de;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
-	if (rmdir(path) < 0)
-		die("rmdir %s: %s", path, strerror(errno));
 }
 
 static void write_path(const char *path, const void *a, size_t alen,
@@ -216,7 +202,7 @@ static void seed(const char *seeddir, const char *name, int op)
 	store_close(s);
 	snprintf(path, sizeof(path), "%s/%s", seeddir, name);
 	save_journal(dir, path);
-	remove_dir(dir);
+	fuzz_remove_dir("fuzz_journal", dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -342,6 +328,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_store(s, dir, 1);
 out:
 	store_close(s);
-	remove_dir(dir);
+	fuzz_remove_dir("fuzz_journal", dir);
 	return 0;
 }

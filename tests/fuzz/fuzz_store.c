@@ -26,6 +26,7 @@
  * FUZZ_TRACE=1 in the environment prints every operation to stderr, which
  * is how a crash file is read back as a story.
  */
+#include "fuzz_dir.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -1264,25 +1265,6 @@ static void (*const ops[32])(struct fz *) = {
 
 /* --- one input ----------------------------------------------------------- */
 
-/* Remove the flat state directory and everything in it. */
-static void remove_dir(const char *path)
-{
-	struct dirent *de;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
-	if (rmdir(path) < 0) {
-		fprintf(stderr, "fuzz_store: rmdir %s: %s\n", path,
-			strerror(errno));
-		abort();
-	}
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	const char *e;
@@ -1343,7 +1325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	store_close(f.s);
 	while (f.nheld > 0)
 		close(f.held[--f.nheld].fd);
-	remove_dir(f.dir);
+	fuzz_remove_dir("fuzz_store", f.dir);
 	model_release(&f.m);
 	return 0;
 }

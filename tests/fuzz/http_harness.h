@@ -44,6 +44,7 @@
 
 #include "api.h"
 #include "api_internal.h"
+#include "fuzz_dir.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -184,21 +185,6 @@ static void hh_hex(const struct store_id *id, char out[STORE_HEX_LEN + 1])
 
 /* --- the store ----------------------------------------------------------- */
 
-static void hh_remove_dir(const char *path)
-{
-	struct dirent *de;
-	DIR *d = opendir(path);
-
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			unlinkat(dirfd(d), de->d_name, 0);
-	closedir(d);
-	if (rmdir(path) < 0)
-		hh_die("rmdir %s: %s", path, strerror(errno));
-}
-
 static void hh_teardown_store(void)
 {
 	int i;
@@ -210,7 +196,7 @@ static void hh_teardown_store(void)
 	hh.api = NULL;
 	store_close(hh.store);
 	hh.store = NULL;
-	hh_remove_dir(hh.dir);
+	fuzz_remove_dir("http_harness", hh.dir);
 }
 
 static void hh_setup_store(void)
