@@ -691,6 +691,7 @@ struct shared {
 	atomic_int writers_left;
 	atomic_int errors;
 	int optimistic;
+	struct store_id empty_root; /* the root before any commit */
 };
 
 struct writer {
@@ -805,9 +806,16 @@ static void *writer_main(void *arg)
 				      w->idx, j);
 			free(now);
 		}
-		err = store_session_commit(
-		    sh->s, &si.id,
-		    sh->optimistic && si.has_base ? &si.base : NULL, &ci);
+		/*
+		 * Optimistic: the root the session began from. A session
+		 * without a base began before any commit, from the empty
+		 * state; it must not overwrite commits made since.
+		 */
+		err = store_session_commit(sh->s, &si.id,
+					   !sh->optimistic ? NULL
+					   : si.has_base   ? &si.base
+							   : &sh->empty_root,
+					   &ci);
 		if (err == STORE_EMISMATCH && sh->optimistic) {
 			store_session_drop(sh->s, &si.id);
 			w->retries++;
@@ -945,6 +953,7 @@ static void run_threads(int optimistic)
 		goto out;
 	sh.s = f.s;
 	sh.optimistic = optimistic;
+	CHECK_ERR(store_root(f.s, &sh.empty_root), STORE_OK);
 	for (i = 0; i < NTHREADS; i++) {
 		snprintf(code, sizeof(code), "thread module %d", i);
 		CHECK_ERR(st_deploy(f.s, code, TMEM, &sh.mods[i]), STORE_OK);
