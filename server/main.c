@@ -3,7 +3,7 @@
  * idle-session reaper, signals and a clean stop.
  *
  * Start: sodium_init(), json_object_seed(0), store_open(), the listening
- * socket, then the daemon (internal thread pool, epoll). Stop on SIGTERM or
+ * socket, then the daemon (internal thread pool, poll). Stop on SIGTERM or
  * SIGINT: stop accepting, let requests in flight finish, stop the daemon,
  * close the store, exit 0.
  */
@@ -677,8 +677,16 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	/*
+	 * poll(), not epoll: with a thread pool and epoll, libmicrohttpd
+	 * 0.9.75's MHD_quiesce_daemon() and a worker that wakes at that
+	 * moment both take the listening socket out of the worker's epoll
+	 * set, and the loser aborts the process ("Failed to remove listen
+	 * FD from epoll set"). With poll() a quiesce only raises a flag and
+	 * wakes each worker through its ITC.
+	 */
 	d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
 		MHD_USE_ERROR_LOG,
 	    0, NULL, NULL, api_access_handler, api, MHD_OPTION_LISTEN_SOCKET,
 	    (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE,

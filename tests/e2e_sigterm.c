@@ -3,6 +3,9 @@
  * clients (--auto-persist): the daemon exits 0, and after a restart every
  * commit that was answered 201 is in the commits store with the same
  * modules, its files are on disk, and the state is one of the commits.
+ * Then: a request in flight at SIGTERM is finished while new connections
+ * are refused, and a stop held halfway (through $FAULTSHIM) while clients
+ * keep the HTTP workers busy still exits 0.
  */
 #include "e2e.h"
 #include "store.h"
@@ -164,6 +167,70 @@ static void test_drain(const char *dir, const char *log)
 	CHECK(e2e_stop(&dd, SIGTERM) == 0);
 }
 
+static atomic_int hammer_stop;
+
+/* GET /health over one keep-alive connection until it closes. */
+static void *hammer_main(void *arg)
+{
+	static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+	char buf[1024];
+	int fd = connect_port((int)(intptr_t)arg);
+
+	if (fd < 0)
+		return NULL;
+	while (!atomic_load(&hammer_stop)) {
+		if (write(fd, req, sizeof(req) - 1) !=
+		    (ssize_t)(sizeof(req) - 1))
+			break;
+		if (read(fd, buf, sizeof(buf)) <= 0)
+			break;
+	}
+	close(fd);
+	return NULL;
+}
+
+/*
+ * SIGTERM while 16 connections keep every HTTP worker awake, with the
+ * main thread held 200 ms in each epoll_ctl(EPOLL_CTL_DEL) by the shim:
+ * the stop must not race the workers for the listening socket (it once
+ * aborted in libmicrohttpd's MHD_quiesce_daemon). Exit status 0.
+ */
+static void test_busy_stop(const char *dir, const char *log)
+{
+	const char *shim = getenv("FAULTSHIM");
+	const char *env[3];
+	char pre[600];
+	pthread_t th[16];
+	struct e2e_daemon dd;
+	int i, rc;
+
+	if (!shim || !*shim) {
+		fprintf(stderr, "FAULTSHIM must name the shim library\n");
+		CHECK(!"FAULTSHIM set");
+		return;
+	}
+	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", shim);
+	env[0] = pre;
+	env[1] = "FAULTSHIM_EPOLL_DEL_MS=200";
+	env[2] = NULL;
+	if (e2e_start_env(&dd, dir, log, NULL, env) < 0) {
+		CHECK(!"daemon started");
+		return;
+	}
+	atomic_store(&hammer_stop, 0);
+	for (i = 0; i < 16; i++)
+		pthread_create(&th[i], NULL, hammer_main,
+			       (void *)(intptr_t)dd.port);
+	usleep(100000);
+	rc = e2e_stop(&dd, SIGTERM);
+	atomic_store(&hammer_stop, 1);
+	for (i = 0; i < 16; i++)
+		pthread_join(th[i], NULL);
+	CHECK(rc == 0);
+	if (rc)
+		fprintf(stderr, "busy stop: exit status %d\n", rc);
+}
+
 int main(void)
 {
 	static const char *const args[] = {"--auto-persist", NULL};
@@ -248,6 +315,7 @@ int main(void)
 
 	CHECK(e2e_stop(&d, SIGTERM) == 0);
 	test_drain(tmp.state, tmp.log);
+	test_busy_stop(tmp.state, tmp.log);
 	json_decref(answered);
 	e2e_tmp_done(&tmp);
 	return t_done();
