@@ -41,10 +41,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A port below the kernel's ephemeral range (ip_local_port_range), so that
+# no process given port 0 or making a connection takes it between this
+# check and the daemon's bind.
 free_port() {
-	local p
+	local p low=32768
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || :
+	[ "$low" -gt 11024 ] || low=11024
 	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (low - 10000)))
 		if ! (: >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
