@@ -240,15 +240,14 @@ static long fail_each(enum op op, int err)
 
 int main(void)
 {
-	const char *shim = getenv("FAULTSHIM");
-	char pre[700], ctlenv[700], repenv[700], sid[STORE_HEX_LEN + 1];
-	const char *env[4];
+	char ctlenv[700], repenv[700], sid[STORE_HEX_LEN + 1];
+	const char *env[4] = {e2e_shim_preload(), ctlenv, repenv, NULL};
 	struct e2e_resp r;
 	enum op op;
 	int m, e;
 	static const int errs[] = {EIO, ENOSPC};
 
-	if (!shim || access(shim, R_OK)) {
+	if (!env[0]) {
 		fprintf(stderr, "FAULTSHIM must name the shim library\n");
 		CHECK(0);
 		return t_done();
@@ -257,13 +256,8 @@ int main(void)
 		return 1;
 	snprintf(ctl, sizeof(ctl), "%s/shim.ctl", tmp.root);
 	snprintf(report, sizeof(report), "%s/shim.report", tmp.root);
-	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", shim);
 	snprintf(ctlenv, sizeof(ctlenv), "FAULTSHIM_CTL=%s", ctl);
 	snprintf(repenv, sizeof(repenv), "FAULTSHIM_REPORT=%s", report);
-	env[0] = pre;
-	env[1] = ctlenv;
-	env[2] = repenv;
-	env[3] = NULL;
 	if (e2e_start_env(&d, tmp.state, tmp.log, NULL, env)) {
 		CHECK(0);
 		return t_done();

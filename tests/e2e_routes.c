@@ -851,23 +851,22 @@ static int shim_arm(pid_t pid)
 /* 507 and 500: the disk fails under a commit and a persist. */
 static void test_faults(const char *root)
 {
-	const char *shim = getenv("FAULTSHIM");
+	const char *pre = e2e_shim_preload();
 	struct e2e_daemon f;
 	struct e2e_resp r;
 	struct store_id mod, sid, before, after;
-	char dir[600], log[600], report[600], pre[700], path[300];
+	char dir[600], log[600], report[600], path[300];
 	char mh[STORE_HEX_LEN + 1], sh[STORE_HEX_LEN + 1];
 	const char *env[6];
 	struct e2e_daemon saved = d;
 
-	if (!shim || access(shim, R_OK) != 0) {
+	if (!pre) {
 		printf("skip: FAULTSHIM not set, no 507/500 test\n");
 		return;
 	}
 	snprintf(dir, sizeof(dir), "%s/faults", root);
 	snprintf(log, sizeof(log), "%s/faults.log", root);
 	snprintf(report, sizeof(report), "%s/shim.report", root);
-	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", shim);
 	char rep[700];
 	snprintf(rep, sizeof(rep), "FAULTSHIM_REPORT=%s", report);
 	env[0] = pre;

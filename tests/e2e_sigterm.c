@@ -197,22 +197,17 @@ static void *hammer_main(void *arg)
  */
 static void test_busy_stop(const char *dir, const char *log)
 {
-	const char *shim = getenv("FAULTSHIM");
-	const char *env[3];
-	char pre[600];
+	const char *env[3] = {e2e_shim_preload(), "FAULTSHIM_EPOLL_DEL_MS=200",
+			      NULL};
 	pthread_t th[16];
 	struct e2e_daemon dd;
 	int i, rc;
 
-	if (!shim || !*shim) {
+	if (!env[0]) {
 		fprintf(stderr, "FAULTSHIM must name the shim library\n");
 		CHECK(!"FAULTSHIM set");
 		return;
 	}
-	snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", shim);
-	env[0] = pre;
-	env[1] = "FAULTSHIM_EPOLL_DEL_MS=200";
-	env[2] = NULL;
 	if (e2e_start_env(&dd, dir, log, NULL, env) < 0) {
 		CHECK(!"daemon started");
 		return;

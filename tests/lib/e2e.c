@@ -228,6 +228,18 @@ out:
 	return rc;
 }
 
+const char *e2e_shim_preload(void)
+{
+	static char pre[1024];
+	const char *shim = getenv("FAULTSHIM");
+
+	if (!shim || access(shim, R_OK) != 0 ||
+	    (size_t)snprintf(pre, sizeof(pre), "LD_PRELOAD=%s", shim) >=
+		sizeof(pre))
+		return NULL;
+	return pre;
+}
+
 int e2e_run(const char *const *args, char *out, size_t outsize)
 {
 	char **argv = make_argv(NULL, args);

@@ -57,6 +57,13 @@ int e2e_start_env(struct e2e_daemon *d, const char *dir, const char *log,
  */
 int e2e_stop(struct e2e_daemon *d, int sig);
 
+/*
+ * "LD_PRELOAD=$FAULTSHIM", an entry for e2e_start_env()'s env that loads
+ * the fault shim (tests/shim/faultshim.c) into the daemon; NULL when
+ * FAULTSHIM does not name a readable file. A static buffer.
+ */
+const char *e2e_shim_preload(void);
+
 /* Run $MODSTORED with args and capture its standard output; exit status. */
 int e2e_run(const char *const *args, char *out, size_t outsize);
 
