@@ -5,6 +5,7 @@
 #include "e2e.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -554,12 +555,45 @@ int e2e_tmp_make(struct e2e_tmp *t, const char *tag)
 	return 0;
 }
 
+/*
+ * The last 1 KiB of each *.log in dir on standard error, so that a failed
+ * run's output (CI keeps nothing else) says how the daemon ended.
+ */
+static void print_log_tails(const char *dir)
+{
+	char path[1024], buf[1025];
+	struct dirent *e;
+	size_t n;
+	DIR *d = opendir(dir);
+	FILE *f;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		n = strlen(e->d_name);
+		if (n < 5 || strcmp(e->d_name + n - 4, ".log"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fseek(f, -1024, SEEK_END) < 0)
+			rewind(f);
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		fprintf(stderr, "--- end of %s ---\n%s%s", path, buf,
+			n && buf[n - 1] != '\n' ? "\n" : "");
+	}
+	closedir(d);
+}
+
 void e2e_tmp_done(struct e2e_tmp *t)
 {
 	if (!t->root)
 		return;
 	if (t_failed) {
 		fprintf(stderr, "kept %s (daemon log: %s)\n", t->root, t->log);
+		print_log_tails(t->root);
 	} else {
 		t_rmrf(t->root);
 	}
