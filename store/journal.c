@@ -335,8 +335,6 @@ static enum store_err journal_parse(struct store *s, const char *buf,
 	size_t lines = 0, ml = strlen(JOURNAL_MAGIC);
 
 	memset(j, 0, sizeof(*j));
-	if (len >= ml && !memcmp(buf, JOURNAL_IDLE, ml))
-		return STORE_ENOCOMMIT; /* carried out */
 	/*
 	 * The checksum line, "end " + 64 hex + "\n", missing or not matching:
 	 * torn by a crash while it was written, before any name moved.
@@ -437,7 +435,6 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 	enum store_err err;
 	char *buf = NULL;
 	size_t len;
-	int idle;
 
 	if (replayed)
 		*replayed = 0;
@@ -446,14 +443,16 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 		return STORE_OK; /* no journal */
 	if (err)
 		return err;
+	if (len >= strlen(JOURNAL_IDLE) &&
+	    !memcmp(buf, JOURNAL_IDLE, strlen(JOURNAL_IDLE))) {
+		free(buf);
+		return STORE_OK; /* carried out */
+	}
 	err = journal_parse(s, buf, len, &j);
-	idle = len >= strlen(JOURNAL_IDLE) &&
-	       !memcmp(buf, JOURNAL_IDLE, strlen(JOURNAL_IDLE));
 	free(buf);
 	if (err == STORE_ENOCOMMIT) {
 		/* torn before it counted: marked, so nothing reads it again */
-		if (!idle)
-			journal_clear(s);
+		journal_clear(s);
 		return STORE_OK;
 	}
 	if (err)
