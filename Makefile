@@ -78,13 +78,13 @@ $(O)/%.o: %.c
 
 $(LIBSTORE): $(call obj,$(STORE_SRC))
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 $(LIBAPI): $(call obj,$(API_SRC))
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 $(TLIB): $(call obj,$(TLIB_SRC))
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
 
 $(DAEMON): $(call obj,$(SERVER_SRC)) $(LIBAPI) $(LIBSTORE)
 	@mkdir -p $(dir $@)

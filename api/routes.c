@@ -205,27 +205,13 @@ static void metric_gauge(FILE *f, const char *name, const char *type,
 }
 
 /* GET /metrics: the Prometheus text format, version 0.0.4. */
-static enum MHD_Result metrics(struct api_request *r)
+/* modstore_http_requests_total, by method, route pattern and status. */
+static void metric_requests(FILE *f, struct api_metrics *m)
 {
-	struct api_metrics *m = &r->api->m;
-	struct MHD_Response *resp = NULL;
-	struct store_stats st;
-	enum store_err err;
-	char *text = NULL, status[16];
-	size_t len = 0, i, k;
+	char status[16];
+	size_t i, k;
 	uint64_t v;
-	FILE *f = NULL;
 
-	err = store_get_stats(r->api->o.store, &st);
-	if (err != STORE_OK) {
-		api_fail_store(r, err, "reading the store's figures");
-		goto out;
-	}
-	f = open_memstream(&text, &len);
-	if (!f) {
-		api_fail_store(r, STORE_ENOMEM, "building the metrics");
-		goto out;
-	}
 	metric_head(f, "modstore_http_requests_total", "counter",
 		    "HTTP requests answered, by method, route pattern and "
 		    "status.");
@@ -250,6 +236,13 @@ static enum MHD_Result metrics(struct api_request *r)
 				status, (unsigned long long)v);
 		}
 	}
+}
+
+/* The figures of the store and the api, as Prometheus text into f. */
+static void metrics_write(FILE *f, struct api_metrics *m,
+			  const struct store_stats *st)
+{
+	metric_requests(f, m);
 	metric_hist(f, "modstore_http_request_duration_seconds",
 		    "Time from a request's first byte to its completion.",
 		    &m->request_seconds);
@@ -266,19 +259,42 @@ static enum MHD_Result metrics(struct api_request *r)
 	metric_gauge(f, "modstore_written_bytes_total", "counter",
 		     "Module memory written to disk by the store since it "
 		     "opened.",
-		     st.bytes_written);
+		     st->bytes_written);
 	metric_gauge(f, "modstore_sessions_open", "gauge", "Sessions open now.",
-		     st.sessions);
+		     st->sessions);
 	metric_gauge(f, "modstore_session_memory_bytes", "gauge",
 		     "Bytes of sessions' written pages held in memory.",
-		     st.session_memory);
+		     st->session_memory);
 	metric_gauge(f, "modstore_modules", "gauge", "Modules deployed.",
-		     st.modules);
+		     st->modules);
 	metric_gauge(f, "modstore_commits", "gauge",
-		     "Commits in the commits store.", st.commits);
+		     "Commits in the commits store.", st->commits);
 	metric_gauge(f, "modstore_disk_bytes", "gauge",
 		     "Bytes allocated on disk by the state directory.",
-		     st.bytes_on_disk);
+		     st->bytes_on_disk);
+}
+
+static enum MHD_Result metrics(struct api_request *r)
+{
+	struct api_metrics *m = &r->api->m;
+	struct MHD_Response *resp = NULL;
+	struct store_stats st;
+	enum store_err err;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = NULL;
+
+	err = store_get_stats(r->api->o.store, &st);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "reading the store's figures");
+		goto out;
+	}
+	f = open_memstream(&text, &len);
+	if (!f) {
+		api_fail_store(r, STORE_ENOMEM, "building the metrics");
+		goto out;
+	}
+	metrics_write(f, m, &st);
 	if (fclose(f) != 0) {
 		f = NULL;
 		api_fail_store(r, STORE_ENOMEM, "building the metrics");

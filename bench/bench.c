@@ -11,7 +11,8 @@
  *   bench mkstart DIR       (internal) the state of the start scenario
  */
 #include "e2e.h"
-#include "hash.h"
+#include "ids.h"
+#include "tree.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -700,7 +701,7 @@ static void scenario_hash(void)
 	if (!tr)
 		die("out of memory");
 	for (i = 0; i < BIGPAGES; i++)
-		hash_leaf_page(mem + i * STORE_PAGE_SIZE, &tr->lv[0][i]);
+		ids_leaf_page(mem + i * STORE_PAGE_SIZE, &tr->lv[0][i]);
 	tree_update(tr, NULL, 0, 1);
 	for (rep = 0; rep < 5; rep++) {
 		double t0;
@@ -723,8 +724,8 @@ static void scenario_hash(void)
 		free(bits);
 		t0 = now_ms();
 		for (i = 0; i < n; i++)
-			hash_leaf_page(mem + dirty[i] * STORE_PAGE_SIZE,
-				       &tr->lv[0][dirty[i]]);
+			ids_leaf_page(mem + dirty[i] * STORE_PAGE_SIZE,
+				      &tr->lv[0][dirty[i]]);
 		if (tree_update(tr, dirty, n, 0) < 0)
 			die("out of memory");
 		tree_root(tr, &id);

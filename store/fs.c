@@ -1,22 +1,23 @@
 /*
- * fs.c - file helpers of the store: temporaries, durable writes, copies.
- * Every step that can fail on disk passes through fault_at() first, so
- * tests can make each one fail in turn.
+ * fs.c - the store's only door to the file system: descriptors, data,
+ * flushes and names of the state directory. Every step that can fail on
+ * disk runs the fault hook first, so tests can make each one fail in turn.
  */
-#include "store_internal.h"
+#include "fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum store_err err_from_errno(int e)
+enum store_err fs_err(int e)
 {
 	switch (e) {
 	case ENOSPC:
@@ -29,77 +30,171 @@ enum store_err err_from_errno(int e)
 	}
 }
 
-int fault_at(struct store *s, const char *step)
+int fs_fault(struct fs *fs, const char *step)
 {
-	if (!s->fault)
+	if (!fs->fault || !step)
 		return 0;
-	return s->fault(s->fault_ctx, step);
+	return fs->fault(fs->fault_ctx, step);
 }
 
-void tmp_name(char out[TMP_NAME_LEN])
+/* The error of a failed step: the hook's errno e, or the call's. */
+static enum store_err step_err(int e)
 {
-	static const char hex[] = "0123456789abcdef";
-	unsigned char r[8];
-	size_t i, n = strlen(TMP_PREFIX);
-
-	randombytes_buf(r, sizeof(r));
-	memcpy(out, TMP_PREFIX, n);
-	for (i = 0; i < sizeof(r); i++) {
-		out[n + 2 * i] = hex[r[i] >> 4];
-		out[n + 2 * i + 1] = hex[r[i] & 15];
-	}
-	out[n + 2 * sizeof(r)] = '\0';
+	return fs_err(e ? e : errno);
 }
 
-enum store_err tmp_create(struct store *s, char name[TMP_NAME_LEN], int *fd)
+enum store_err fs_open(struct fs *fs, const char *dir, store_fault_fn fault,
+		       void *fault_ctx)
+{
+	uint64_t seed;
+
+	fs->dirfd = -1;
+	fs->lockfd = -1;
+	fs->fault = fault;
+	fs->fault_ctx = fault_ctx;
+	/* temporaries are numbered from a random start, one per name */
+	randombytes_buf(&seed, sizeof(seed));
+	atomic_init(&fs->tmp_seq, seed >> 1);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return fs_err(errno);
+	fs->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fs->dirfd < 0)
+		return fs_err(errno);
+	fs->lockfd =
+	    openat(fs->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fs->lockfd < 0)
+		return fs_err(errno);
+	if (flock(fs->lockfd, LOCK_EX | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? STORE_ELOCKED : fs_err(errno);
+	return STORE_OK;
+}
+
+void fs_close(struct fs *fs)
+{
+	if (fs->lockfd >= 0)
+		close(fs->lockfd); /* releases the flock */
+	if (fs->dirfd >= 0)
+		close(fs->dirfd);
+	fs->lockfd = fs->dirfd = -1;
+}
+
+/* --- descriptors ---------------------------------------------------------- */
+
+enum store_err fs_open_ro(struct fs *fs, const char *name, int missing_ok,
+			  int *fd)
+{
+	*fd = openat(fs->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (*fd >= 0)
+		return STORE_OK;
+	if (errno == ENOENT)
+		return missing_ok ? STORE_ENOCOMMIT : STORE_ECORRUPT;
+	return fs_err(errno);
+}
+
+enum store_err fs_open_wr(struct fs *fs, const char *name, const char *step,
+			  int *fd)
+{
+	int e;
+
+	struct stat sb;
+
+	*fd = -1;
+	if ((e = fs_fault(fs, step)))
+		return fs_err(e);
+	*fd = openat(fs->dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd >= 0 && fstat(*fd, &sb) == 0 && sb.st_nlink > 1) {
+		close(*fd); /* another name shares it: a new file instead */
+		if (unlinkat(fs->dirfd, name, 0) < 0)
+			return fs_err(errno);
+		*fd = openat(fs->dirfd, name,
+			     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	return *fd < 0 ? fs_err(errno) : STORE_OK;
+}
+
+enum store_err fs_open_rw(struct fs *fs, const char *name, int *fd,
+			  int *created)
+{
+	*created = 0;
+	*fd = openat(fs->dirfd, name, O_RDWR | O_CLOEXEC);
+	if (*fd >= 0)
+		return STORE_OK;
+	if (errno != ENOENT)
+		return fs_err(errno);
+	*fd = openat(fs->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		     0600);
+	if (*fd < 0)
+		return fs_err(errno);
+	*created = 1;
+	return STORE_OK;
+}
+
+void fs_close_fd(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+enum store_err fs_tmp_create(struct fs *fs, char name[TMP_NAME_LEN], int *fd)
 {
 	int e, tries;
 
 	*fd = -1;
-	if ((e = fault_at(s, "tmp.create")))
-		return err_from_errno(e);
+	name[0] = '\0';
+	if ((e = fs_fault(fs, "tmp.create")))
+		return fs_err(e);
 	for (tries = 0; tries < 16; tries++) {
-		tmp_name(name);
-		*fd = openat(s->dirfd, name,
+		names_tmp(name, atomic_fetch_add(&fs->tmp_seq, 1));
+		*fd = openat(fs->dirfd, name,
 			     O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (*fd >= 0)
 			return STORE_OK;
 		if (errno != EEXIST)
 			break;
 	}
-	return err_from_errno(errno);
+	name[0] = '\0';
+	return fs_err(errno);
 }
 
-enum store_err anon_create(struct store *s, int *fd)
+enum store_err fs_anon_create(struct fs *fs, int *fd)
 {
 	char name[TMP_NAME_LEN];
 	enum store_err err;
 
-	*fd = openat(s->dirfd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	*fd = openat(fs->dirfd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
 	if (*fd >= 0)
 		return STORE_OK;
-	err = tmp_create(s, name, fd);
+	err = fs_tmp_create(fs, name, fd);
 	if (err)
 		return err;
-	unlinkat(s->dirfd, name, 0);
+	unlinkat(fs->dirfd, name, 0);
 	return STORE_OK;
 }
 
-enum store_err write_all(struct store *s, int fd, const void *buf, size_t len,
-			 uint64_t off, const char *step)
+enum store_err fs_memfd(int *fd)
+{
+	*fd = memfd_create("modstore-overlay", MFD_CLOEXEC);
+	return *fd < 0 ? fs_err(errno) : STORE_OK;
+}
+
+/* --- data ------------------------------------------------------------------
+ */
+
+enum store_err fs_write(struct fs *fs, int fd, const void *buf, size_t len,
+			uint64_t off, const char *step)
 {
 	const char *p = buf;
 	ssize_t n;
 	int e;
 
-	if ((e = fault_at(s, step)))
-		return err_from_errno(e);
+	if ((e = fs_fault(fs, step)))
+		return fs_err(e);
 	while (len > 0) {
 		n = pwrite(fd, p, len, (off_t)off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return err_from_errno(errno);
+			return fs_err(errno);
 		}
 		p += n;
 		off += (uint64_t)n;
@@ -108,7 +203,7 @@ enum store_err write_all(struct store *s, int fd, const void *buf, size_t len,
 	return STORE_OK;
 }
 
-enum store_err read_all(int fd, void *buf, size_t len, uint64_t off)
+enum store_err fs_read(int fd, void *buf, size_t len, uint64_t off)
 {
 	char *p = buf;
 	ssize_t n;
@@ -118,7 +213,7 @@ enum store_err read_all(int fd, void *buf, size_t len, uint64_t off)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return err_from_errno(errno);
+			return fs_err(errno);
 		}
 		if (n == 0) { /* a file shorter than its state says */
 			memset(p, 0, len);
@@ -131,31 +226,54 @@ enum store_err read_all(int fd, void *buf, size_t len, uint64_t off)
 	return STORE_OK;
 }
 
-enum store_err fsync_fd(struct store *s, int fd, const char *step)
+enum store_err fs_truncate(struct fs *fs, int fd, uint64_t size,
+			   const char *step)
 {
 	int e;
 
-	if ((e = fault_at(s, step)))
-		return err_from_errno(e);
-	if (fsync(fd) < 0)
-		return err_from_errno(errno);
+	if ((e = fs_fault(fs, step)) || ftruncate(fd, (off_t)size) < 0)
+		return step_err(e);
 	return STORE_OK;
 }
 
-enum store_err fsync_dir(struct store *s)
+enum store_err fs_size(int fd, uint64_t *size)
 {
-	return fsync_fd(s, s->dirfd, "dir.fsync");
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0)
+		return fs_err(errno);
+	*size = (uint64_t)sb.st_size;
+	return STORE_OK;
 }
 
-/* Copy one data range, by copy_file_range or, failing that, read/write. */
-enum store_err copy_bytes(struct store *s, int in, int out, uint64_t off,
-			  uint64_t len)
+/* Copy one data range by plain reads and writes. */
+static enum store_err copy_rw(struct fs *fs, int in, int out, uint64_t off,
+			      uint64_t len)
 {
 	char buf[65536];
+	enum store_err err;
+	size_t chunk;
+
+	while (len > 0) {
+		chunk = len > sizeof(buf) ? sizeof(buf) : (size_t)len;
+		err = fs_read(in, buf, chunk, off);
+		if (err)
+			return err;
+		err = fs_write(fs, out, buf, chunk, off, "copy.write");
+		if (err)
+			return err;
+		off += chunk;
+		len -= chunk;
+	}
+	return STORE_OK;
+}
+
+enum store_err fs_copy_bytes(struct fs *fs, int in, int out, uint64_t off,
+			     uint64_t len)
+{
 	off_t ioff = (off_t)off, ooff = (off_t)off;
 	ssize_t n;
 	size_t chunk;
-	enum store_err err;
 
 	while (len > 0) {
 		chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
@@ -170,35 +288,23 @@ enum store_err copy_bytes(struct store *s, int in, int out, uint64_t off,
 			continue;
 		if (errno != EXDEV && errno != EINVAL && errno != ENOSYS &&
 		    errno != EOPNOTSUPP)
-			return err_from_errno(errno);
-		/* no in-kernel copy here: plain reads and writes */
-		while (len > 0) {
-			chunk = len > sizeof(buf) ? sizeof(buf) : (size_t)len;
-			err = read_all(in, buf, chunk, (uint64_t)ioff);
-			if (err)
-				return err;
-			err = write_all(s, out, buf, chunk, (uint64_t)ooff,
-					"copy.write");
-			if (err)
-				return err;
-			ioff += (off_t)chunk;
-			ooff += (off_t)chunk;
-			len -= chunk;
-		}
+			return fs_err(errno);
+		/* no in-kernel copy here */
+		return copy_rw(fs, in, out, (uint64_t)ioff, len);
 	}
 	return STORE_OK;
 }
 
-enum store_err copy_data(struct store *s, int in, int out, uint64_t off,
-			 uint64_t len, uint64_t *copied)
+enum store_err fs_copy_data(struct fs *fs, int in, int out, uint64_t off,
+			    uint64_t len, uint64_t *copied)
 {
 	uint64_t end = off + len, pos = off, next;
 	off_t d, h;
 	enum store_err err;
 	int e;
 
-	if ((e = fault_at(s, "copy.data")))
-		return err_from_errno(e);
+	if ((e = fs_fault(fs, "copy.data")))
+		return fs_err(e);
 	while (pos < end) {
 		d = lseek(in, (off_t)pos, SEEK_DATA);
 		if (d < 0 && errno == ENXIO)
@@ -214,7 +320,8 @@ enum store_err copy_data(struct store *s, int in, int out, uint64_t off,
 		if ((uint64_t)d >= end)
 			break;
 		next = (uint64_t)h < end ? (uint64_t)h : end;
-		err = copy_bytes(s, in, out, (uint64_t)d, next - (uint64_t)d);
+		err =
+		    fs_copy_bytes(fs, in, out, (uint64_t)d, next - (uint64_t)d);
 		if (err)
 			return err;
 		if (copied)
@@ -224,56 +331,114 @@ enum store_err copy_data(struct store *s, int in, int out, uint64_t off,
 	return STORE_OK;
 }
 
-enum store_err write_file_atomic(struct store *s, const char *name,
-				 const void *buf, size_t len, const char *step)
+/* --- durability ------------------------------------------------------------
+ */
+
+enum store_err fs_fsync(struct fs *fs, int fd, const char *step)
+{
+	int e;
+
+	if ((e = fs_fault(fs, step)) || fsync(fd) < 0)
+		return step_err(e);
+	return STORE_OK;
+}
+
+enum store_err fs_fdatasync(struct fs *fs, int fd, const char *step)
+{
+	int e;
+
+	if ((e = fs_fault(fs, step)) || fdatasync(fd) < 0)
+		return step_err(e);
+	return STORE_OK;
+}
+
+enum store_err fs_fsync_dir(struct fs *fs)
+{
+	return fs_fsync(fs, fs->dirfd, "dir.fsync");
+}
+
+enum store_err fs_sync(struct fs *fs, const char *step)
+{
+	int e;
+
+	if ((e = fs_fault(fs, step)) || syncfs(fs->dirfd) < 0)
+		return step_err(e);
+	return STORE_OK;
+}
+
+enum store_err fs_write_atomic(struct fs *fs, const char *name, const void *buf,
+			       size_t len, const char *step)
 {
 	char tmp[TMP_NAME_LEN], prev[TMP_NAME_LEN];
 	enum store_err err;
 	int fd = -1, e, kept = 0;
 
-	err = tmp_create(s, tmp, &fd);
+	err = fs_tmp_create(fs, tmp, &fd);
 	if (err)
 		goto out;
-	err = write_all(s, fd, buf, len, 0, step);
-	if (err)
-		goto fail;
-	err = fsync_fd(s, fd, "file.fsync");
+	err = fs_write(fs, fd, buf, len, 0, step);
+	if (!err)
+		err = fs_fsync(fs, fd, "file.fsync");
 	if (err)
 		goto fail;
 	/* keep the old file by a second name, to put it back on failure */
-	tmp_name(prev);
-	kept = linkat(s->dirfd, name, s->dirfd, prev, 0) == 0;
+	names_tmp(prev, atomic_fetch_add(&fs->tmp_seq, 1));
+	kept = linkat(fs->dirfd, name, fs->dirfd, prev, 0) == 0;
 	if (!kept && errno != ENOENT) {
-		err = err_from_errno(errno);
+		err = fs_err(errno);
 		goto fail;
 	}
-	if ((e = fault_at(s, "file.rename"))) {
-		err = err_from_errno(e);
+	if ((e = fs_fault(fs, "file.rename")) ||
+	    renameat(fs->dirfd, tmp, fs->dirfd, name) < 0) {
+		err = step_err(e);
 		goto fail;
 	}
-	if (renameat(s->dirfd, tmp, s->dirfd, name) < 0) {
-		err = err_from_errno(errno);
-		goto fail;
-	}
-	err = fsync_dir(s);
+	err = fs_fsync_dir(fs);
 	if (err) {
 		if (kept)
-			renameat(s->dirfd, prev, s->dirfd, name);
+			renameat(fs->dirfd, prev, fs->dirfd, name);
 		else
-			unlinkat(s->dirfd, name, 0);
+			unlinkat(fs->dirfd, name, 0);
 	}
 	goto out;
 fail:
-	unlinkat(s->dirfd, tmp, 0);
+	unlinkat(fs->dirfd, tmp, 0);
 out:
 	if (kept)
-		unlinkat(s->dirfd, prev, 0);
-	if (fd >= 0)
-		close(fd);
+		unlinkat(fs->dirfd, prev, 0);
+	fs_close_fd(fd);
 	return err;
 }
 
-enum store_err read_file(int dirfd, const char *name, char **buf, size_t *len)
+enum store_err fs_make_zero_file(struct fs *fs, const char *name, uint64_t size)
+{
+	char tmp[TMP_NAME_LEN];
+	enum store_err err;
+	int fd = -1, e;
+
+	err = fs_tmp_create(fs, tmp, &fd);
+	if (err)
+		return err;
+	err = fs_truncate(fs, fd, size, "deploy.truncate");
+	if (!err)
+		err = fs_fsync(fs, fd, "deploy.fsync");
+	if (err)
+		goto fail;
+	if ((e = fs_fault(fs, "deploy.rename")) ||
+	    renameat(fs->dirfd, tmp, fs->dirfd, name) < 0) {
+		err = step_err(e);
+		goto fail;
+	}
+	close(fd);
+	return STORE_OK;
+fail:
+	close(fd);
+	unlinkat(fs->dirfd, tmp, 0);
+	return err;
+}
+
+enum store_err fs_read_file(struct fs *fs, const char *name, char **buf,
+			    size_t *len, unsigned long *nlink)
 {
 	struct stat st;
 	enum store_err err = STORE_OK;
@@ -282,20 +447,21 @@ enum store_err read_file(int dirfd, const char *name, char **buf, size_t *len)
 
 	*buf = NULL;
 	*len = 0;
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	fd = openat(fs->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? STORE_ENOCOMMIT
-				       : err_from_errno(errno);
+		return errno == ENOENT ? STORE_ENOCOMMIT : fs_err(errno);
 	if (fstat(fd, &st) < 0) {
-		err = err_from_errno(errno);
+		err = fs_err(errno);
 		goto out;
 	}
+	if (nlink)
+		*nlink = (unsigned long)st.st_nlink;
 	p = malloc((size_t)st.st_size + 1);
 	if (!p) {
 		err = STORE_ENOMEM;
 		goto out;
 	}
-	err = read_all(fd, p, (size_t)st.st_size, 0);
+	err = fs_read(fd, p, (size_t)st.st_size, 0);
 	if (err)
 		goto out;
 	p[st.st_size] = '\0';
@@ -306,4 +472,114 @@ out:
 	free(p);
 	close(fd);
 	return err;
+}
+
+/* --- names ------------------------------------------------------------------
+ */
+
+int fs_link(struct fs *fs, const char *src, const char *dst)
+{
+	return linkat(fs->dirfd, src, fs->dirfd, dst, 0) < 0 ? errno : 0;
+}
+
+int fs_rename(struct fs *fs, const char *src, const char *dst, int noreplace)
+{
+	return renameat2(fs->dirfd, src, fs->dirfd, dst,
+			 noreplace ? RENAME_NOREPLACE : 0) < 0
+		   ? errno
+		   : 0;
+}
+
+int fs_unlink(struct fs *fs, const char *name)
+{
+	return unlinkat(fs->dirfd, name, 0) < 0 ? errno : 0;
+}
+
+int fs_exists(struct fs *fs, const char *name, uint64_t *size)
+{
+	struct stat sb;
+
+	if (fstatat(fs->dirfd, name, &sb, 0) == 0) {
+		if (size)
+			*size = (uint64_t)sb.st_size;
+		return 1;
+	}
+	return errno == ENOENT ? 0 : -1;
+}
+
+enum store_err fs_relink(struct fs *fs, const char *src, const char *dst,
+			 int tidy)
+{
+	char tmp[TMP_NAME_LEN];
+	int e, tries = 0;
+
+	if ((e = fs_fault(fs, "switch.link")))
+		return fs_err(e);
+	do {
+		names_tmp(tmp, atomic_fetch_add(&fs->tmp_seq, 1));
+		if (linkat(fs->dirfd, src, fs->dirfd, tmp, 0) == 0)
+			break;
+		if (errno != EEXIST || ++tries == 16)
+			return fs_err(errno == ENOENT ? EIO : errno);
+	} while (1);
+	if ((e = fs_fault(fs, "switch.rename")) ||
+	    renameat(fs->dirfd, tmp, fs->dirfd, dst) < 0) {
+		e = e ? e : errno;
+		unlinkat(fs->dirfd, tmp, 0);
+		return fs_err(e);
+	}
+	/* renaming onto a link of the same file leaves tmp in place */
+	if (tidy)
+		unlinkat(fs->dirfd, tmp, 0);
+	return STORE_OK;
+}
+
+/* A stream over the directory from a descriptor of its own. */
+static int dir_stream(struct fs *fs, DIR **out)
+{
+	int fd = openat(fs->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*out = fd < 0 ? NULL : fdopendir(fd);
+	if (*out)
+		return 0;
+	if (fd >= 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+	}
+	return -1;
+}
+
+enum store_err fs_each_name(struct fs *fs, fs_name_fn fn, void *ctx)
+{
+	enum store_err err = STORE_OK;
+	struct dirent *de;
+	DIR *d;
+
+	if (dir_stream(fs, &d))
+		return fs_err(errno);
+	while (!err && (de = readdir(d)))
+		err = fn(ctx, de->d_name);
+	closedir(d);
+	return err;
+}
+
+enum store_err fs_bytes_on_disk(struct fs *fs, uint64_t *bytes)
+{
+	struct dirent *de;
+	struct stat sb;
+	DIR *d;
+
+	*bytes = 0;
+	if (dir_stream(fs, &d))
+		return fs_err(errno);
+	while ((de = readdir(d)))
+		if (fstatat(fs->dirfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) ==
+			0 &&
+		    S_ISREG(sb.st_mode))
+			*bytes += (uint64_t)sb.st_blocks * 512 /
+				  (sb.st_nlink ? sb.st_nlink : 1);
+	closedir(d);
+	return STORE_OK;
 }

@@ -1,6 +1,6 @@
 /*
- * journal.c - the intent record of a commit or restore, and the switch of
- * the _last, _last_id and MOD names it describes.
+ * journal.c - the intent record of a commit or restore, the switch of the
+ * _last, _last_id and MOD names it describes, and its replay.
  *
  * .journal is text:
  *
@@ -11,229 +11,133 @@
  *                           temporary or "init", makes MOD_MODCOMMIT)
  *   end CHECK              (H of every byte before this line)
  *
- * It is written in place and flushed (fdatasync) before the first name
- * moves, and then left live: what the switch changed (names, and the
- * MOD_last_id contents, written in place) becomes durable with the flush of
- * the file system that precedes the next journal, or at close or recovery,
- * after which its first line becomes "modstore-journal 0": nothing to do.
- * Replaying it moves every name again; that is idempotent, so a journal
- * left live (even one already carried out) always leads to the state it
- * records. A journal whose checksum does not match was torn while being
- * written, before any name moved, and is ignored.
+ * Invariants, which a crash at any point must not break:
+ *
+ *  J1. A commit file MOD_MC holds the memory whose id is MC, durably,
+ *      before any name refers to it: its temporary is flushed (fs_sync in
+ *      commit.c) before a journal names it, and a name once made is only
+ *      ever reused for the same bytes.
+ *  J2. The journal is durable (fdatasync, and its name fsynced when new)
+ *      before the first name moves.
+ *  J3. The names a switch moved are durable before the next journal
+ *      replaces its record: a switch flushes the file system first, unless
+ *      the caller flushed after the last switch (journal_seq()).
+ *  J4. Replaying a journal is idempotent: each step checks what is there,
+ *      so a live journal, carried out or not, always leads to the state it
+ *      records. A journal whose checksum does not match was torn while
+ *      written, before any name moved, and is ignored.
+ *  J5. A journal naming a new file that is nowhere (neither under its
+ *      temporary name nor in place) never began to switch: its commit
+ *      failed at its journal and took its temporaries back.
+ *
+ * States of the journal and what moves them:
+ *
+ *   idle ("modstore-journal 0", or no file)
+ *     --journal_write()-->  live (names not yet moved)
+ *     --switch_finish()-->  live (moved, not yet flushed)
+ *     --fs_sync() of the next switch, journal_close(), journal_recover()
+ *                       -->  idle (journal_clear(): not flushed, see J4)
+ *   live, a step of switch_finish() failed
+ *     --switch_rollback()-->  live (the old names, with a journal of its own)
+ *     --rollback failed  -->  wedged: journal_reload() replays it
  *
  * The file is never removed, and is cut only when a journal is shorter than
  * the one before: switches make or drop no inode for it.
  */
+#include "journal.h"
+#include "commits.h"
+#include "fs.h"
+#include "ids.h"
+#include "state.h"
 #include "store_internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define JOURNAL_NAME  ".journal"
 #define JOURNAL_MAGIC "modstore-journal 1\n"
 #define JOURNAL_IDLE  "modstore-journal 0\n"
 
-void journal_release(struct journal *j)
+/*
+ * One module's change in a switch: to module commit mc, or to none. src,
+ * if not "", names where the file MOD_MC comes from when it does not exist
+ * yet: a complete, durable temporary renamed to it, or SRC_INIT, .MOD_init
+ * linked to it.
+ */
+struct jentry {
+	struct module *mod;
+	int has_mc;
+	struct store_id mc;
+	char src[TMP_NAME_LEN];
+	int made;  /* switch_finish made MOD_MC */
+	int *used; /* the caller's jsrc.used of src, if any */
+};
+
+struct journal {
+	enum journal_op op;
+	struct store_id root;
+	int replay; /* a recovery or a rollback: names may already be there */
+	size_t n;
+	struct jentry *e;
+};
+
+static void journal_release(struct journal *j)
 {
 	free(j->e);
 	memset(j, 0, sizeof(*j));
 }
 
+unsigned int journal_seq(struct store *s)
+{
+	return atomic_load(&s->jrn.seq);
+}
+
+int journal_wedged(struct store *s)
+{
+	return s->jrn.wedged;
+}
+
 /* The journal's descriptor, opened (or made) on first use. */
 static enum store_err journal_fd(struct store *s)
 {
-	if (s->jfd >= 0)
-		return STORE_OK;
-	s->jfd = openat(s->dirfd, JOURNAL_NAME, O_RDWR | O_CLOEXEC);
-	if (s->jfd >= 0)
-		return STORE_OK;
-	if (errno != ENOENT)
-		return err_from_errno(errno);
-	s->jfd = openat(s->dirfd, JOURNAL_NAME,
-			O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (s->jfd < 0)
-		return err_from_errno(errno);
-	s->jnew = 1; /* its name is durable after the next fsync_dir */
-	return STORE_OK;
-}
-
-/*
- * Write MOD_last_id in place: no inode is made and no block freed. The live
- * journal rewrites it after a crash until the next flush. A name that
- * shares its inode (a link made by another version) is replaced instead.
- */
-static enum store_err write_last_id(struct store *s, const struct module *m,
-				    const struct store_id *mc)
-{
-	char name[NAME_LEN], line[STORE_HEX_LEN + 1];
 	enum store_err err;
-	struct stat sb;
-	int fd, e;
+	int created;
 
-	if ((e = fault_at(s, "switch.id_open")))
-		return err_from_errno(e);
-	name_suffix(name, m, "_last_id");
-	fd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_nlink > 1) {
-		close(fd);
-		if (unlinkat(s->dirfd, name, 0) < 0)
-			return err_from_errno(errno);
-		fd = openat(s->dirfd, name,
-			    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (s->jrn.fd >= 0)
+		return STORE_OK;
+	err = fs_open_rw(&s->fs, JOURNAL_NAME, &s->jrn.fd, &created);
+	if (err)
+		return err;
+	s->jrn.fresh = created; /* durable after the next fs_fsync_dir */
+	err = fs_size(s->jrn.fd, &s->jrn.size);
+	if (err) {
+		fs_close_fd(s->jrn.fd);
+		s->jrn.fd = -1;
 	}
-	if (fd < 0)
-		return err_from_errno(errno);
-	store_id_hex(mc, line);
-	line[STORE_HEX_LEN] = '\n';
-	err = write_all(s, fd, line, sizeof(line), 0, "switch.id_write");
-	close(fd);
 	return err;
 }
 
-enum store_err sync_store(struct store *s, const char *step)
+/* Mark the journal carried out (not flushed: see J4). */
+static void journal_clear(struct store *s)
 {
-	int e;
-
-	if ((e = fault_at(s, step)))
-		return err_from_errno(e);
-	if (syncfs(s->dirfd) < 0)
-		return err_from_errno(errno);
-	return STORE_OK;
+	if (journal_fd(s) == STORE_OK)
+		(void)fs_write(&s->fs, s->jrn.fd, JOURNAL_IDLE,
+			       strlen(JOURNAL_IDLE), 0, "journal.clear");
 }
 
-/* Point name dst at the file src by a new hard link renamed over dst. */
-static enum store_err relink(struct store *s, const char *src, const char *dst)
-{
-	char tmp[TMP_NAME_LEN];
-	int e, tries = 0;
-
-	if ((e = fault_at(s, "switch.link")))
-		return err_from_errno(e);
-	do {
-		tmp_name(tmp);
-		if (linkat(s->dirfd, src, s->dirfd, tmp, 0) == 0)
-			break;
-		if (errno != EEXIST || ++tries == 16)
-			return err_from_errno(errno == ENOENT ? EIO : errno);
-	} while (1);
-	if ((e = fault_at(s, "switch.rename")) ||
-	    renameat(s->dirfd, tmp, s->dirfd, dst) < 0) {
-		e = e ? e : errno;
-		unlinkat(s->dirfd, tmp, 0);
-		return err_from_errno(e);
-	}
-	/* renaming onto a link of the same file leaves tmp in place */
-	unlinkat(s->dirfd, tmp, 0);
-	return STORE_OK;
-}
-
-static enum store_err unlink_name(struct store *s, const char *name)
-{
-	int e;
-
-	if ((e = fault_at(s, "switch.unlink")))
-		return err_from_errno(e);
-	if (unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT)
-		return err_from_errno(errno);
-	return STORE_OK;
-}
-
-/*
- * Put a new commit file in place from its source. Done already (a replay)
- * or made meanwhile by another commit of the same bytes: fine.
+/* --- writing -----------------------------------------------------------------
  */
-static enum store_err place_file(struct store *s, struct jentry *je)
-{
-	char src[NAME_LEN], dst[NAME_LEN];
-	struct stat sb;
-	int e;
 
-	name_commit(dst, je->mod, &je->mc);
-	if ((e = fault_at(s, "switch.place")))
-		return err_from_errno(e);
-	if (!strcmp(je->src, SRC_INIT)) {
-		name_init(src, je->mod);
-		if (linkat(s->dirfd, src, s->dirfd, dst, 0) == 0)
-			je->made = 1;
-		else if (errno != EEXIST)
-			return err_from_errno(errno == ENOENT ? EIO : errno);
-		return STORE_OK;
-	}
-	if (renameat2(s->dirfd, je->src, s->dirfd, dst, RENAME_NOREPLACE) ==
-	    0) {
-		je->made = 1;
-		return STORE_OK;
-	}
-	if (errno == EEXIST) {
-		unlinkat(s->dirfd, je->src, 0); /* the same bytes */
-		return STORE_OK;
-	}
-	if (errno == ENOENT && fstatat(s->dirfd, dst, &sb, 0) == 0)
-		return STORE_OK; /* renamed before */
-	return errno == ENOENT ? STORE_ECORRUPT : err_from_errno(errno);
-}
-
-enum store_err switch_finish(struct store *s, struct journal *j)
-{
-	char src[NAME_LEN], dst[NAME_LEN];
-	enum store_err err = STORE_OK;
-	size_t i;
-
-	for (i = 0; i < j->n; i++) {
-		struct jentry *je = &j->e[i];
-
-		if (je->has_mc && je->src[0]) {
-			err = place_file(s, je);
-			if (err)
-				goto out;
-		}
-		if (je->has_mc) {
-			err = write_last_id(s, je->mod, &je->mc);
-			if (err)
-				goto out;
-			name_commit(src, je->mod, &je->mc);
-			name_suffix(dst, je->mod, "_last");
-			err = relink(s, src, dst);
-			if (err)
-				goto out;
-			name_suffix(dst, je->mod, "");
-			err = relink(s, src, dst);
-			if (err)
-				goto out;
-		} else {
-			name_suffix(dst, je->mod, "_last_id");
-			err = unlink_name(s, dst);
-			if (err)
-				goto out;
-			name_suffix(dst, je->mod, "_last");
-			err = unlink_name(s, dst);
-			if (err)
-				goto out;
-			name_init(src, je->mod);
-			name_suffix(dst, je->mod, "");
-			err = relink(s, src, dst);
-			if (err)
-				goto out;
-		}
-	}
-out:
-	return err;
-}
-
-enum store_err journal_write(struct store *s, const struct journal *j)
+/* The journal's text; caller frees *out. */
+static enum store_err journal_format(const struct journal *j, char **out,
+				     size_t *len)
 {
 	size_t cap, pos = 0, i;
 	char *buf, a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1];
 	struct store_id check;
-	enum store_err err;
-	struct stat sb;
-	int e;
 
 	cap = 64 + (j->n + 2) * (2 * STORE_HEX_LEN + TMP_NAME_LEN + 16);
 	buf = malloc(cap);
@@ -244,66 +148,192 @@ enum store_err journal_write(struct store *s, const struct journal *j)
 	    (size_t)snprintf(buf + pos, cap - pos, "%s%s %s\n", JOURNAL_MAGIC,
 			     j->op == JOURNAL_COMMIT ? "commit" : "restore", a);
 	for (i = 0; i < j->n; i++) {
-		store_id_hex(&j->e[i].mod->id, a);
-		if (j->e[i].has_mc)
-			store_id_hex(&j->e[i].mc, b);
+		const struct jentry *je = &j->e[i];
+
+		store_id_hex(&je->mod->id, a);
+		if (je->has_mc)
+			store_id_hex(&je->mc, b);
 		pos += (size_t)snprintf(buf + pos, cap - pos, "%s %s%s%s\n", a,
-					j->e[i].has_mc ? b : "-",
-					j->e[i].has_mc && j->e[i].src[0] ? " "
-									 : "",
-					j->e[i].has_mc ? j->e[i].src : "");
+					je->has_mc ? b : "-",
+					je->has_mc && je->src[0] ? " " : "",
+					je->has_mc ? je->src : "");
 	}
 	crypto_generichash(check.b, STORE_ID_BYTES, (unsigned char *)buf, pos,
 			   NULL, 0);
 	store_id_hex(&check, a);
 	pos += (size_t)snprintf(buf + pos, cap - pos, "end %s\n", a);
-	err = journal_fd(s);
-	if (err)
-		goto out;
-	err = write_all(s, s->jfd, buf, pos, 0, "journal.write");
-	if (err)
-		goto out;
+	*out = buf;
+	*len = pos;
+	return STORE_OK;
+}
+
+/* Write j in place and flush it (J2). */
+static enum store_err journal_write(struct store *s, const struct journal *j)
+{
+	enum store_err err;
+	char *buf = NULL;
+	size_t len = 0;
+
+	err = journal_format(j, &buf, &len);
+	if (!err)
+		err = journal_fd(s);
+	if (!err)
+		err = fs_write(&s->fs, s->jrn.fd, buf, len, 0, "journal.write");
 	/* a longer journal before: cut its tail, so the end line is ours */
-	if (fstat(s->jfd, &sb) < 0) {
-		err = err_from_errno(errno);
-		goto out;
-	}
-	if ((uint64_t)sb.st_size > pos) {
-		if ((e = fault_at(s, "journal.truncate")) ||
-		    ftruncate(s->jfd, (off_t)pos) < 0) {
-			err = err_from_errno(e ? e : errno);
-			goto out;
-		}
-	}
-	if ((e = fault_at(s, "journal.fsync")) || fdatasync(s->jfd) < 0) {
-		err = err_from_errno(e ? e : errno);
-		goto out;
-	}
-	if (s->jnew) {
-		err = fsync_dir(s);
+	if (!err && s->jrn.size > len)
+		err = fs_truncate(&s->fs, s->jrn.fd, len, "journal.truncate");
+	if (!err)
+		s->jrn.size = len;
+	else if (s->jrn.size < len)
+		s->jrn.size = len; /* it may have grown before failing */
+	if (!err)
+		err = fs_fdatasync(&s->fs, s->jrn.fd, "journal.fsync");
+	if (!err && s->jrn.fresh) {
+		err = fs_fsync_dir(&s->fs);
 		if (!err)
-			s->jnew = 0;
+			s->jrn.fresh = 0;
 	}
-out:
 	free(buf);
 	return err;
 }
 
-void journal_clear(struct store *s)
+/* --- moving names
+ * ------------------------------------------------------------- */
+
+/*
+ * Write MOD_last_id in place: no inode is made and no block freed. A name
+ * that shares its inode (a link made by another version) is replaced.
+ */
+static enum store_err write_last_id(struct store *s, const struct module *m,
+				    const struct store_id *mc)
 {
-	/*
-	 * Not flushed: should it be lost, replaying the journal at the next
-	 * open leads to the same state again. A failed write leaves it live,
-	 * with the same effect.
-	 */
-	if (journal_fd(s) == STORE_OK && !fault_at(s, "journal.clear"))
-		(void)!pwrite(s->jfd, JOURNAL_IDLE, strlen(JOURNAL_IDLE), 0);
+	char name[NAME_LEN], line[STORE_HEX_LEN + 1];
+	enum store_err err;
+	int fd;
+
+	names_suffix(name, m->hex, "_last_id");
+	err = fs_open_wr(&s->fs, name, "switch.id_open", &fd);
+	if (err)
+		return err;
+	store_id_hex(mc, line);
+	line[STORE_HEX_LEN] = '\n';
+	err = fs_write(&s->fs, fd, line, sizeof(line), 0, "switch.id_write");
+	fs_close_fd(fd);
+	return err;
 }
+
+static enum store_err unlink_name(struct store *s, const char *name)
+{
+	int e;
+
+	if ((e = fs_fault(&s->fs, "switch.unlink")))
+		return fs_err(e);
+	e = fs_unlink(&s->fs, name);
+	return e && e != ENOENT ? fs_err(e) : STORE_OK;
+}
+
+/*
+ * Put a new commit file in place from its source. Done already (a replay)
+ * or made meanwhile by another commit of the same bytes: fine (J1).
+ */
+static enum store_err place_file(struct store *s, struct jentry *je)
+{
+	char src[NAME_LEN], dst[NAME_LEN];
+	int e;
+
+	names_commit(dst, je->mod->hex, &je->mc);
+	if ((e = fs_fault(&s->fs, "switch.place")))
+		return fs_err(e);
+	if (!strcmp(je->src, SRC_INIT)) {
+		names_init(src, je->mod->hex);
+		e = fs_link(&s->fs, src, dst);
+		if (e == 0)
+			je->made = 1;
+		else if (e != EEXIST)
+			return fs_err(e == ENOENT ? EIO : e);
+		return STORE_OK;
+	}
+	e = fs_rename(&s->fs, je->src, dst, 1);
+	if (e == 0) {
+		je->made = 1;
+		return STORE_OK;
+	}
+	if (e == EEXIST) {
+		fs_unlink(&s->fs, je->src); /* the same bytes */
+		return STORE_OK;
+	}
+	if (e == ENOENT && fs_exists(&s->fs, dst, NULL) == 1)
+		return STORE_OK; /* renamed before */
+	return e == ENOENT ? STORE_ECORRUPT : fs_err(e);
+}
+
+/* Point MOD_last and MOD at MOD_MC, and write MOD_last_id. */
+static enum store_err switch_to_commit(struct store *s, const struct journal *j,
+				       const struct jentry *je)
+{
+	char src[NAME_LEN], dst[NAME_LEN];
+	enum store_err err;
+	/* a rename onto a name of the same file is a no-op that leaves the
+	 * temporary link: possible on a replay, or with the init file's inode
+	 */
+	int tidy = j->replay || store_id_equal(&je->mc, &je->mod->zero_mc);
+
+	err = write_last_id(s, je->mod, &je->mc);
+	if (err)
+		return err;
+	names_commit(src, je->mod->hex, &je->mc);
+	names_suffix(dst, je->mod->hex, "_last");
+	err = fs_relink(&s->fs, src, dst, tidy);
+	if (err)
+		return err;
+	names_suffix(dst, je->mod->hex, "");
+	return fs_relink(&s->fs, src, dst, tidy);
+}
+
+/* Drop MOD_last_id and MOD_last, point MOD at .MOD_init. */
+static enum store_err switch_to_initial(struct store *s,
+					const struct jentry *je)
+{
+	char src[NAME_LEN], dst[NAME_LEN];
+	enum store_err err;
+
+	names_suffix(dst, je->mod->hex, "_last_id");
+	err = unlink_name(s, dst);
+	if (err)
+		return err;
+	names_suffix(dst, je->mod->hex, "_last");
+	err = unlink_name(s, dst);
+	if (err)
+		return err;
+	names_init(src, je->mod->hex);
+	names_suffix(dst, je->mod->hex, "");
+	return fs_relink(&s->fs, src, dst, 1);
+}
+
+/* Move every name j lists; each step may have been done before (J4). */
+static enum store_err switch_finish(struct store *s, struct journal *j)
+{
+	enum store_err err = STORE_OK;
+	size_t i;
+
+	for (i = 0; i < j->n && !err; i++) {
+		struct jentry *je = &j->e[i];
+
+		if (je->has_mc && je->src[0])
+			err = place_file(s, je);
+		if (!err)
+			err = je->has_mc ? switch_to_commit(s, j, je)
+					 : switch_to_initial(s, je);
+	}
+	return err;
+}
+/* --- reading and replaying
+ * ---------------------------------------------------- */
 
 /* The optional " SRC" after a module commit, up to nl; 0 if well formed. */
 static int parse_src(const char *p, const char *nl, char src[TMP_NAME_LEN])
 {
-	size_t n = (size_t)(nl - p), k, pl = strlen(TMP_PREFIX);
+	size_t n = (size_t)(nl - p);
 
 	src[0] = '\0';
 	if (n == 0)
@@ -315,13 +345,8 @@ static int parse_src(const char *p, const char *nl, char src[TMP_NAME_LEN])
 		memcpy(src, SRC_INIT, n + 1);
 		return 0;
 	}
-	/* a temporary: TMP_PREFIX and 16 lowercase hex digits */
-	if (n != pl + 16 || memcmp(p, TMP_PREFIX, pl))
+	if (!names_is_tmp(p, n))
 		return -1;
-	for (k = pl; k < n; k++)
-		if (!((p[k] >= '0' && p[k] <= '9') ||
-		      (p[k] >= 'a' && p[k] <= 'f')))
-			return -1;
 	memcpy(src, p, n);
 	src[n] = '\0';
 	return 0;
@@ -381,7 +406,7 @@ static enum store_err journal_parse(struct store *s, const char *buf,
 		    p[STORE_HEX_LEN] != ' ' ||
 		    store_id_parse(&id, p, STORE_HEX_LEN))
 			goto corrupt;
-		je->mod = module_find(s, &id);
+		je->mod = modules_find(s, &id);
 		if (!je->mod)
 			goto corrupt;
 		if (nl - p == STORE_HEX_LEN + 2) {
@@ -412,7 +437,6 @@ corrupt:
 static int sources_missing(struct store *s, const struct journal *j)
 {
 	char name[NAME_LEN];
-	struct stat sb;
 	size_t i;
 
 	for (i = 0; i < j->n; i++) {
@@ -420,25 +444,26 @@ static int sources_missing(struct store *s, const struct journal *j)
 
 		if (!je->has_mc || !je->src[0] || !strcmp(je->src, SRC_INIT))
 			continue;
-		name_commit(name, je->mod, &je->mc);
-		if (fstatat(s->dirfd, je->src, &sb, 0) < 0 &&
-		    fstatat(s->dirfd, name, &sb, 0) < 0)
+		names_commit(name, je->mod->hex, &je->mc);
+		if (fs_exists(&s->fs, je->src, NULL) != 1 &&
+		    fs_exists(&s->fs, name, NULL) != 1)
 			return 1;
 	}
 	return 0;
 }
 
-enum store_err journal_recover(struct store *s, struct journal *out,
-			       int *replayed)
+/*
+ * Replay .journal if it is live. *out (may be NULL) gets the journal when
+ * it was replayed (caller releases), else stays empty.
+ */
+static enum store_err journal_recover(struct store *s, struct journal *out)
 {
 	struct journal j = {0};
 	enum store_err err;
 	char *buf = NULL;
 	size_t len;
 
-	if (replayed)
-		*replayed = 0;
-	err = read_file(s->dirfd, JOURNAL_NAME, &buf, &len);
+	err = fs_read_file(&s->fs, JOURNAL_NAME, &buf, &len, NULL);
 	if (err == STORE_ENOCOMMIT)
 		return STORE_OK; /* no journal */
 	if (err)
@@ -450,31 +475,241 @@ enum store_err journal_recover(struct store *s, struct journal *out,
 	}
 	err = journal_parse(s, buf, len, &j);
 	free(buf);
-	if (err == STORE_ENOCOMMIT) {
-		/* torn before it counted: marked, so nothing reads it again */
+	if (err == STORE_ENOCOMMIT || (!err && sources_missing(s, &j))) {
+		/* torn before it counted, or never began (J4, J5): marked,
+		 * so nothing reads it again */
+		journal_release(&j);
 		journal_clear(s);
 		return STORE_OK;
 	}
 	if (err)
 		return err;
-	if (sources_missing(s, &j)) {
-		journal_release(&j);
-		journal_clear(s);
-		return STORE_OK;
-	}
+	j.replay = 1;
 	err = switch_finish(s, &j);
 	if (!err)
-		err = sync_store(s, "recover.sync");
+		err = fs_sync(&s->fs, "recover.sync");
 	if (err) {
 		journal_release(&j);
 		return err;
 	}
 	journal_clear(s);
-	if (replayed)
-		*replayed = 1;
-	if (out)
-		*out = j;
-	else
-		journal_release(&j);
+	s->jrn.live = 0;
+	*out = j;
 	return STORE_OK;
+}
+
+/* --- the switch
+ * ------------------------------------------------------------------ */
+
+/*
+ * The journal of a switch from cur to st: one entry per module whose
+ * module commit changes, walking both sorted states at once.
+ */
+static enum store_err switch_plan(const struct state *cur,
+				  const struct state *st, struct jsrc *src,
+				  size_t nsrc, struct journal *j)
+{
+	size_t a = 0, b = 0, k;
+	int c;
+
+	j->e = calloc(cur->n + st->n + 1, sizeof(*j->e));
+	if (!j->e)
+		return STORE_ENOMEM;
+	while (a < cur->n || b < st->n) {
+		const struct entry *from = a < cur->n ? &cur->e[a] : NULL;
+		const struct entry *to = b < st->n ? &st->e[b] : NULL;
+		struct jentry *je = &j->e[j->n];
+
+		c = !from ? 1
+		    : !to ? -1
+			  : memcmp(from->mod->id.b, to->mod->id.b,
+				   STORE_ID_BYTES);
+		a += c <= 0;
+		b += c >= 0;
+		if (c == 0 && store_id_equal(&from->mc, &to->mc))
+			continue;
+		if (c < 0) { /* back to its initial memory */
+			je->mod = from->mod;
+			j->n++;
+			continue;
+		}
+		je->mod = to->mod;
+		je->has_mc = 1;
+		je->mc = to->mc;
+		for (k = 0; k < nsrc; k++) {
+			if (src[k].mod != to->mod)
+				continue;
+			memcpy(je->src, src[k].src, TMP_NAME_LEN);
+			je->used = &src[k].used;
+		}
+		j->n++;
+	}
+	return STORE_OK;
+}
+
+/*
+ * Put back the names of the modules in j as they are in cur, after a switch
+ * failed half way, with a journal of its own. 0 when it worked.
+ */
+static enum store_err switch_rollback(struct store *s, const struct journal *j,
+				      const struct state *cur)
+{
+	struct journal r = {0};
+	enum store_err err;
+	size_t i;
+
+	r.op = JOURNAL_RESTORE;
+	r.root = cur->root;
+	r.replay = 1;
+	r.e = calloc(j->n ? j->n : 1, sizeof(*r.e));
+	if (!r.e)
+		return STORE_ENOMEM;
+	for (i = 0; i < j->n; i++) {
+		const struct entry *from = state_find(cur, &j->e[i].mod->id);
+
+		r.e[i].mod = j->e[i].mod;
+		r.e[i].has_mc = from != NULL;
+		if (from)
+			r.e[i].mc = from->mc;
+	}
+	r.n = j->n;
+	err = journal_write(s, &r);
+	if (!err)
+		err = switch_finish(s, &r);
+	if (!err) {
+		s->jrn.live = 1;
+		atomic_fetch_add(&s->jrn.seq, 1);
+	}
+	journal_release(&r);
+	return err;
+}
+
+/* After switch_finish() failed: roll back, or wedge the store. */
+static void switch_failed(struct store *s, const struct journal *j,
+			  const struct state *cur)
+{
+	char name[NAME_LEN];
+	size_t i;
+
+	if (switch_rollback(s, j, cur)) {
+		pthread_mutex_lock(&s->lock);
+		s->jrn.wedged = 1; /* the journal on disk decides */
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	/* rolled back: the files it made are named by nothing */
+	for (i = 0; i < j->n; i++) {
+		if (!j->e[i].made)
+			continue;
+		names_commit(name, j->e[i].mod->hex, &j->e[i].mc);
+		fs_unlink(&s->fs, name);
+	}
+}
+
+enum store_err journal_switch(struct store *s, struct state *st,
+			      enum journal_op op, const unsigned int *flushed,
+			      struct jsrc *src, size_t nsrc)
+{
+	struct journal j = {0};
+	struct state *cur = state_current(s);
+	enum store_err err;
+	size_t k;
+
+	j.op = op;
+	j.root = st->root;
+	err = switch_plan(cur, st, src, nsrc, &j);
+	if (err || j.n == 0)
+		goto publish; /* no name moves */
+	/* J3: the last switch durable before its journal is replaced */
+	if (s->jrn.live && !(flushed && *flushed == atomic_load(&s->jrn.seq))) {
+		err = fs_sync(&s->fs, "switch.flush");
+		if (err)
+			goto out;
+	}
+	s->jrn.live = 0;
+	err = journal_write(s, &j);
+	if (err) {
+		journal_clear(s); /* it may have reached the disk */
+		goto out;
+	}
+	err = switch_finish(s, &j);
+	if (err) {
+		switch_failed(s, &j, cur);
+		goto out;
+	}
+	s->jrn.live = 1;
+	atomic_fetch_add(&s->jrn.seq, 1);
+	for (k = 0; k < j.n; k++)
+		if (j.e[k].used)
+			*j.e[k].used = 1;
+publish:
+	if (!err)
+		state_publish(s, st);
+out:
+	state_unref(cur);
+	journal_release(&j);
+	return err;
+}
+
+/* --- recovery
+ * ---------------------------------------------------------------------- */
+
+/* A replayed commit's state goes into the commits store. */
+static enum store_err add_replayed(struct store *s, const struct journal *j,
+				   const struct state *st)
+{
+	struct store_pair *pairs = NULL;
+	enum store_err err;
+
+	if (j->op != JOURNAL_COMMIT || !store_id_equal(&j->root, &st->root))
+		return STORE_OK;
+	err = state_pairs(st, &pairs);
+	if (err)
+		return err;
+	pthread_mutex_lock(&s->lock);
+	err = commits_add(&s->cs, &st->root, pairs, st->n);
+	pthread_mutex_unlock(&s->lock);
+	free(pairs);
+	return err;
+}
+
+enum store_err journal_reload(struct store *s)
+{
+	struct journal j = {0};
+	struct state *st = NULL;
+	enum store_err err;
+
+	err = journal_recover(s, &j);
+	if (!err)
+		err = state_load(s, &st);
+	if (!err && j.e)
+		err = add_replayed(s, &j, st);
+	if (!err) {
+		state_publish(s, st);
+		pthread_mutex_lock(&s->lock);
+		s->jrn.wedged = 0;
+		pthread_mutex_unlock(&s->lock);
+	}
+	state_unref(st);
+	journal_release(&j);
+	return err;
+}
+
+enum store_err journal_unwedge(struct store *s)
+{
+	return s->jrn.wedged ? journal_reload(s) : STORE_OK;
+}
+
+void journal_close(struct store *s)
+{
+	if (s->jrn.fd < 0)
+		return;
+	/* flushed, the last switch needs no replay at the next open */
+	if (s->jrn.live && !s->jrn.wedged &&
+	    fs_sync(&s->fs, "close.sync") == STORE_OK) {
+		journal_clear(s);
+		(void)fs_fdatasync(&s->fs, s->jrn.fd, NULL);
+	}
+	fs_close_fd(s->jrn.fd);
+	s->jrn.fd = -1;
 }

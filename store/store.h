@@ -257,9 +257,9 @@ enum store_err store_commit_open(struct store *s, const struct store_id *commit,
 				 uint64_t *size);
 
 /*
- * Call fn for every commit in the commits store, oldest first, with the
- * store's lock held: fn must not call into the store. A nonzero return from
- * fn stops the walk.
+ * Call fn for every commit in the commits store as it was when the walk
+ * began, oldest first. No lock of the store is held while fn runs. A
+ * nonzero return from fn stops the walk.
  */
 typedef int (*store_commit_fn)(void *ctx, const struct store_id *commit,
 			       const struct store_pair *pairs, size_t n);
@@ -269,13 +269,18 @@ enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
 /*
  * The commits store as the JSON text the file `commits` holds,
  * {"COMMIT":{"MOD":"MODCOMMIT",...},...} and a newline; caller frees.
+ * Formatted without holding the store's lock.
  */
 enum store_err store_commits_text(struct store *s, char **out, size_t *len);
 
 /* Number of commits in the commits store. */
 size_t store_commits_count(struct store *s);
 
-/* Write the commits store to the file `commits`, durably. */
+/*
+ * Write the commits store to the file `commits`, durably. Sessions, reads
+ * and commits go on meanwhile: no lock they take is held while it formats
+ * and writes.
+ */
 enum store_err store_persist(struct store *s);
 
 /*

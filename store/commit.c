@@ -1,0 +1,370 @@
+/*
+ * commit.c - the commit of a session, in four phases:
+ *
+ *   commit_prepare  outside the store's locks: each module with dirty
+ *                   pages gets its new page tree, id and commit file (a
+ *                   temporary), and one flush makes them all durable (J1);
+ *   commit_plan     under op_lock: the new state, every module deployed
+ *                   now, from the prepared modules and the session's base;
+ *   commit_publish  the switch of names (journal.c), then the commits store;
+ *   commit_finish   the answer, and the session ends.
+ *
+ * The invariants J1-J5 are stated in journal.c.
+ */
+#include "commits.h"
+#include "fs.h"
+#include "ids.h"
+#include "journal.h"
+#include "names.h"
+#include "session.h"
+#include "state.h"
+#include "store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A changed module, prepared outside the store's locks. */
+struct prep {
+	struct smod *sm;
+	struct store_id mc;
+	struct tree *tree;
+	char tmp[TMP_NAME_LEN]; /* the new commit file; "" once used */
+};
+
+struct commit {
+	struct session *se;
+	struct prep *preps; /* in module order */
+	size_t np;
+	unsigned int flushed; /* journal_seq() before the flush */
+	struct state *st;     /* the new state */
+	struct jsrc *src;     /* the new files, for the switch */
+	size_t nsrc;
+	struct store_pair *pairs;
+	struct commits_entry *ce;
+};
+
+static void prep_release(struct store *s, struct prep *p)
+{
+	if (p->tmp[0])
+		fs_unlink(&s->fs, p->tmp);
+	p->tmp[0] = '\0';
+	tree_unref(p->tree);
+	p->tree = NULL;
+}
+
+/* --- prepare ---------------------------------------------------------------
+ */
+
+/* Write the new commit file: the base, then the dirty pages over it. */
+static enum store_err prep_file(struct store *s, struct prep *p)
+{
+	struct smod *sm = p->sm;
+	enum store_err err;
+	uint64_t copied = 0;
+	int fd = -1;
+
+	err = fs_tmp_create(&s->fs, p->tmp, &fd);
+	if (err)
+		return err;
+	err = fs_truncate(&s->fs, fd, sm->size, "commit.truncate");
+	if (!err && sm->base_fd >= 0)
+		err = fs_copy_data(&s->fs, sm->base_fd, fd, 0, sm->base_size,
+				   &copied);
+	if (!err)
+		err = session_write_dirty(s, sm, fd, &copied);
+	if (!err)
+		atomic_fetch_add(&s->bytes_written, copied);
+	fs_close_fd(fd);
+	return err;
+}
+
+/* The tree of sm's base: its entry's, or all-zero initial memory. */
+static enum store_err base_tree(struct store *s, const struct smod *sm,
+				struct tree **out)
+{
+	if (sm->be)
+		return state_entry_tree(s, (struct entry *)(uintptr_t)sm->be,
+					out);
+	*out = tree_new_zero(sm->base_size / STORE_PAGE_SIZE);
+	return *out ? STORE_OK : STORE_ENOMEM;
+}
+
+/* p->tree and p->mc: the base's tree with the dirty pages rehashed. */
+static enum store_err prep_tree(struct store *s, struct prep *p)
+{
+	unsigned char page[STORE_PAGE_SIZE];
+	const struct smod *sm = p->sm;
+	struct tree *bt = NULL;
+	size_t *dirty = NULL, nd = 0, npages = sm->size / STORE_PAGE_SIZE, i;
+	enum store_err err;
+
+	err = base_tree(s, sm, &bt);
+	if (err)
+		return err;
+	p->tree = tree_copy(bt, npages);
+	dirty = malloc((sm->ndirty ? sm->ndirty : 1) * sizeof(*dirty));
+	err = STORE_ENOMEM;
+	if (!p->tree || !dirty)
+		goto out;
+	for (i = 0; i < npages; i++) {
+		if (!session_is_dirty(sm, i))
+			continue;
+		err = session_read_page(sm, i, page);
+		if (err)
+			goto out;
+		ids_leaf_page(page, &p->tree->lv[0][i]);
+		dirty[nd++] = i;
+	}
+	err = STORE_ENOMEM;
+	if (tree_update(p->tree, dirty, nd, npages != bt->npages))
+		goto out;
+	tree_root(p->tree, &p->mc);
+	err = STORE_OK;
+out:
+	free(dirty);
+	tree_unref(bt);
+	return err;
+}
+
+/* New id and file of a module with dirty pages; *changed unless the same. */
+static enum store_err prep_module(struct store *s, struct smod *sm,
+				  struct prep *p, int *changed)
+{
+	enum store_err err;
+
+	*changed = 0;
+	memset(p, 0, sizeof(*p));
+	p->sm = sm;
+	err = prep_tree(s, p);
+	if (!err && !(sm->be && store_id_equal(&p->mc, &sm->be->mc))) {
+		*changed = 1;
+		/* whether MOD_MC exists already is the switch's to find */
+		err = prep_file(s, p);
+	}
+	if (err || !*changed)
+		prep_release(s, p);
+	return err;
+}
+
+static enum store_err commit_prepare(struct store *s, struct commit *c)
+{
+	struct session *se = c->se;
+	enum store_err err = STORE_OK;
+	size_t i;
+	int changed;
+
+	c->preps = calloc(se->nmods ? se->nmods : 1, sizeof(*c->preps));
+	if (!c->preps)
+		return STORE_ENOMEM;
+	for (i = 0; i < se->nmods && !err; i++) {
+		if (!se->mods[i]->ndirty)
+			continue;
+		err = prep_module(s, se->mods[i], &c->preps[c->np], &changed);
+		c->np += (size_t)(!err && changed);
+	}
+	if (err)
+		return err;
+	/*
+	 * J1: the new files are durable before a journal names them. This
+	 * flush also makes the last switch durable (J3).
+	 */
+	c->flushed = journal_seq(s);
+	return c->np ? fs_sync(&s->fs, "commit.sync") : STORE_OK;
+}
+
+/* --- plan -------------------------------------------------------------------
+ */
+
+static void src_add(struct commit *c, const struct module *m, const char *src)
+{
+	struct jsrc *js = &c->src[c->nsrc++];
+
+	js->mod = m;
+	js->used = 0;
+	memcpy(js->src, src, strlen(src) + 1);
+}
+
+/* Entry e of module m in the new state: prepared, from the base, or new. */
+static void plan_entry(struct store *s, struct commit *c, struct module *m,
+		       const struct prep *p, struct entry *e)
+{
+	const struct entry *be = state_find(c->se->base, &m->id);
+
+	if (p) {
+		e->mod = m;
+		e->mc = p->mc;
+		e->size = p->sm->size;
+		e->tree = tree_ref(p->tree);
+		src_add(c, m, p->tmp);
+	} else if (be) {
+		*e = *be;
+		e->tree = state_entry_tree_ref(s, be);
+	} else {
+		/* initial memory: its file, should it be missing, from init */
+		state_initial_entry(m, e);
+		src_add(c, m, SRC_INIT);
+	}
+}
+
+/* The new state: every module deployed now, from the preps or the base. */
+static enum store_err plan_state(struct store *s, struct commit *c)
+{
+	struct module **mods = NULL;
+	enum store_err err;
+	size_t n, i, k = 0;
+
+	err = modules_snapshot(s, &mods, &n);
+	if (err)
+		return err;
+	c->st = state_new(n);
+	c->src = calloc(n + 1, sizeof(*c->src));
+	err = STORE_ENOMEM;
+	if (!c->st || !c->src)
+		goto out;
+	/* both in module order */
+	for (i = 0; i < n; i++) {
+		const struct prep *p = NULL;
+
+		if (k < c->np && c->preps[k].sm->mod == mods[i])
+			p = &c->preps[k++];
+		plan_entry(s, c, mods[i], p, &c->st->e[i]);
+	}
+	err = state_compute_root(c->st);
+out:
+	free(mods);
+	return err;
+}
+
+static enum store_err check_root(struct store *s, const struct store_id *want)
+{
+	struct store_id root;
+
+	if (!want)
+		return STORE_OK;
+	store_root(s, &root);
+	return store_id_equal(&root, want) ? STORE_OK : STORE_EMISMATCH;
+}
+
+/* Under op_lock: the new state, and room for it in the commits store. */
+static enum store_err commit_plan(struct store *s, struct commit *c,
+				  const struct store_id *expect_root)
+{
+	enum store_err err;
+
+	err = journal_unwedge(s);
+	if (!err)
+		err = check_root(s, expect_root);
+	if (!err)
+		err = plan_state(s, c);
+	if (!err)
+		err = state_pairs(c->st, &c->pairs);
+	if (err)
+		return err;
+	/* all that can fail for the commits store fails before the switch */
+	c->ce = commits_entry_new(&c->st->root, c->pairs, c->st->n);
+	if (!c->ce)
+		return STORE_ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	err = commits_reserve(&s->cs);
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+/* --- publish and finish ------------------------------------------------------
+ */
+
+static enum store_err commit_publish(struct store *s, struct commit *c)
+{
+	enum store_err err;
+	size_t i, k = 0;
+
+	err = journal_switch(s, c->st, JOURNAL_COMMIT,
+			     c->np > 0 ? &c->flushed : NULL, c->src, c->nsrc);
+	if (err)
+		return err;
+	/* the temporaries the switch named are in place, or gone */
+	for (i = 0; i < c->nsrc; i++) {
+		if (k < c->np && c->src[i].mod == c->preps[k].sm->mod) {
+			if (c->src[i].used)
+				c->preps[k].tmp[0] = '\0';
+			k++;
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	commits_insert(&s->cs, c->ce);
+	pthread_mutex_unlock(&s->lock);
+	c->ce = NULL;
+	return STORE_OK;
+}
+
+static void commit_finish(struct store *s, struct commit *c,
+			  struct store_commit_info *out)
+{
+	struct session *se = c->se;
+
+	out->id = c->st->root;
+	out->has_base = se->has_base;
+	out->base = se->base_id;
+	out->n = c->st->n;
+	out->pairs = c->pairs;
+	c->pairs = NULL;
+	session_finish(s, se);
+	c->se = NULL;
+}
+
+static void commit_release(struct store *s, struct commit *c, int keep_tmps)
+{
+	size_t i;
+
+	for (i = 0; i < c->np; i++) {
+		if (keep_tmps)
+			c->preps[i].tmp[0] = '\0';
+		prep_release(s, &c->preps[i]);
+	}
+	free(c->preps);
+	free(c->src);
+	free(c->pairs);
+	commits_entry_free(c->ce);
+	state_unref(c->st);
+	if (c->se)
+		session_unlock(s, c->se);
+}
+
+void store_commit_info_release(struct store_commit_info *ci)
+{
+	if (!ci)
+		return;
+	free(ci->pairs);
+	memset(ci, 0, sizeof(*ci));
+}
+
+enum store_err store_session_commit(struct store *s, const struct store_id *sid,
+				    const struct store_id *expect_root,
+				    struct store_commit_info *out)
+{
+	struct commit c = {0};
+	enum store_err err;
+	int wedged = 0;
+
+	memset(out, 0, sizeof(*out));
+	err = session_lock(s, sid, 1, &c.se);
+	if (err)
+		return err;
+	err = check_root(s, expect_root);
+	if (!err)
+		err = commit_prepare(s, &c);
+	if (err)
+		goto out;
+	pthread_mutex_lock(&s->op_lock);
+	err = commit_plan(s, &c, expect_root);
+	if (!err)
+		err = commit_publish(s, &c);
+	/* a wedged store's journal may name the temporaries */
+	wedged = err && journal_wedged(s);
+	pthread_mutex_unlock(&s->op_lock);
+	if (!err)
+		commit_finish(s, &c, out);
+out:
+	commit_release(s, &c, wedged);
+	return err;
+}

@@ -1,0 +1,145 @@
+/*
+ * fs.h - the store's only door to the file system. Every system call on a
+ * file or the state directory is made here, on a small context: the
+ * directory's descriptor, its lock, and the test hook that can make each
+ * step fail (store_fault_fn: every function that takes a step name runs
+ * the hook first, and fails as the system call would with what it says).
+ *
+ * Errors are enum store_err: ENOSPC and EDQUOT become STORE_ENOSPC, ENOMEM
+ * STORE_ENOMEM, everything else STORE_EIO. The few calls whose errno the
+ * caller must tell apart (link, rename, unlink) return the errno itself.
+ */
+#ifndef STORE_FS_H
+#define STORE_FS_H
+
+#include "names.h"
+#include "store.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct fs {
+	int dirfd;
+	int lockfd;
+	store_fault_fn fault;
+	void *fault_ctx;
+	atomic_uint_fast64_t tmp_seq; /* names of new temporaries */
+};
+
+enum store_err fs_err(int e);
+
+/* Run the fault hook for step (none if NULL); 0 or the errno it asks for. */
+int fs_fault(struct fs *fs, const char *step);
+
+/*
+ * Open (creating it 0700 if missing) the directory dir and take its lock.
+ * STORE_ELOCKED when another process holds it. fs_close() releases it.
+ */
+enum store_err fs_open(struct fs *fs, const char *dir, store_fault_fn fault,
+		       void *fault_ctx);
+void fs_close(struct fs *fs);
+
+/* --- descriptors ---------------------------------------------------------- */
+
+/*
+ * Open a file of the directory read-only. A file the state names and that
+ * is missing is STORE_ECORRUPT (or STORE_ENOCOMMIT when missing_ok).
+ */
+enum store_err fs_open_ro(struct fs *fs, const char *name, int missing_ok,
+			  int *fd);
+/*
+ * Open name for writing in place, creating it 0600 if missing; a file that
+ * another name shares is unlinked and made anew, so that only name changes.
+ */
+enum store_err fs_open_wr(struct fs *fs, const char *name, const char *step,
+			  int *fd);
+/* Open name read-write; *created is set when it was made (O_EXCL). */
+enum store_err fs_open_rw(struct fs *fs, const char *name, int *fd,
+			  int *created);
+void fs_close_fd(int fd);
+
+/* A new temporary file (O_EXCL, 0600); its name in name. */
+enum store_err fs_tmp_create(struct fs *fs, char name[TMP_NAME_LEN], int *fd);
+/* A temporary file already unlinked: only the descriptor remains. */
+enum store_err fs_anon_create(struct fs *fs, int *fd);
+
+/* A memory file (memfd), for data that need not reach the disk. */
+enum store_err fs_memfd(int *fd);
+
+/* --- data ------------------------------------------------------------------
+ */
+
+/* Write all of buf at off. */
+enum store_err fs_write(struct fs *fs, int fd, const void *buf, size_t len,
+			uint64_t off, const char *step);
+/* Read all of len bytes at off; STORE_ECORRUPT (zeros) past the end. */
+enum store_err fs_read(int fd, void *buf, size_t len, uint64_t off);
+enum store_err fs_truncate(struct fs *fs, int fd, uint64_t size,
+			   const char *step);
+enum store_err fs_size(int fd, uint64_t *size);
+
+/*
+ * Copy len bytes at off from in to out at the same offset, skipping holes
+ * of in (out must already be that long and read as zeros there). *copied
+ * (may be NULL) grows by the bytes copied.
+ */
+enum store_err fs_copy_data(struct fs *fs, int in, int out, uint64_t off,
+			    uint64_t len, uint64_t *copied);
+/* Copy len bytes at off from in to out at the same offset, holes and all. */
+enum store_err fs_copy_bytes(struct fs *fs, int in, int out, uint64_t off,
+			     uint64_t len);
+
+/* --- durability ------------------------------------------------------------
+ */
+
+enum store_err fs_fsync(struct fs *fs, int fd, const char *step);
+enum store_err fs_fdatasync(struct fs *fs, int fd, const char *step);
+enum store_err fs_fsync_dir(struct fs *fs);
+/* Flush the whole file system holding the directory (syncfs). */
+enum store_err fs_sync(struct fs *fs, const char *step);
+
+/* Write a small file durably: temporary, fsync, rename, fsync directory. */
+enum store_err fs_write_atomic(struct fs *fs, const char *name, const void *buf,
+			       size_t len, const char *step);
+/* A sparse all-zero file of size bytes, fsynced, renamed to name. */
+enum store_err fs_make_zero_file(struct fs *fs, const char *name,
+				 uint64_t size);
+
+/*
+ * Read a whole small file; *buf is NUL-terminated, caller frees.
+ * STORE_ENOCOMMIT when the file does not exist. *nlink (may be NULL) gets
+ * its number of names.
+ */
+enum store_err fs_read_file(struct fs *fs, const char *name, char **buf,
+			    size_t *len, unsigned long *nlink);
+
+/* --- names ------------------------------------------------------------------
+ */
+
+/* 0, or the errno of linkat / renameat2 / unlinkat. */
+int fs_link(struct fs *fs, const char *src, const char *dst);
+int fs_rename(struct fs *fs, const char *src, const char *dst, int noreplace);
+int fs_unlink(struct fs *fs, const char *name);
+/* 1 if name exists, 0 if not, -1 (errno) on another failure. */
+int fs_exists(struct fs *fs, const char *name, uint64_t *size);
+
+/*
+ * Point dst at the file src: a new hard link under a temporary name,
+ * renamed over dst. With tidy, the temporary is removed should dst
+ * already be a name of src (a rename then leaves both in place).
+ */
+enum store_err fs_relink(struct fs *fs, const char *src, const char *dst,
+			 int tidy);
+
+/*
+ * Call fn for every name of the directory, from a descriptor of its own (a
+ * dup would share its offset). A nonzero return from fn stops the walk and
+ * is returned.
+ */
+typedef enum store_err (*fs_name_fn)(void *ctx, const char *name);
+enum store_err fs_each_name(struct fs *fs, fs_name_fn fn, void *ctx);
+
+/* Bytes allocated by the directory's regular files, links counted once. */
+enum store_err fs_bytes_on_disk(struct fs *fs, uint64_t *bytes);
+
+#endif /* STORE_FS_H */

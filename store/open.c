@@ -1,0 +1,94 @@
+/*
+ * open.c - opening a state directory and closing it: the lock, the modules,
+ * the journal's replay, the temporaries, the current state and the commits
+ * store; and letting go of all of it.
+ */
+#include "commits_file.h"
+#include "fs.h"
+#include "journal.h"
+#include "names.h"
+#include "state.h"
+#include "store_internal.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Remove the temporaries a crash left, once the journal no longer needs them.
+ */
+static enum store_err remove_tmp(void *ctx, const char *name)
+{
+	struct store *s = ctx;
+
+	if (!strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)))
+		fs_unlink(&s->fs, name);
+	return STORE_OK;
+}
+
+static struct store *store_new(const struct store_options *opts)
+{
+	struct store *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->fs.dirfd = s->fs.lockfd = -1;
+	s->jrn.fd = -1;
+	s->max_module_size = opts->max_module_size ? opts->max_module_size
+						   : STORE_DEFAULT_MAX_MODULE;
+	s->max_sessions = opts->max_sessions;
+	atomic_init(&s->bytes_written, 0);
+	atomic_init(&s->sess.ov_mem, 0);
+	atomic_init(&s->jrn.seq, 0);
+	pthread_mutex_init(&s->op_lock, NULL);
+	pthread_mutex_init(&s->persist_lock, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->tree_lock, NULL);
+	return s;
+}
+
+enum store_err store_open(struct store **out, const struct store_options *opts)
+{
+	struct store *s;
+	enum store_err err;
+
+	*out = NULL;
+	if (!opts || !opts->dir || !*opts->dir)
+		return STORE_EINVAL;
+	if (sodium_init() < 0)
+		return STORE_EIO;
+	s = store_new(opts);
+	if (!s)
+		return STORE_ENOMEM;
+	err = fs_open(&s->fs, opts->dir, opts->fault, opts->fault_ctx);
+	if (!err)
+		err = modules_scan(s);
+	if (!err)
+		err = journal_reload(s);
+	if (!err)
+		err = fs_each_name(&s->fs, remove_tmp, s);
+	if (!err)
+		err = commits_file_load(s, &s->cs);
+	if (err) {
+		store_close(s);
+		return err;
+	}
+	*out = s;
+	return STORE_OK;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	session_free_all(s);
+	state_publish(s, NULL);
+	modules_release(s);
+	commits_release(&s->cs);
+	journal_close(s);
+	fs_close(&s->fs);
+	pthread_mutex_destroy(&s->op_lock);
+	pthread_mutex_destroy(&s->persist_lock);
+	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->tree_lock);
+	free(s);
+}
