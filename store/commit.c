@@ -28,6 +28,7 @@ struct prep {
 	struct smod *sm;
 	struct store_id mc;
 	struct tree *tree;
+	struct tree *base;	/* the base's tree, while the file is written */
 	char tmp[TMP_NAME_LEN]; /* the new commit file; "" once used */
 };
 
@@ -49,13 +50,48 @@ static void prep_release(struct store *s, struct prep *p)
 		fs_unlink(&s->fs, p->tmp);
 	p->tmp[0] = '\0';
 	tree_unref(p->tree);
-	p->tree = NULL;
+	tree_unref(p->base);
+	p->tree = p->base = NULL;
 }
 
 /* --- prepare ---------------------------------------------------------------
  */
 
-/* Write the new commit file: the base, then the dirty pages over it. */
+/* 1 if page of the base must be copied: not dirty, not all zero. */
+static int base_page_kept(const struct prep *p, uint64_t page)
+{
+	return !session_is_dirty(p->sm, page) &&
+	       !store_id_equal(&p->base->lv[0][page], ids_zero_leaf());
+}
+
+/*
+ * Copy the base's pages the new file keeps, a run per call. Zero pages
+ * stay holes and dirty pages are written next: the base's tree says which
+ * is which, with no look at the file's extents.
+ */
+static enum store_err copy_base(struct store *s, const struct prep *p, int fd,
+				uint64_t *copied)
+{
+	uint64_t n = p->sm->base_size / STORE_PAGE_SIZE, page, run;
+	enum store_err err;
+
+	for (page = 0; page < n; page += run) {
+		run = 1;
+		if (!base_page_kept(p, page))
+			continue;
+		while (page + run < n && base_page_kept(p, page + run))
+			run++;
+		err = fs_copy_bytes(&s->fs, p->sm->base_fd, fd,
+				    page * STORE_PAGE_SIZE,
+				    run * STORE_PAGE_SIZE);
+		if (err)
+			return err;
+		*copied += run * STORE_PAGE_SIZE;
+	}
+	return STORE_OK;
+}
+
+/* Write the new commit file: the base's kept pages, then the dirty ones. */
 static enum store_err prep_file(struct store *s, struct prep *p)
 {
 	struct smod *sm = p->sm;
@@ -68,8 +104,7 @@ static enum store_err prep_file(struct store *s, struct prep *p)
 		return err;
 	err = fs_truncate(&s->fs, fd, sm->size, "commit.truncate");
 	if (!err && sm->base_fd >= 0)
-		err = fs_copy_data(&s->fs, sm->base_fd, fd, 0, sm->base_size,
-				   &copied);
+		err = copy_base(s, p, fd, &copied);
 	if (!err)
 		err = session_write_dirty(s, sm, fd, &copied);
 	if (!err)
@@ -102,7 +137,7 @@ static enum store_err prep_tree(struct store *s, struct prep *p)
 	if (err)
 		return err;
 	p->tree = tree_copy(bt, npages);
-	dirty = malloc((sm->ndirty ? sm->ndirty : 1) * sizeof(*dirty));
+	dirty = malloc((sm->ov.ndirty ? sm->ov.ndirty : 1) * sizeof(*dirty));
 	err = STORE_ENOMEM;
 	if (!p->tree || !dirty)
 		goto out;
@@ -119,6 +154,8 @@ static enum store_err prep_tree(struct store *s, struct prep *p)
 	if (tree_update(p->tree, dirty, nd, npages != bt->npages))
 		goto out;
 	tree_root(p->tree, &p->mc);
+	p->base = bt;
+	bt = NULL;
 	err = STORE_OK;
 out:
 	free(dirty);
@@ -141,6 +178,8 @@ static enum store_err prep_module(struct store *s, struct smod *sm,
 		/* whether MOD_MC exists already is the switch's to find */
 		err = prep_file(s, p);
 	}
+	tree_unref(p->base);
+	p->base = NULL;
 	if (err || !*changed)
 		prep_release(s, p);
 	return err;
@@ -157,7 +196,7 @@ static enum store_err commit_prepare(struct store *s, struct commit *c)
 	if (!c->preps)
 		return STORE_ENOMEM;
 	for (i = 0; i < se->nmods && !err; i++) {
-		if (!se->mods[i]->ndirty)
+		if (!se->mods[i]->ov.ndirty)
 			continue;
 		err = prep_module(s, se->mods[i], &c->preps[c->np], &changed);
 		c->np += (size_t)(!err && changed);

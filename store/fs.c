@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 enum store_err fs_err(int e)
@@ -171,12 +171,6 @@ enum store_err fs_anon_create(struct fs *fs, int *fd)
 	return STORE_OK;
 }
 
-enum store_err fs_memfd(int *fd)
-{
-	*fd = memfd_create("modstore-overlay", MFD_CLOEXEC);
-	return *fd < 0 ? fs_err(errno) : STORE_OK;
-}
-
 /* --- data ------------------------------------------------------------------
  */
 
@@ -199,6 +193,41 @@ enum store_err fs_write(struct fs *fs, int fd, const void *buf, size_t len,
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
+	}
+	return STORE_OK;
+}
+
+enum store_err fs_writev(struct fs *fs, int fd, const struct iovec *iov,
+			 size_t n, uint64_t off, const char *step)
+{
+	size_t total = 0, i, done;
+	ssize_t w;
+	int e;
+
+	if ((e = fs_fault(fs, step)))
+		return fs_err(e);
+	for (i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	w = pwritev(fd, iov, (int)n, (off_t)off);
+	if (w >= 0 && (size_t)w == total)
+		return STORE_OK;
+	if (w < 0 && errno != EINTR)
+		return fs_err(errno);
+	/* short or interrupted: the rest buffer by buffer */
+	done = w > 0 ? (size_t)w : 0;
+	for (i = 0; i < n; i++) {
+		size_t len = iov[i].iov_len, skip = done < len ? done : len;
+		enum store_err err;
+
+		done -= skip;
+		if (skip < len) {
+			err = fs_write(fs, fd,
+				       (const char *)iov[i].iov_base + skip,
+				       len - skip, off + skip, NULL);
+			if (err)
+				return err;
+		}
+		off += len;
 	}
 	return STORE_OK;
 }
@@ -291,42 +320,6 @@ enum store_err fs_copy_bytes(struct fs *fs, int in, int out, uint64_t off,
 			return fs_err(errno);
 		/* no in-kernel copy here */
 		return copy_rw(fs, in, out, (uint64_t)ioff, len);
-	}
-	return STORE_OK;
-}
-
-enum store_err fs_copy_data(struct fs *fs, int in, int out, uint64_t off,
-			    uint64_t len, uint64_t *copied)
-{
-	uint64_t end = off + len, pos = off, next;
-	off_t d, h;
-	enum store_err err;
-	int e;
-
-	if ((e = fs_fault(fs, "copy.data")))
-		return fs_err(e);
-	while (pos < end) {
-		d = lseek(in, (off_t)pos, SEEK_DATA);
-		if (d < 0 && errno == ENXIO)
-			break; /* only a hole remains */
-		if (d < 0) {
-			d = (off_t)pos; /* no SEEK_DATA: copy it all */
-			h = (off_t)end;
-		} else {
-			h = lseek(in, d, SEEK_HOLE);
-			if (h < 0)
-				h = (off_t)end;
-		}
-		if ((uint64_t)d >= end)
-			break;
-		next = (uint64_t)h < end ? (uint64_t)h : end;
-		err =
-		    fs_copy_bytes(fs, in, out, (uint64_t)d, next - (uint64_t)d);
-		if (err)
-			return err;
-		if (copied)
-			*copied += next - (uint64_t)d;
-		pos = next;
 	}
 	return STORE_OK;
 }

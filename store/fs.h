@@ -63,28 +63,22 @@ enum store_err fs_tmp_create(struct fs *fs, char name[TMP_NAME_LEN], int *fd);
 /* A temporary file already unlinked: only the descriptor remains. */
 enum store_err fs_anon_create(struct fs *fs, int *fd);
 
-/* A memory file (memfd), for data that need not reach the disk. */
-enum store_err fs_memfd(int *fd);
-
 /* --- data ------------------------------------------------------------------
  */
 
 /* Write all of buf at off. */
 enum store_err fs_write(struct fs *fs, int fd, const void *buf, size_t len,
 			uint64_t off, const char *step);
+/* Write the n buffers of iov, one after another, at off. */
+struct iovec;
+enum store_err fs_writev(struct fs *fs, int fd, const struct iovec *iov,
+			 size_t n, uint64_t off, const char *step);
 /* Read all of len bytes at off; STORE_ECORRUPT (zeros) past the end. */
 enum store_err fs_read(int fd, void *buf, size_t len, uint64_t off);
 enum store_err fs_truncate(struct fs *fs, int fd, uint64_t size,
 			   const char *step);
 enum store_err fs_size(int fd, uint64_t *size);
 
-/*
- * Copy len bytes at off from in to out at the same offset, skipping holes
- * of in (out must already be that long and read as zeros there). *copied
- * (may be NULL) grows by the bytes copied.
- */
-enum store_err fs_copy_data(struct fs *fs, int in, int out, uint64_t off,
-			    uint64_t len, uint64_t *copied);
 /* Copy len bytes at off from in to out at the same offset, holes and all. */
 enum store_err fs_copy_bytes(struct fs *fs, int in, int out, uint64_t off,
 			     uint64_t len);

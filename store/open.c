@@ -35,9 +35,12 @@ static struct store *store_new(const struct store_options *opts)
 	s->jrn.fd = -1;
 	s->max_module_size = opts->max_module_size ? opts->max_module_size
 						   : STORE_DEFAULT_MAX_MODULE;
+	s->max_session_memory = opts->max_session_memory
+				    ? opts->max_session_memory
+				    : STORE_DEFAULT_SESSION_MEMORY;
 	s->max_sessions = opts->max_sessions;
 	atomic_init(&s->bytes_written, 0);
-	atomic_init(&s->sess.ov_mem, 0);
+	atomic_init(&s->ov_mem, 0);
 	atomic_init(&s->jrn.seq, 0);
 	pthread_mutex_init(&s->op_lock, NULL);
 	pthread_mutex_init(&s->persist_lock, NULL);
@@ -52,7 +55,9 @@ enum store_err store_open(struct store **out, const struct store_options *opts)
 	enum store_err err;
 
 	*out = NULL;
-	if (!opts || !opts->dir || !*opts->dir)
+	if (!opts || !opts->dir || !*opts->dir ||
+	    opts->max_module_size % STORE_PAGE_SIZE ||
+	    opts->max_module_size > STORE_MAX_MODULE_LIMIT)
 		return STORE_EINVAL;
 	if (sodium_init() < 0)
 		return STORE_EIO;

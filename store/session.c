@@ -3,10 +3,9 @@
  *
  * A session holds a reference to its base state, whose files are never
  * modified, so it reads them without any lock of the store. Its writes go
- * page by page (copy on write) into a sparse overlay file per module, with
- * a bitmap of dirty pages. The overlay is a memory file while the store's
- * overlays hold less than OV_MEM_MAX bytes, and an unlinked file in the
- * state directory beyond. The commit of a session is in commit.c.
+ * page by page (copy on write) into an overlay per module (overlay.c), in
+ * memory up to the store's bound on sessions' memory and in a file beyond.
+ * The commit of a session is in commit.c.
  */
 #include "session.h"
 #include "commits.h"
@@ -19,9 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-/* Sessions' overlays are memory files while they hold less than this. */
-#define OV_MEM_MAX ((uint64_t)64 << 20)
 
 static long long now_seconds(void)
 {
@@ -36,11 +32,7 @@ static void smod_free(struct store *s, struct smod *sm)
 	if (!sm)
 		return;
 	fs_close_fd(sm->base_fd);
-	fs_close_fd(sm->ov_fd);
-	if (sm->ov_in_mem)
-		atomic_fetch_sub(&s->sess.ov_mem,
-				 (uint64_t)sm->ndirty * STORE_PAGE_SIZE);
-	free(sm->dirty);
+	overlay_release(s, &sm->ov);
 	free(sm);
 }
 
@@ -288,7 +280,7 @@ static enum store_err smod_get(struct store *s, struct session *se,
 		return STORE_ENOMEM;
 	sm->mod = m;
 	sm->base_fd = -1;
-	sm->ov_fd = -1;
+	overlay_init(&sm->ov);
 	sm->be = state_find(se->base, mod);
 	sm->base_size = sm->be ? sm->be->size : m->init_size;
 	sm->size = sm->base_size;
@@ -312,8 +304,7 @@ static enum store_err smod_get(struct store *s, struct session *se,
 
 int session_is_dirty(const struct smod *sm, uint64_t page)
 {
-	return page / 8 < sm->dirty_cap &&
-	       (sm->dirty[page / 8] >> (page % 8) & 1);
+	return overlay_is_dirty(&sm->ov, page);
 }
 
 /* Read from the base (or zeros) for the part of [off, off+len) it covers. */
@@ -353,7 +344,7 @@ static enum store_err smod_read(const struct smod *sm, void *buf, size_t len,
 		       session_is_dirty(sm, end / STORE_PAGE_SIZE) == dirty)
 			end += STORE_PAGE_SIZE;
 		n = end - off < len ? (size_t)(end - off) : len;
-		err = dirty ? fs_read(sm->ov_fd, p, n, off)
+		err = dirty ? overlay_read(&sm->ov, p, n, off)
 			    : read_base(sm, p, n, off);
 		if (err)
 			return err;
@@ -437,47 +428,10 @@ out:
 	return err;
 }
 
-static void mark_dirty(struct store *s, struct smod *sm, uint64_t first,
-		       uint64_t last)
+/* The base of a page a write changes in part, for overlay_write(). */
+static enum store_err base_page(void *ctx, uint64_t page, unsigned char *buf)
 {
-	uint64_t p, added = 0;
-
-	for (p = first; p <= last; p++) {
-		if (!session_is_dirty(sm, p)) {
-			sm->dirty[p / 8] |= (unsigned char)(1u << (p % 8));
-			added++;
-		}
-	}
-	sm->ndirty += added;
-	if (sm->ov_in_mem)
-		atomic_fetch_add(&s->sess.ov_mem, added * STORE_PAGE_SIZE);
-}
-
-/* The overlay of sm: in memory while there is room, else on disk. */
-static enum store_err overlay_create(struct store *s, struct smod *sm,
-				     uint64_t size)
-{
-	if (atomic_load(&s->sess.ov_mem) + size <= OV_MEM_MAX &&
-	    fs_memfd(&sm->ov_fd) == STORE_OK) {
-		sm->ov_in_mem = 1;
-		return STORE_OK;
-	}
-	return fs_anon_create(&s->fs, &sm->ov_fd);
-}
-
-/* Copy page into the overlay before a partial write changes it. */
-static enum store_err cow_page(struct store *s, struct smod *sm, uint64_t page)
-{
-	unsigned char buf[STORE_PAGE_SIZE];
-	enum store_err err;
-
-	if (session_is_dirty(sm, page))
-		return STORE_OK;
-	err = read_base(sm, buf, sizeof(buf), page * STORE_PAGE_SIZE);
-	if (!err)
-		err = fs_write(&s->fs, sm->ov_fd, buf, sizeof(buf),
-			       page * STORE_PAGE_SIZE, "session.write");
-	return err;
+	return read_base(ctx, buf, STORE_PAGE_SIZE, page * STORE_PAGE_SIZE);
 }
 
 enum store_err store_session_write(struct store *s, const struct store_id *sid,
@@ -487,8 +441,7 @@ enum store_err store_session_write(struct store *s, const struct store_id *sid,
 	struct session *se;
 	struct smod *sm;
 	enum store_err err;
-	uint64_t end, newsize, first, last;
-	size_t need;
+	uint64_t end, newsize;
 
 	err = session_lock(s, sid, 1, &se);
 	if (err)
@@ -506,35 +459,10 @@ enum store_err store_session_write(struct store *s, const struct store_id *sid,
 		newsize = sm->size;
 	if (newsize > s->max_module_size)
 		goto out;
-	if (sm->ov_fd < 0) {
-		err = overlay_create(s, sm, newsize);
-		if (err)
-			goto out;
-	}
-	need = (size_t)((newsize / STORE_PAGE_SIZE + 7) / 8);
-	if (need > sm->dirty_cap) {
-		unsigned char *d = realloc(sm->dirty, need);
-
-		err = STORE_ENOMEM;
-		if (!d)
-			goto out;
-		memset(d + sm->dirty_cap, 0, need - sm->dirty_cap);
-		sm->dirty = d;
-		sm->dirty_cap = need;
-	}
-	first = off / STORE_PAGE_SIZE;
-	last = (end - 1) / STORE_PAGE_SIZE;
-	err = STORE_OK;
-	if (off % STORE_PAGE_SIZE || end < (first + 1) * STORE_PAGE_SIZE)
-		err = cow_page(s, sm, first);
-	if (!err && last != first && end % STORE_PAGE_SIZE)
-		err = cow_page(s, sm, last);
-	if (!err)
-		err =
-		    fs_write(&s->fs, sm->ov_fd, buf, len, off, "session.write");
+	err = overlay_write(s, &sm->ov, newsize / STORE_PAGE_SIZE, off, buf,
+			    len, base_page, sm);
 	if (err)
 		goto out;
-	mark_dirty(s, sm, first, last);
 	sm->size = newsize;
 out:
 	session_unlock(s, se);
@@ -586,29 +514,15 @@ enum store_err store_session_expire(struct store *s, unsigned int idle_seconds,
 enum store_err session_read_page(const struct smod *sm, uint64_t page,
 				 void *buf)
 {
-	return fs_read(sm->ov_fd, buf, STORE_PAGE_SIZE, page * STORE_PAGE_SIZE);
+	return overlay_read(&sm->ov, buf, STORE_PAGE_SIZE,
+			    page * STORE_PAGE_SIZE);
 }
 
 enum store_err session_write_dirty(struct store *s, const struct smod *sm,
 				   int fd, uint64_t *written)
 {
-	uint64_t page, npages = sm->size / STORE_PAGE_SIZE, run;
-	enum store_err err;
-
-	for (page = 0; page < npages; page += run) {
-		run = 1;
-		if (!session_is_dirty(sm, page))
-			continue;
-		while (page + run < npages && session_is_dirty(sm, page + run))
-			run++;
-		err =
-		    fs_copy_bytes(&s->fs, sm->ov_fd, fd, page * STORE_PAGE_SIZE,
-				  run * STORE_PAGE_SIZE);
-		if (err)
-			return err;
-		*written += run * STORE_PAGE_SIZE;
-	}
-	return STORE_OK;
+	return overlay_write_dirty(s, &sm->ov, sm->size / STORE_PAGE_SIZE, fd,
+				   written);
 }
 
 void session_finish(struct store *s, struct session *se)

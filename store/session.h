@@ -4,12 +4,12 @@
  *
  * A session holds a reference to its base state, whose files are never
  * modified, so it reads them without any lock of the store. Its writes go
- * page by page (copy on write) into an overlay per module, with a bitmap of
- * dirty pages.
+ * page by page (copy on write) into an overlay per module (overlay.h).
  */
 #ifndef STORE_SESSION_H
 #define STORE_SESSION_H
 
+#include "overlay.h"
 #include "store.h"
 
 #include <pthread.h>
@@ -27,12 +27,8 @@ struct smod {
 	const struct entry *be; /* in the base state; NULL: initial memory */
 	uint64_t base_size;
 	uint64_t size;
-	int base_fd;   /* -1 for initial memory */
-	int ov_fd;     /* -1 until the first write */
-	int ov_in_mem; /* ov_fd is a memory file, counted in sessions.ov_mem */
-	unsigned char *dirty;
-	size_t dirty_cap; /* bytes of the bitmap */
-	size_t ndirty;
+	int base_fd; /* -1 for initial memory */
+	struct overlay ov;
 };
 
 struct session {
@@ -48,11 +44,10 @@ struct session {
 	atomic_llong last_used; /* seconds, CLOCK_MONOTONIC */
 };
 
-/* The session table and what its overlays hold in memory. */
+/* The session table. */
 struct sessions {
 	struct session **v; /* oldest first */
 	size_t n, cap;
-	atomic_uint_fast64_t ov_mem; /* dirty bytes in memory overlays */
 };
 
 /* Look the session up and lock it; STORE_ENOSESSION when it is gone. */

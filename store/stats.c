@@ -15,6 +15,6 @@ enum store_err store_get_stats(struct store *s, struct store_stats *out)
 	out->sessions = s->sess.n;
 	pthread_mutex_unlock(&s->lock);
 	out->bytes_written = atomic_load(&s->bytes_written);
-	out->session_memory = atomic_load(&s->sess.ov_mem);
+	out->session_memory = atomic_load(&s->ov_mem);
 	return fs_bytes_on_disk(&s->fs, &out->bytes_on_disk);
 }

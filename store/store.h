@@ -34,6 +34,14 @@
 #define STORE_PAGE_SIZE		 4096
 #define STORE_DEFAULT_MEMORY	 65536
 #define STORE_DEFAULT_MAX_MODULE (1024ULL * 1024 * 1024)
+/*
+ * The largest max_module_size: 64 GiB. No offset arithmetic can wrap below
+ * it, and a session's bitmap of dirty pages for one module stays at most
+ * 2 MiB.
+ */
+#define STORE_MAX_MODULE_LIMIT (64ULL << 30)
+/* Sessions' written pages held in memory, at most (then in files). */
+#define STORE_DEFAULT_SESSION_MEMORY (64ULL << 20)
 
 struct store;
 
@@ -81,8 +89,13 @@ const char *store_errname(enum store_err err);
 typedef int (*store_fault_fn)(void *ctx, const char *step);
 
 struct store_options {
-	const char *dir;	  /* state directory; created 0700 if missing */
-	uint64_t max_module_size; /* bytes; 0 means the default of 1 GiB */
+	const char *dir; /* state directory; created 0700 if missing */
+	/* bytes, a multiple of the page size up to STORE_MAX_MODULE_LIMIT;
+	 * 0 means the default of 1 GiB (others are STORE_EINVAL) */
+	uint64_t max_module_size;
+	/* bytes of sessions' written pages kept in memory, in all; past it a
+	 * session's overlay moves to a file. 0 means 64 MiB. */
+	uint64_t max_session_memory;
 	unsigned int max_sessions; /* 0 means no limit */
 	store_fault_fn fault;	   /* NULL in production */
 	void *fault_ctx;

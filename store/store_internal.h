@@ -13,7 +13,8 @@
  *   commits.c       the commits store in memory
  *   commits_file.c  the file `commits`: its text, read and written
  *   journal.c       the journal and the switch of names; recovery
- *   session.c       sessions and their overlays
+ *   overlay.c       a session's writes to one module, bounded in memory
+ *   session.c       sessions
  *   commit.c        the commit of a session: prepare, plan, publish, finish
  *   history.c       the commits store's queries, persist, restore
  *   stats.c         figures
@@ -43,10 +44,11 @@
 struct state;
 
 struct store {
-	struct fs fs;		   /* fs.c */
-	uint64_t max_module_size;  /* open.c, at open */
-	unsigned int max_sessions; /* open.c, at open */
-	pthread_mutex_t op_lock;   /* open.c, at open */
+	struct fs fs;		     /* fs.c */
+	uint64_t max_module_size;    /* open.c, at open */
+	uint64_t max_session_memory; /* open.c, at open */
+	unsigned int max_sessions;   /* open.c, at open */
+	pthread_mutex_t op_lock;     /* open.c, at open, as the three below */
 	pthread_mutex_t persist_lock;
 	pthread_mutex_t lock;
 	pthread_mutex_t tree_lock;
@@ -54,6 +56,7 @@ struct store {
 	struct modules mods;		    /* modules.c */
 	struct state *cur;		    /* state.c */
 	struct sessions sess;		    /* session.c */
+	atomic_uint_fast64_t ov_mem;	    /* overlay.c: pages in memory */
 	struct commits cs;		    /* commits.c */
 	struct journal_state jrn;	    /* journal.c */
 	atomic_uint_fast64_t bytes_written; /* commit.c */
