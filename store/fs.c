@@ -96,19 +96,10 @@ enum store_err fs_open_wr(struct fs *fs, const char *name, const char *step,
 {
 	int e;
 
-	struct stat sb;
-
 	*fd = -1;
 	if ((e = fs_fault(fs, step)))
 		return fs_err(e);
 	*fd = openat(fs->dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (*fd >= 0 && fstat(*fd, &sb) == 0 && sb.st_nlink > 1) {
-		close(*fd); /* another name shares it: a new file instead */
-		if (unlinkat(fs->dirfd, name, 0) < 0)
-			return fs_err(errno);
-		*fd = openat(fs->dirfd, name,
-			     O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	}
 	return *fd < 0 ? fs_err(errno) : STORE_OK;
 }
 

@@ -47,10 +47,7 @@ void fs_close(struct fs *fs);
  */
 enum store_err fs_open_ro(struct fs *fs, const char *name, int missing_ok,
 			  int *fd);
-/*
- * Open name for writing in place, creating it 0600 if missing; a file that
- * another name shares is unlinked and made anew, so that only name changes.
- */
+/* Open name for writing in place, creating it 0600 if missing. */
 enum store_err fs_open_wr(struct fs *fs, const char *name, const char *step,
 			  int *fd);
 /* Open name read-write; *created is set when it was made (O_EXCL). */

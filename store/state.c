@@ -287,16 +287,22 @@ enum store_err state_from_pairs(struct store *s, const struct store_pair *pairs,
 	return STORE_OK;
 }
 
-/* Entry e from MOD_last_id: 1 when the module has a commit, 0 when not. */
+/*
+ * Entry e from MOD_last_id: 1 when the module has a commit, 0 when not. A
+ * _last_id sharing its inode (a link made by another version, while no
+ * process had the directory) is replaced here, once: every switch after
+ * it writes the _last_id files in place.
+ */
 static int entry_from_last_id(struct store *s, struct module *m,
 			      struct entry *e, enum store_err *err)
 {
 	char name[NAME_LEN], *buf = NULL;
+	unsigned long nlink = 1;
 	size_t len;
 	int x;
 
 	names_suffix(name, m->hex, "_last_id");
-	*err = fs_read_file(&s->fs, name, &buf, &len, NULL);
+	*err = fs_read_file(&s->fs, name, &buf, &len, &nlink);
 	if (*err == STORE_ENOCOMMIT) {
 		*err = STORE_OK;
 		return 0; /* no commit yet */
@@ -307,6 +313,11 @@ static int entry_from_last_id(struct store *s, struct module *m,
 	if (len != STORE_HEX_LEN + 1 || buf[STORE_HEX_LEN] != '\n' ||
 	    store_id_parse(&e->mc, buf, STORE_HEX_LEN))
 		goto out;
+	if (nlink > 1) {
+		*err = fs_write_atomic(&s->fs, name, buf, len, "open.id_write");
+		if (*err)
+			goto out;
+	}
 	e->mod = m;
 	names_commit(name, m->hex, &e->mc);
 	x = fs_exists(&s->fs, name, &e->size);
