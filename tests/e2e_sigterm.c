@@ -86,6 +86,13 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
+/* STOP_AFTER commits answered (or every client gave up). */
+static int stream_going(void *ctx)
+{
+	(void)ctx;
+	return atomic_load(&nanswered) >= STOP_AFTER || !atomic_load(&running);
+}
+
 static int connect_port(int port)
 {
 	struct sockaddr_in sa;
@@ -104,6 +111,17 @@ static int connect_port(int port)
 	return fd;
 }
 
+/* 1 when a connection to the port ctx is refused. */
+static int refused(void *ctx)
+{
+	int fd = connect_port(*(int *)ctx);
+
+	if (fd < 0)
+		return 1;
+	close(fd);
+	return 0;
+}
+
 /*
  * A deploy whose body is half sent when SIGTERM comes: new connections are
  * refused from then on, the request in flight still gets its 201, and the
@@ -118,7 +136,7 @@ static void test_drain(const char *dir, const char *log)
 	char buf[1024];
 	size_t have = 0;
 	ssize_t n;
-	int fd, other = 0, i;
+	int fd;
 
 	if (e2e_start(&dd, dir, log, NULL) < 0) {
 		CHECK(!"daemon started");
@@ -141,15 +159,8 @@ static void test_drain(const char *dir, const char *log)
 	CHECK(!strncmp(buf, "HTTP/1.1 100", 12));
 	have = 0;
 	kill(dd.pid, SIGTERM);
-	/* Stopped accepting: a new connection is refused (bounded wait). */
-	for (i = 0; i < 2000; i++) {
-		other = connect_port(dd.port);
-		if (other < 0)
-			break;
-		close(other);
-		usleep(5000);
-	}
-	CHECK(other < 0);
+	/* It stops accepting: a new connection is refused. */
+	CHECK(e2e_wait_until(refused, &dd.port, E2E_WAIT_MS));
 	/* The request in flight completes. */
 	CHECK(write(fd, "drain-body", 10) == 10);
 	while (have < sizeof(buf) - 1 &&
@@ -253,8 +264,7 @@ int main(void)
 
 	for (i = 0; i < CLIENTS; i++)
 		pthread_create(&th[i], NULL, client_main, (void *)(intptr_t)i);
-	while (atomic_load(&nanswered) < STOP_AFTER && atomic_load(&running))
-		usleep(1000);
+	CHECK(e2e_wait_until(stream_going, NULL, E2E_WAIT_MS));
 	rc = e2e_stop(&d, SIGTERM); /* while the clients go on */
 	for (i = 0; i < CLIENTS; i++)
 		pthread_join(th[i], NULL);

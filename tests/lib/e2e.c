@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define E2E_MAX_DAEMONS 16
@@ -495,6 +496,35 @@ const char *e2e_header(const struct e2e_resp *r, const char *name, char *buf,
 const char *e2e_str(const struct e2e_resp *r, const char *key)
 {
 	return json_string_value(json_object_get(r->json, key));
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int e2e_wait_until(e2e_cond_fn cond, void *ctx, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms, left;
+	long step = 1;
+	struct timespec ts;
+
+	for (;;) {
+		if (cond(ctx))
+			return 1;
+		left = deadline - now_ms();
+		if (left <= 0)
+			return 0;
+		if (step > left)
+			step = (long)left;
+		ts.tv_sec = step / 1000;
+		ts.tv_nsec = step % 1000 * 1000000;
+		nanosleep(&ts, NULL); /* between two polls of the condition */
+		step = step * 2 > 20 ? 20 : step * 2;
+	}
 }
 
 uint64_t e2e_proc_kib(pid_t pid, const char *field)

@@ -107,6 +107,23 @@ const char *e2e_header(const struct e2e_resp *r, const char *name, char *buf,
 /* A string member of the JSON answer, or NULL. */
 const char *e2e_str(const struct e2e_resp *r, const char *key);
 
+/*
+ * Wait for a condition instead of sleeping a fixed time: call cond(ctx)
+ * until it returns non-zero, pausing 1 ms between calls at first and up to
+ * 20 ms later on, for at most timeout_ms milliseconds. 1 when the
+ * condition held, 0 when the deadline came first (cond is called once
+ * more at the deadline).
+ */
+typedef int (*e2e_cond_fn)(void *ctx);
+int e2e_wait_until(e2e_cond_fn cond, void *ctx, int timeout_ms);
+
+/*
+ * The deadline of a wait for something that should happen at once: a
+ * safety net against a hang, not a timing assertion, so generous enough
+ * for sanitizers and valgrind.
+ */
+#define E2E_WAIT_MS 30000
+
 /* A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"), or 0. */
 uint64_t e2e_proc_kib(pid_t pid, const char *field);
 
