@@ -144,7 +144,7 @@ static void *trickle(void *arg)
 	while (!atomic_load(&trickle_stop)) {
 		if (send(t->fd, &c, 1, MSG_NOSIGNAL) < 0)
 			break;
-		usleep(300000);
+		usleep(300000); /* the slowness is the test, not a wait */
 	}
 	return NULL;
 }
