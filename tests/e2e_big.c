@@ -119,7 +119,7 @@ static void *sampler(void *arg)
 
 		if (v > rss_max)
 			rss_max = v;
-		usleep(20000);
+		usleep(20000); /* the sampling period, not a wait */
 	}
 	return NULL;
 }

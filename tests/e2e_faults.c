@@ -44,12 +44,25 @@ static int read_report(char *buf, size_t size)
 	return 1;
 }
 
+/* The shim's report, read until it starts with word. */
+struct report_wait {
+	const char *word;
+	char buf[64];
+};
+
+static int report_says(void *ctx)
+{
+	struct report_wait *w = ctx;
+
+	return read_report(w->buf, sizeof(w->buf)) &&
+	       !strncmp(w->buf, w->word, strlen(w->word));
+}
+
 /* Arm the shim to fail step n with err; wait until it says it is armed. */
 static int arm(long n, int err)
 {
-	char buf[64];
+	struct report_wait w = {"armed", ""};
 	FILE *f = fopen(ctl, "w");
-	int i;
 
 	if (!f)
 		return -1;
@@ -57,30 +70,21 @@ static int arm(long n, int err)
 	fclose(f);
 	unlink(report);
 	kill(d.pid, SIGUSR1);
-	for (i = 0; i < 2000; i++) {
-		if (read_report(buf, sizeof(buf)) && !strncmp(buf, "armed", 5))
-			return 0;
-		usleep(1000);
-	}
-	return -1;
+	return e2e_wait_until(report_says, &w, E2E_WAIT_MS) ? 0 : -1;
 }
 
 /* Disarm, waiting until it is; 1 when the failure fired since arming. */
 static int disarm(void)
 {
-	char buf[64];
-	int i;
+	struct report_wait w = {"disarmed", ""};
 
 	kill(d.pid, SIGUSR2);
-	for (i = 0; i < 5000; i++) {
-		if (read_report(buf, sizeof(buf)) &&
-		    !strncmp(buf, "disarmed", 8))
-			return strstr(buf, "fired") != NULL;
-		usleep(1000);
+	if (!e2e_wait_until(report_says, &w, E2E_WAIT_MS)) {
+		fprintf(stderr, "the shim did not disarm\n");
+		CHECK(0);
+		return 0;
 	}
-	fprintf(stderr, "the shim did not disarm\n");
-	CHECK(0);
-	return 0;
+	return strstr(w.buf, "fired") != NULL;
 }
 
 static void text_of(struct e2e_resp *r, const char *key, char *out)

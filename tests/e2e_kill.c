@@ -195,7 +195,7 @@ static void *admin(void *arg)
 		if (failed)
 			break;
 		atomic_fetch_add(&ops, 1);
-		usleep(2000);
+		usleep(2000); /* pacing: the writers' commits stay the bulk */
 	}
 	return NULL;
 }
@@ -327,7 +327,7 @@ int main(void)
 						    (unsigned)(round * 8 + i)));
 		pthread_create(&th[WRITERS], NULL, admin,
 			       (void *)(uintptr_t)(seed + (unsigned)round));
-		usleep(20000 + rnd(&seed) % 250000);
+		usleep(20000 + rnd(&seed) % 250000); /* a random kill moment */
 		killed += e2e_stop(&d, SIGKILL) == 128 + SIGKILL;
 		atomic_store(&stop, 1);
 		for (i = 0; i <= WRITERS; i++)

@@ -284,9 +284,26 @@ static int fetch(struct e2e_daemon *d, struct metrics *m)
 	return ok ? 0 : -1;
 }
 
+/* The metrics fetched again until the 14 requests before are counted. */
+struct counted_wait {
+	struct e2e_daemon *d;
+	struct metrics *m;
+};
+
+static int all_counted(void *ctx)
+{
+	struct counted_wait *w = ctx;
+
+	/* a failed fetch is a failed check already: stop waiting */
+	return fetch(w->d, w->m) < 0 ||
+	       value(w->m, "modstore_http_request_duration_seconds_count",
+		     "") >= 14;
+}
+
 int main(void)
 {
 	static struct metrics m;
+	struct counted_wait mw;
 	struct e2e_daemon d;
 	struct e2e_tmp tmp;
 	struct e2e_resp r = {0};
@@ -363,57 +380,48 @@ int main(void)
 	 * A request is counted when it completes, just after its answer
 	 * has gone out: wait until the 14 requests above are all counted.
 	 */
-	for (i = 0; i < 100; i++) {
-		if (fetch(&d, &m) < 0 ||
-		    value(&m, "modstore_http_request_duration_seconds_count",
-			  "") >= 14)
-			break;
-		usleep(20 * 1000);
-	}
-	if (i < 100) {
-		check_histogram(&m, "modstore_http_request_duration_seconds");
-		check_histogram(&m, "modstore_commit_duration_seconds");
-		CHECK(value(&m, "modstore_commit_duration_seconds_count", "") ==
-		      2);
-		CHECK(value(&m, "modstore_modules", "") == 2);
-		CHECK(value(&m, "modstore_commits", "") == 2);
-		CHECK(value(&m, "modstore_sessions_open", "") == 1);
-		CHECK(value(&m, "modstore_disk_bytes", "") > 0);
-		CHECK(value(&m, "modstore_written_bytes_total", "") >= 8192);
-		CHECK(value(&m, "modstore_http_received_bytes_total", "") >=
-		      20);
-		/* route labels are the patterns, not the paths */
-		CHECK(value(&m, "modstore_http_requests_total",
-			    "method=\"POST\",route=\"/sessions/{sid}/commit\","
-			    "status=\"201\"") == 2);
-		CHECK(value(&m, "modstore_http_requests_total",
-			    "method=\"PUT\",route=\"/sessions/{sid}/modules/"
-			    "{mod}/memory\",status=\"204\"") == 2);
-		CHECK(value(&m, "modstore_http_requests_total",
-			    "method=\"POST\",route=\"/sessions\","
-			    "status=\"201\"") == 3);
-		CHECK(value(&m, "modstore_http_requests_total",
-			    "method=\"GET\",route=\"/modules/{mod}\","
-			    "status=\"404\"") == 1);
-		CHECK(value(&m, "modstore_http_requests_total",
-			    "method=\"\",route=\"unmatched\","
-			    "status=\"404\"") == 1);
-		CHECK(value(&m, "modstore_http_requests_total",
-			    "method=\"\",route=\"unmatched\","
-			    "status=\"405\"") == 1);
-		/* the first /metrics itself was counted when it completed */
-		CHECK(value(&m, "modstore_http_requests_total",
-			    "method=\"GET\",route=\"/metrics\","
-			    "status=\"200\"") >= 1);
-		CHECK(value(&m, "modstore_http_request_duration_seconds_count",
-			    "") >= 14);
-		for (i = 0; i < (int)m.n; i++)
-			CHECK(strstr(m.s[i].labels, "route=\"/sessions/") ==
-				  NULL ||
-			      strstr(m.s[i].labels, "{sid}") != NULL);
-		/* the open session wrote nothing; the two committed */
-		CHECK(value(&m, "modstore_session_memory_bytes", "") == 0);
-	}
+	mw.d = &d;
+	mw.m = &m;
+	CHECK(e2e_wait_until(all_counted, &mw, E2E_WAIT_MS));
+	check_histogram(&m, "modstore_http_request_duration_seconds");
+	check_histogram(&m, "modstore_commit_duration_seconds");
+	CHECK(value(&m, "modstore_commit_duration_seconds_count", "") == 2);
+	CHECK(value(&m, "modstore_modules", "") == 2);
+	CHECK(value(&m, "modstore_commits", "") == 2);
+	CHECK(value(&m, "modstore_sessions_open", "") == 1);
+	CHECK(value(&m, "modstore_disk_bytes", "") > 0);
+	CHECK(value(&m, "modstore_written_bytes_total", "") >= 8192);
+	CHECK(value(&m, "modstore_http_received_bytes_total", "") >= 20);
+	/* route labels are the patterns, not the paths */
+	CHECK(value(&m, "modstore_http_requests_total",
+		    "method=\"POST\",route=\"/sessions/{sid}/commit\","
+		    "status=\"201\"") == 2);
+	CHECK(value(&m, "modstore_http_requests_total",
+		    "method=\"PUT\",route=\"/sessions/{sid}/modules/"
+		    "{mod}/memory\",status=\"204\"") == 2);
+	CHECK(value(&m, "modstore_http_requests_total",
+		    "method=\"POST\",route=\"/sessions\","
+		    "status=\"201\"") == 3);
+	CHECK(value(&m, "modstore_http_requests_total",
+		    "method=\"GET\",route=\"/modules/{mod}\","
+		    "status=\"404\"") == 1);
+	CHECK(value(&m, "modstore_http_requests_total",
+		    "method=\"\",route=\"unmatched\","
+		    "status=\"404\"") == 1);
+	CHECK(value(&m, "modstore_http_requests_total",
+		    "method=\"\",route=\"unmatched\","
+		    "status=\"405\"") == 1);
+	/* the first /metrics itself was counted when it completed */
+	CHECK(value(&m, "modstore_http_requests_total",
+		    "method=\"GET\",route=\"/metrics\","
+		    "status=\"200\"") >= 1);
+	CHECK(value(&m, "modstore_http_request_duration_seconds_count", "") >=
+	      14);
+	for (i = 0; i < (int)m.n; i++)
+		CHECK(strstr(m.s[i].labels, "route=\"/sessions/") == NULL ||
+		      strstr(m.s[i].labels, "{sid}") != NULL);
+	/* the open session wrote nothing; the two committed */
+	CHECK(value(&m, "modstore_session_memory_bytes", "") == 0);
 	/* 10 bytes across a page boundary: two pages held, until dropped */
 	e2e_post(&d, "/sessions", NULL, &r);
 	snprintf(sid, sizeof(sid), "%s", e2e_str(&r, "id"));

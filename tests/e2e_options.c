@@ -100,6 +100,19 @@ static int log_has(const char *log, const char *text)
 	return found;
 }
 
+/* 1 when the daemon ctx lists no open session. */
+static int no_sessions(void *ctx)
+{
+	struct e2e_resp r;
+	int none;
+
+	e2e_get(ctx, "/sessions", &r);
+	none = r.status == 200 &&
+	       json_array_size(json_object_get(r.json, "sessions")) == 0;
+	e2e_resp_release(&r);
+	return none;
+}
+
 int main(void)
 {
 	struct e2e_tmp tmp;
@@ -107,7 +120,6 @@ int main(void)
 	struct e2e_resp r;
 	struct stat st;
 	char jlog[600], file[600], sid[65] = "", path[300];
-	int i, gone = 0;
 
 	if (e2e_tmp_make(&tmp, "options") < 0)
 		return 1;
@@ -167,15 +179,7 @@ int main(void)
 		}
 	}
 	post_status(&d, "/sessions", NULL, 201, NULL);
-	for (i = 0; i < 300 && !gone; i++) {
-		usleep(100000);
-		e2e_get(&d, "/sessions", &r);
-		gone =
-		    r.status == 200 &&
-		    json_array_size(json_object_get(r.json, "sessions")) == 0;
-		e2e_resp_release(&r);
-	}
-	CHECK(gone);
+	CHECK(e2e_wait_until(no_sessions, &d, E2E_WAIT_MS));
 	e2e_get(&d, "/health", &r);
 	E2E_STATUS(&r, 200);
 	e2e_resp_release(&r);

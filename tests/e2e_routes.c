@@ -817,35 +817,47 @@ static void test_commits(const struct store_id *c1, const struct store_id *c2)
 	e2e_resp_release(&r);
 }
 
-/*
- * Arm the shim with SIGUSR1 and wait until the signal is no longer pending
- * for the process (ShdPnd of /proc/PID/status): its handler has run then.
- */
-static int shim_arm(pid_t pid)
-{
-	char path[64], line[256];
-	unsigned long long mask;
-	int i, pending = 1;
-	FILE *f;
+/* Its report file (FAULTSHIM_REPORT), read until it starts with word. */
+struct shim_wait {
+	const char *report;
+	const char *word;
+};
 
-	kill(pid, SIGUSR1);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	for (i = 0; i < 2000 && pending; i++) {
-		f = fopen(path, "r");
-		if (!f)
-			return -1;
-		while (fgets(line, sizeof(line), f)) {
-			if (!strncmp(line, "ShdPnd:", 7)) {
-				mask = strtoull(line + 7, NULL, 16);
-				pending = (mask >> (SIGUSR1 - 1)) & 1;
-			}
-		}
+static int shim_says(void *ctx)
+{
+	const struct shim_wait *w = ctx;
+	char buf[64] = "";
+	size_t n = 0;
+	FILE *f = fopen(w->report, "r");
+
+	if (f) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
 		fclose(f);
-		if (pending)
-			usleep(1000);
 	}
-	usleep(1000);
-	return pending ? -1 : 0;
+	buf[n] = '\0';
+	return !strncmp(buf, w->word, strlen(w->word));
+}
+
+/* Send sig to the shim and wait until its report says word; 0 or -1. */
+static int shim_signal(pid_t pid, const char *report, int sig, const char *word)
+{
+	struct shim_wait w = {report, word};
+
+	unlink(report);
+	kill(pid, sig);
+	return e2e_wait_until(shim_says, &w, E2E_WAIT_MS) ? 0 : -1;
+}
+
+/* Arm the shim: the next counted step fails. */
+static int shim_arm(pid_t pid, const char *report)
+{
+	return shim_signal(pid, report, SIGUSR1, "armed");
+}
+
+/* Disarm it (it disarmed itself if the failure fired). */
+static int shim_disarm(pid_t pid, const char *report)
+{
+	return shim_signal(pid, report, SIGUSR2, "disarmed");
 }
 
 /* 507 and 500: the disk fails under a commit and a persist. */
@@ -891,19 +903,19 @@ static void test_faults(const char *root)
 	E2E_STATUS(&r, 204);
 	e2e_resp_release(&r);
 	snprintf(path, sizeof(path), "/sessions/%s/commit", sh);
-	CHECK(shim_arm(f.pid) == 0);
+	CHECK(shim_arm(f.pid, report) == 0);
 	e2e_request(&d, "POST", path, NULL, 0, NULL, &r);
 	E2E_ERROR(&r, 507, "disk_full");
 	e2e_resp_release(&r);
-	kill(f.pid, SIGUSR2);
+	CHECK(shim_disarm(f.pid, report) == 0);
 	root_now(&after);
 	CHECK(store_id_equal(&before, &after)); /* nothing half done */
 
-	CHECK(shim_arm(f.pid) == 0);
+	CHECK(shim_arm(f.pid, report) == 0);
 	e2e_post(&d, "/persist", NULL, &r);
 	E2E_ERROR(&r, 507, "disk_full");
 	e2e_resp_release(&r);
-	kill(f.pid, SIGUSR2);
+	CHECK(shim_disarm(f.pid, report) == 0);
 
 	e2e_get(&d, "/health", &r);
 	E2E_STATUS(&r, 200); /* still serving */
@@ -924,11 +936,11 @@ static void test_faults(const char *root)
 	E2E_STATUS(&r, 204);
 	e2e_resp_release(&r);
 	snprintf(path, sizeof(path), "/sessions/%s/commit", sh);
-	CHECK(shim_arm(f.pid) == 0);
+	CHECK(shim_arm(f.pid, report) == 0);
 	e2e_request(&d, "POST", path, NULL, 0, NULL, &r);
 	E2E_ERROR(&r, 500, "io_error");
 	e2e_resp_release(&r);
-	kill(f.pid, SIGUSR2);
+	CHECK(shim_disarm(f.pid, report) == 0);
 	root_now(&after);
 	CHECK(store_id_equal(&before, &after));
 	e2e_get(&d, "/health", &r);

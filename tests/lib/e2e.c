@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define E2E_MAX_DAEMONS 16
@@ -344,20 +345,36 @@ static size_t on_read(char *p, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
-static int perform(const struct e2e_daemon *d, const char *method,
-		   const char *path, const void *body, size_t len,
-		   struct source *src, e2e_sink_fn fn, void *ctx,
+struct e2e_conn {
+	const struct e2e_daemon *d; /* borrowed */
+	CURL *curl;		    /* kept between requests: its connection */
+	long connects;
+};
+
+/*
+ * One request, on conn's handle when conn is given (libcurl keeps its
+ * connection alive between requests), else on a handle of its own.
+ */
+static int perform(const struct e2e_daemon *d, struct e2e_conn *conn,
+		   const char *method, const char *path, const void *body,
+		   size_t len, struct source *src, e2e_sink_fn fn, void *ctx,
 		   const char *const *headers, struct e2e_resp *out)
 {
 	struct sink bs = {NULL, 0, 0, fn, ctx}, hs = {NULL, 0, 0, NULL, NULL};
 	struct curl_slist *hl = NULL;
 	char url[2048], auth[600];
+	long connects = 0;
 	CURLcode rc;
 	CURL *c;
 	size_t i;
 
 	memset(out, 0, sizeof(*out));
-	c = curl_easy_init();
+	if (conn) {
+		c = conn->curl;
+		curl_easy_reset(c); /* the options go, the connection stays */
+	} else {
+		c = curl_easy_init();
+	}
 	if (!c)
 		return -1;
 	snprintf(url, sizeof(url), "%s%s", d->url, path);
@@ -397,7 +414,11 @@ static int perform(const struct e2e_daemon *d, const char *method,
 	rc = curl_easy_perform(c);
 	out->curl_err = (int)rc;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
-	curl_easy_cleanup(c);
+	if (conn &&
+	    curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+		conn->connects += connects;
+	if (!conn)
+		curl_easy_cleanup(c);
 	curl_slist_free_all(hl);
 	out->body = bs.buf ? bs.buf : strdup("");
 	out->len = bs.len;
@@ -414,8 +435,8 @@ int e2e_request(const struct e2e_daemon *d, const char *method,
 		const char *path, const void *body, size_t len,
 		const char *const *headers, struct e2e_resp *out)
 {
-	return perform(d, method, path, body, len, NULL, NULL, NULL, headers,
-		       out);
+	return perform(d, NULL, method, path, body, len, NULL, NULL, NULL,
+		       headers, out);
 }
 
 int e2e_get(const struct e2e_daemon *d, const char *path, struct e2e_resp *out)
@@ -435,13 +456,50 @@ int e2e_upload(const struct e2e_daemon *d, const char *method, const char *path,
 {
 	struct source src = {seed, 0, len};
 
-	return perform(d, method, path, NULL, 0, &src, NULL, NULL, NULL, out);
+	return perform(d, NULL, method, path, NULL, 0, &src, NULL, NULL, NULL,
+		       out);
 }
 
 int e2e_download(const struct e2e_daemon *d, const char *path, e2e_sink_fn fn,
 		 void *ctx, struct e2e_resp *out)
 {
-	return perform(d, "GET", path, NULL, 0, NULL, fn, ctx, NULL, out);
+	return perform(d, NULL, "GET", path, NULL, 0, NULL, fn, ctx, NULL, out);
+}
+
+struct e2e_conn *e2e_conn_new(const struct e2e_daemon *d)
+{
+	struct e2e_conn *conn = calloc(1, sizeof(*conn));
+
+	if (!conn)
+		return NULL;
+	conn->d = d;
+	conn->curl = curl_easy_init();
+	if (!conn->curl) {
+		free(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+int e2e_conn_request(struct e2e_conn *conn, const char *method,
+		     const char *path, const void *body, size_t len,
+		     struct e2e_resp *out)
+{
+	return perform(conn->d, conn, method, path, body, len, NULL, NULL, NULL,
+		       NULL, out);
+}
+
+long e2e_conn_connects(const struct e2e_conn *conn)
+{
+	return conn->connects;
+}
+
+void e2e_conn_free(struct e2e_conn *conn)
+{
+	if (!conn)
+		return;
+	curl_easy_cleanup(conn->curl);
+	free(conn);
 }
 
 void e2e_pattern(uint64_t seed, uint64_t off, unsigned char *buf, size_t len)
@@ -495,6 +553,35 @@ const char *e2e_header(const struct e2e_resp *r, const char *name, char *buf,
 const char *e2e_str(const struct e2e_resp *r, const char *key)
 {
 	return json_string_value(json_object_get(r->json, key));
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int e2e_wait_until(e2e_cond_fn cond, void *ctx, int timeout_ms)
+{
+	long long deadline = now_ms() + timeout_ms, left;
+	long step = 1;
+	struct timespec ts;
+
+	for (;;) {
+		if (cond(ctx))
+			return 1;
+		left = deadline - now_ms();
+		if (left <= 0)
+			return 0;
+		if (step > left)
+			step = (long)left;
+		ts.tv_sec = step / 1000;
+		ts.tv_nsec = step % 1000 * 1000000;
+		nanosleep(&ts, NULL); /* between two polls of the condition */
+		step = step * 2 > 20 ? 20 : step * 2;
+	}
 }
 
 uint64_t e2e_proc_kib(pid_t pid, const char *field)

@@ -98,6 +98,24 @@ typedef int (*e2e_sink_fn)(void *ctx, const unsigned char *data, size_t len);
 int e2e_download(const struct e2e_daemon *d, const char *path, e2e_sink_fn fn,
 		 void *ctx, struct e2e_resp *out);
 
+/*
+ * A keep-alive client: its requests go over one connection, which libcurl
+ * opens again only when the daemon closed it. One thread at a time uses
+ * it; d is borrowed and must outlive it. e2e_conn_new() needs e2e_start()
+ * to have run (libcurl is set up there). Free with e2e_conn_free().
+ */
+struct e2e_conn;
+struct e2e_conn *e2e_conn_new(const struct e2e_daemon *d);
+void e2e_conn_free(struct e2e_conn *conn);
+
+/* A request as e2e_request() makes it (no extra headers), over conn. */
+int e2e_conn_request(struct e2e_conn *conn, const char *method,
+		     const char *path, const void *body, size_t len,
+		     struct e2e_resp *out);
+
+/* The connections conn has opened so far (1 while it kept one alive). */
+long e2e_conn_connects(const struct e2e_conn *conn);
+
 void e2e_resp_release(struct e2e_resp *r);
 
 /* A header of the answer (case-insensitive name) into buf, or NULL. */
@@ -106,6 +124,23 @@ const char *e2e_header(const struct e2e_resp *r, const char *name, char *buf,
 
 /* A string member of the JSON answer, or NULL. */
 const char *e2e_str(const struct e2e_resp *r, const char *key);
+
+/*
+ * Wait for a condition instead of sleeping a fixed time: call cond(ctx)
+ * until it returns non-zero, pausing 1 ms between calls at first and up to
+ * 20 ms later on, for at most timeout_ms milliseconds. 1 when the
+ * condition held, 0 when the deadline came first (cond is called once
+ * more at the deadline).
+ */
+typedef int (*e2e_cond_fn)(void *ctx);
+int e2e_wait_until(e2e_cond_fn cond, void *ctx, int timeout_ms);
+
+/*
+ * The deadline of a wait for something that should happen at once: a
+ * safety net against a hang, not a timing assertion, so generous enough
+ * for sanitizers and valgrind.
+ */
+#define E2E_WAIT_MS 30000
 
 /* A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"), or 0. */
 uint64_t e2e_proc_kib(pid_t pid, const char *field);

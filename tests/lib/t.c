@@ -13,8 +13,17 @@ int t_failed;
 
 int t_done(void)
 {
+	int none = !t_passed && !t_failed;
+
+	if (none) {
+		/* the message before the summary, which stays the last line */
+		fflush(stdout);
+		fprintf(stderr, "FAIL no check ran: a test program that "
+				"checks nothing proves nothing\n");
+	}
 	printf("%d passed, %d failed\n", t_passed, t_failed);
-	return t_failed ? 1 : 0;
+	fflush(stdout);
+	return t_failed || none ? 1 : 0;
 }
 
 char *t_tmpdir(const char *tag)

@@ -1,6 +1,7 @@
 /*
  * t.h - the test harness: CHECK() records a result, t_done() prints
- * "N passed, N failed" and gives the exit status.
+ * "N passed, N failed" and gives the exit status: non-zero when a check
+ * failed, and when no check ran at all.
  */
 #ifndef T_H
 #define T_H
@@ -34,7 +35,11 @@ extern int t_failed;
 		}                                                              \
 	} while (0)
 
-/* Print the summary line and return the process exit status. */
+/*
+ * Print the summary line and return the process exit status: 1 when a
+ * check failed or when none ran (a program that checked nothing fails,
+ * saying so on stderr), 0 otherwise.
+ */
 int t_done(void);
 
 /* A fresh empty directory under $TMPDIR (or /tmp); caller frees. */

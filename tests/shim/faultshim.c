@@ -14,11 +14,6 @@
  * rewritten with "armed" when SIGUSR1 has been handled, with
  * "fired <call> N" when the failure happened, and with "disarmed" or
  * "disarmed fired" when SIGUSR2 has been handled.
- *
- * It can also hold a stop in the middle: with FAULTSHIM_EPOLL_DEL_MS=N the
- * main thread's epoll_ctl(EPOLL_CTL_DEL) sleeps N ms before the call, so
- * the HTTP workers run while the daemon is halfway through refusing new
- * connections.
  */
 
 #include <dlfcn.h>
@@ -30,10 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 static atomic_int armed;
@@ -43,7 +35,6 @@ static long target = 1;
 static int fail_errno = EIO;
 static const char *report_path;
 static const char *ctl_path;
-static long epoll_del_ms;
 static int (*real_open)(const char *, int, ...);
 static ssize_t (*real_write)(int, const void *, size_t);
 
@@ -123,8 +114,6 @@ __attribute__((constructor)) static void shim_init(void)
 	    (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
 	report_path = getenv("FAULTSHIM_REPORT");
 	ctl_path = getenv("FAULTSHIM_CTL");
-	if (getenv("FAULTSHIM_EPOLL_DEL_MS"))
-		epoll_del_ms = atol(getenv("FAULTSHIM_EPOLL_DEL_MS"));
 	if (n)
 		target = atol(n);
 	if (e && !strcmp(e, "ENOSPC"))
@@ -282,18 +271,4 @@ int linkat(int da, const char *a, int db, const char *b, int fl)
 		return -1;
 	return REAL("linkat", int (*)(int, const char *, int, const char *,
 				      int))(da, a, db, b, fl);
-}
-
-int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
-{
-	struct timespec ts;
-
-	if (epoll_del_ms > 0 && op == EPOLL_CTL_DEL &&
-	    syscall(SYS_gettid) == getpid()) {
-		ts.tv_sec = epoll_del_ms / 1000;
-		ts.tv_nsec = epoll_del_ms % 1000 * 1000000;
-		nanosleep(&ts, NULL);
-	}
-	return REAL("epoll_ctl", int (*)(int, int, int, struct epoll_event *))(
-	    epfd, op, fd, ev);
 }
