@@ -236,8 +236,10 @@ static void plan_entry(struct store *s, struct commit *c, struct module *m,
 		e->tree = tree_ref(p->tree);
 		src_add(c, m, p->tmp);
 	} else if (be) {
-		*e = *be;
-		e->tree = state_entry_tree_ref(s, be);
+		e->mod = be->mod;
+		e->mc = be->mc;
+		e->size = be->size;
+		e->tree = state_entry_tree_ref(s, be); /* set under tree_lock */
 	} else {
 		/* initial memory: its file, should it be missing, from init */
 		state_initial_entry(m, e);
