@@ -28,7 +28,10 @@ struct fs {
 
 enum store_err fs_err(int e);
 
-/* Run the fault hook for step (none if NULL); 0 or the errno it asks for. */
+/*
+ * Run the fault hook for step (none if NULL); 0 or the errno it asks for.
+ * The flush functions below also honour STORE_FAULT_SKIP.
+ */
 int fs_fault(struct fs *fs, const char *step);
 
 /*

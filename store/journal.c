@@ -721,7 +721,7 @@ void journal_close(struct store *s)
 	if (s->jrn.live && !s->jrn.wedged &&
 	    fs_sync(&s->fs, "close.sync") == STORE_OK) {
 		journal_clear(s);
-		(void)fs_fdatasync(&s->fs, s->jrn.fd, NULL);
+		(void)fs_fdatasync(&s->fs, s->jrn.fd, "close.fsync");
 	}
 	fs_close_fd(s->jrn.fd);
 	s->jrn.fd = -1;
