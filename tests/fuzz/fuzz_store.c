@@ -6,7 +6,10 @@
  * Every input gets a fresh store in a new directory under /dev/shm (tmpfs:
  * fsync is cheap), removed afterwards. Four fixed bytecodes give the
  * modules; the maximum module size is MAX_PAGES pages and at most
- * MAX_SESSIONS sessions may be open.
+ * MAX_SESSIONS sessions may be open; the sessions' memory is 1 to 6 pages
+ * (by the input's length), so overlays move from memory to files on the
+ * way. A maximum module size that is not page-aligned or past
+ * STORE_MAX_MODULE_LIMIT must be refused first.
  *
  * The model keeps every memory image as bytes and derives each id the way
  * a client would, with store_memory_id() and store_state_id(): a session
@@ -1307,8 +1310,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(f.dir, sizeof(f.dir), "%s/modstore-fuzz-%ld-%lu", base_dir,
 		 (long)getpid(), counter++);
 	f.opts.dir = f.dir;
-	f.opts.max_module_size = MAX_SIZE;
 	f.opts.max_sessions = MAX_SESSIONS;
+	/* a maximum not page-aligned, or past the limit, is refused */
+	f.opts.max_module_size =
+	    size % 2 ? MAX_SIZE + 1 + size % (PAGE - 1)
+		     : STORE_MAX_MODULE_LIMIT + PAGE * (1 + size % 7);
+	expect_err(&f, "store_open bad maximum", store_open(&f.s, &f.opts),
+		   STORE_EINVAL);
+	f.opts.max_module_size = MAX_SIZE;
+	/* sessions' memory of 1 to 6 pages: overlays move to files often */
+	f.opts.max_session_memory = PAGE * (1 + size % 6);
 	say("--- %s\n", f.dir);
 	expect_err(&f, "store_open", store_open(&f.s, &f.opts), STORE_OK);
 	while (f.n > 0 && f.step < MAX_OPS) {
