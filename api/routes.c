@@ -132,6 +132,35 @@ static enum MHD_Result restore(struct api_request *r)
 	return reply_commits(r);
 }
 
+/* DELETE /commits/{commit}: forgotten, and the files nothing needs go. */
+static enum MHD_Result commit_delete(struct api_request *r)
+{
+	enum store_err err = store_commit_delete(r->api->o.store, &r->ids[0]);
+
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "deleting the commit");
+		return api_reply_error(r);
+	}
+	return api_reply_empty(r, MHD_HTTP_NO_CONTENT);
+}
+
+/* POST /gc: the module commit files nothing needs are removed. */
+static enum MHD_Result gc(struct api_request *r)
+{
+	struct store_gc_info info;
+	enum store_err err = store_gc(r->api->o.store, &info);
+
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "collecting unneeded files");
+		return api_reply_error(r);
+	}
+	return api_reply_json(r, MHD_HTTP_OK,
+			      json_pack("{s:I, s:I}", "removed_files",
+					(json_int_t)info.removed_files,
+					"freed_bytes",
+					(json_int_t)info.freed_bytes));
+}
+
 /*
  * GET /commits/{commit}/modules/{mod}/memory: the module's memory as the
  * commit holds it, from its commit file (sendfile).
@@ -269,6 +298,17 @@ static void metrics_write(FILE *f, struct api_metrics *m,
 		     st->modules);
 	metric_gauge(f, "modstore_commits", "gauge",
 		     "Commits in the commits store.", st->commits);
+	metric_gauge(f, "modstore_commits_deleted_total", "counter",
+		     "Commits deleted, by DELETE and --keep-commits, since the "
+		     "store opened.",
+		     st->commits_deleted);
+	metric_gauge(f, "modstore_files_removed_total", "counter",
+		     "Module commit files removed by delete and gc since the "
+		     "store opened.",
+		     st->files_removed);
+	metric_gauge(f, "modstore_freed_bytes_total", "counter",
+		     "Bytes the removed module commit files had allocated.",
+		     st->bytes_freed);
 	metric_gauge(f, "modstore_disk_bytes", "gauge",
 		     "Bytes allocated on disk by the state directory.",
 		     st->bytes_on_disk);
@@ -915,10 +955,12 @@ const struct api_route api_routes[] = {
      0},
     {GET, "/commits", commits_list, NULL, NULL, API_BODY_NONE, 0},
     {GET, "/commits/{commit}", commit_get, NULL, NULL, API_BODY_NONE, 0},
+    {DELETE, "/commits/{commit}", commit_delete, NULL, NULL, API_BODY_NONE, 0},
     {GET, "/commits/{commit}/modules/{mod}/memory", commit_memory, NULL, NULL,
      API_BODY_NONE, 0},
     {POST, "/persist", persist, NULL, NULL, API_BODY_NONE, 0},
     {POST, "/restore/{commit}", restore, NULL, NULL, API_BODY_NONE, 0},
+    {POST, "/gc", gc, NULL, NULL, API_BODY_NONE, 0},
     {GET, "/metrics", metrics, NULL, NULL, API_BODY_NONE, 0},
 };
 

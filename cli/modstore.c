@@ -109,6 +109,8 @@ static const char usage_text[] =
     "  commits                        list the commits store\n"
     "  persist                        write the commits store to disk\n"
     "  restore COMMIT                 make COMMIT the current state\n"
+    "  delete COMMIT                  forget COMMIT, remove unneeded files\n"
+    "  gc                             remove every file nothing needs\n"
     "  root                           print the root of the current state\n"
     "  health                         check that the server answers\n"
     "  verify COMMIT                  download COMMIT's memory, recompute "
@@ -920,6 +922,42 @@ static int cmd_restore(struct cli *c, int argc, char **argv)
 	return ret;
 }
 
+static int cmd_delete(struct cli *c, int argc, char **argv)
+{
+	char hex[STORE_HEX_LEN + 1], path[128];
+	json_t *j = NULL;
+	int done, ret = no_options("delete", argc, argv, 1, &done);
+
+	if (done || ret)
+		return ret;
+	if (id_arg("COMMIT", argv[optind], hex) < 0)
+		return CLI_USAGE;
+	snprintf(path, sizeof(path), "/commits/%s", hex);
+	ret = json_call(c, "DELETE", path, NULL, "delete", &j);
+	if (ret == CLI_OK && !c->json)
+		printf("deleted %s\n", hex);
+	json_decref(j);
+	return ret;
+}
+
+static int cmd_gc(struct cli *c, int argc, char **argv)
+{
+	json_t *j = NULL;
+	int done, ret = no_options("gc", argc, argv, 0, &done);
+
+	if (done || ret)
+		return ret;
+	ret = json_call(c, "POST", "/gc", NULL, "gc", &j);
+	if (ret == CLI_OK && !c->json)
+		printf("removed %lld files, freed %lld bytes\n",
+		       (long long)json_integer_value(
+			   json_object_get(j, "removed_files")),
+		       (long long)json_integer_value(
+			   json_object_get(j, "freed_bytes")));
+	json_decref(j);
+	return ret;
+}
+
 static int cmd_root(struct cli *c, int argc, char **argv)
 {
 	json_t *j = NULL;
@@ -1177,6 +1215,18 @@ static const struct cli_cmd cmds[] = {
      "usage: modstore restore COMMIT\n"
      "\n"
      "Make COMMIT the current state of every module.\n"},
+    {"delete", cmd_delete,
+     "usage: modstore delete COMMIT\n"
+     "\n"
+     "Forget COMMIT (from the commits store and the file `commits`) and\n"
+     "remove the module commit files nothing needs any more. The current\n"
+     "state stays even when COMMIT is its commit.\n"},
+    {"gc", cmd_gc,
+     "usage: modstore gc\n"
+     "\n"
+     "Remove the module commit files that no commit, neither the current\n"
+     "state nor an open session needs; print how many and the bytes\n"
+     "freed.\n"},
     {"root", cmd_root,
      "usage: modstore root\n"
      "\n"

@@ -13,6 +13,7 @@
  */
 #include "commits.h"
 #include "fs.h"
+#include "gc.h"
 #include "ids.h"
 #include "journal.h"
 #include "names.h"
@@ -365,7 +366,7 @@ static void commit_release(struct store *s, struct commit *c, int keep_tmps)
 	free(c->preps);
 	free(c->src);
 	free(c->pairs);
-	commits_entry_free(c->ce);
+	commits_entry_unref(c->ce);
 	state_unref(c->st);
 	if (c->se)
 		session_unlock(s, c->se);
@@ -407,5 +408,9 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 		commit_finish(s, &c, out);
 out:
 	commit_release(s, &c, wedged);
+	if (!err && s->keep_commits)
+		(void)gc_retain(s, s->keep_commits); /* the commit stands */
+	if (!err)
+		gc_collect_deferred(s); /* files the old state held may go */
 	return err;
 }

@@ -21,7 +21,7 @@ void commits_release(struct commits *cs)
 	size_t i;
 
 	for (i = 0; i < cs->n; i++)
-		commits_entry_free(cs->v[i]);
+		commits_entry_unref(cs->v[i]);
 	free(cs->v);
 	free(cs->index);
 	memset(cs, 0, sizeof(*cs));
@@ -100,6 +100,8 @@ struct commits_entry *commits_entry_new(const struct store_id *id,
 
 	if (!c)
 		return NULL;
+	atomic_init(&c->refs, 1);
+	atomic_init(&c->persisted, 0);
 	c->id = *id;
 	c->n = n;
 	if (n) {
@@ -113,18 +115,18 @@ struct commits_entry *commits_entry_new(const struct store_id *id,
 	return c;
 }
 
-void commits_entry_free(struct commits_entry *c)
+void commits_entry_unref(struct commits_entry *c)
 {
-	if (c) {
-		free(c->pairs);
-		free(c);
-	}
+	if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+		return;
+	free(c->pairs);
+	free(c);
 }
 
 void commits_insert(struct commits *cs, struct commits_entry *c)
 {
 	if (commits_find(cs, &c->id)) {
-		commits_entry_free(c);
+		commits_entry_unref(c);
 		return;
 	}
 	cs->v[cs->n] = c;
@@ -133,19 +135,25 @@ void commits_insert(struct commits *cs, struct commits_entry *c)
 }
 
 enum store_err commits_add(struct commits *cs, const struct store_id *id,
-			   const struct store_pair *pairs, size_t n)
+			   const struct store_pair *pairs, size_t n,
+			   int persisted)
 {
 	struct commits_entry *c;
 	enum store_err err;
 
-	if (commits_find(cs, id))
+	c = (struct commits_entry *)(uintptr_t)commits_find(cs, id);
+	if (c) {
+		if (persisted)
+			atomic_store(&c->persisted, 1);
 		return STORE_OK;
+	}
 	err = commits_reserve(cs);
 	if (err)
 		return err;
 	c = commits_entry_new(id, pairs, n);
 	if (!c)
 		return STORE_ENOMEM;
+	atomic_store(&c->persisted, persisted);
 	commits_insert(cs, c);
 	return STORE_OK;
 }
@@ -154,15 +162,48 @@ enum store_err commits_snapshot(const struct commits *cs,
 				const struct commits_entry ***out, size_t *n)
 {
 	const struct commits_entry **v;
+	size_t i;
 
 	v = malloc((cs->n ? cs->n : 1) * sizeof(*v));
 	if (!v)
 		return STORE_ENOMEM;
-	if (cs->n)
-		memcpy(v, cs->v, cs->n * sizeof(*v));
+	for (i = 0; i < cs->n; i++) {
+		atomic_fetch_add(&cs->v[i]->refs, 1);
+		v[i] = cs->v[i];
+	}
 	*out = v;
 	*n = cs->n;
 	return STORE_OK;
+}
+
+void commits_snapshot_release(const struct commits_entry **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v && i < n; i++)
+		commits_entry_unref((struct commits_entry *)(uintptr_t)v[i]);
+	free(v);
+}
+
+struct commits_entry *commits_remove(struct commits *cs,
+				     const struct store_id *id)
+{
+	struct commits_entry *c = NULL;
+	size_t i, k;
+
+	for (i = 0; i < cs->n; i++)
+		if (store_id_equal(&cs->v[i]->id, id))
+			break;
+	if (i == cs->n)
+		return NULL;
+	c = cs->v[i];
+	memmove(&cs->v[i], &cs->v[i + 1], (cs->n - i - 1) * sizeof(*cs->v));
+	cs->n--;
+	for (k = 0; k < cs->index_cap; k++)
+		cs->index[k] = SIZE_MAX;
+	for (k = 0; k < cs->n; k++)
+		index_put(cs->index, cs->index_cap, &cs->v[k]->id, k);
+	return c;
 }
 
 enum store_err commits_get_pairs(const struct commits *cs,

@@ -161,7 +161,7 @@ enum store_err commits_file_parse(struct commits *cs, const char *buf,
 		err = STORE_ECORRUPT;
 		if (!store_id_equal(&check, &id))
 			goto out; /* the id does not match its modules */
-		err = commits_add(cs, &id, pairs, n);
+		err = commits_add(cs, &id, pairs, n, 1);
 		if (err)
 			goto out;
 		err = STORE_ECORRUPT;

@@ -493,6 +493,24 @@ int fs_unlink(struct fs *fs, const char *name)
 	return unlinkat(fs->dirfd, name, 0) < 0 ? errno : 0;
 }
 
+enum store_err fs_remove(struct fs *fs, const char *name, uint64_t *freed)
+{
+	struct stat sb;
+	int e;
+
+	*freed = 0;
+	if ((e = fs_fault(fs, "gc.unlink")))
+		return fs_err(e);
+	if (fstatat(fs->dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    sb.st_nlink == 1)
+		*freed = (uint64_t)sb.st_blocks * 512;
+	if (unlinkat(fs->dirfd, name, 0) < 0) {
+		*freed = 0;
+		return fs_err(errno);
+	}
+	return STORE_OK;
+}
+
 int fs_exists(struct fs *fs, const char *name, uint64_t *size)
 {
 	struct stat sb;

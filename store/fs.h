@@ -114,6 +114,11 @@ enum store_err fs_read_file(struct fs *fs, const char *name, char **buf,
 int fs_link(struct fs *fs, const char *src, const char *dst);
 int fs_rename(struct fs *fs, const char *src, const char *dst, int noreplace);
 int fs_unlink(struct fs *fs, const char *name);
+/*
+ * Remove name; *freed gets the bytes it had allocated when it was its
+ * file's last name (else 0).
+ */
+enum store_err fs_remove(struct fs *fs, const char *name, uint64_t *freed);
 /* 1 if name exists, 0 if not, -1 (errno) on another failure. */
 int fs_exists(struct fs *fs, const char *name, uint64_t *size);
 

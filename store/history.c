@@ -5,6 +5,7 @@
 #include "commits.h"
 #include "commits_file.h"
 #include "fs.h"
+#include "gc.h"
 #include "ids.h"
 #include "journal.h"
 #include "names.h"
@@ -107,7 +108,7 @@ enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
 	for (i = 0; i < n; i++)
 		if (fn(ctx, &v[i]->id, v[i]->pairs, v[i]->n))
 			break;
-	free(v);
+	commits_snapshot_release(v, n);
 	return STORE_OK;
 }
 
@@ -121,7 +122,7 @@ enum store_err store_commits_text(struct store *s, char **out, size_t *len)
 	if (err)
 		return err;
 	err = commits_file_format(v, n, out, len);
-	free(v);
+	commits_snapshot_release(v, n);
 	return err;
 }
 
@@ -141,12 +142,21 @@ enum store_err store_persist(struct store *s)
 	char *buf = NULL;
 	size_t len;
 
+	const struct commits_entry **v = NULL;
+	size_t n = 0, i;
+
 	/* formatted and written without store.lock: sessions go on */
 	pthread_mutex_lock(&s->persist_lock);
-	err = store_commits_text(s, &buf, &len);
+	err = snapshot(s, &v, &n);
+	if (!err)
+		err = commits_file_format(v, n, &buf, &len);
 	if (!err)
 		err = commits_file_write(s, buf, len);
+	for (i = 0; !err && i < n; i++)
+		atomic_store(
+		    &((struct commits_entry *)(uintptr_t)v[i])->persisted, 1);
 	pthread_mutex_unlock(&s->persist_lock);
+	commits_snapshot_release(v, n);
 	free(buf);
 	return err;
 }
@@ -164,7 +174,7 @@ static enum store_err merge_commits_file(struct store *s)
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < tmp.n && !err; i++)
 		err = commits_add(&s->cs, &tmp.v[i]->id, tmp.v[i]->pairs,
-				  tmp.v[i]->n);
+				  tmp.v[i]->n, 1);
 	pthread_mutex_unlock(&s->lock);
 out:
 	commits_release(&tmp);
@@ -196,5 +206,7 @@ out:
 	pthread_mutex_unlock(&s->op_lock);
 	state_unref(st);
 	free(pairs);
+	if (!err)
+		gc_collect_deferred(s); /* files the old state held may go */
 	return err;
 }

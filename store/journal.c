@@ -680,7 +680,7 @@ static enum store_err add_replayed(struct store *s, const struct journal *j,
 	if (err)
 		return err;
 	pthread_mutex_lock(&s->lock);
-	err = commits_add(&s->cs, &st->root, pairs, st->n);
+	err = commits_add(&s->cs, &st->root, pairs, st->n, 0);
 	pthread_mutex_unlock(&s->lock);
 	free(pairs);
 	return err;

@@ -5,6 +5,7 @@
  */
 #include "commits_file.h"
 #include "fs.h"
+#include "gc.h"
 #include "journal.h"
 #include "names.h"
 #include "state.h"
@@ -39,6 +40,8 @@ static struct store *store_new(const struct store_options *opts)
 				    ? opts->max_session_memory
 				    : STORE_DEFAULT_SESSION_MEMORY;
 	s->max_sessions = opts->max_sessions;
+	s->keep_commits = opts->keep_commits;
+	s->session_ended = gc_collect_deferred;
 	atomic_init(&s->bytes_written, 0);
 	atomic_init(&s->ov_mem, 0);
 	atomic_init(&s->jrn.seq, 0);
@@ -89,6 +92,7 @@ void store_close(struct store *s)
 	state_publish(s, NULL);
 	modules_release(s);
 	commits_release(&s->cs);
+	gc_release(s);
 	journal_close(s);
 	fs_close(&s->fs);
 	pthread_mutex_destroy(&s->op_lock);

@@ -109,11 +109,30 @@ static int session_end(struct store *s, struct session *se)
 	pthread_rwlock_unlock(&se->lock);
 	if (linked)
 		session_put(s, se);
+	if (linked && s->session_ended)
+		s->session_ended(s); /* files a deleted base kept may go */
 	return linked;
+}
+
+enum store_err session_bases(struct store *s, struct state ***out, size_t *n)
+{
+	struct state **v;
+	size_t i, k = 0;
+
+	pthread_mutex_lock(&s->lock);
+	v = malloc((s->sess.n ? s->sess.n : 1) * sizeof(*v));
+	for (i = 0; v && i < s->sess.n; i++)
+		if (s->sess.v[i]->base)
+			v[k++] = state_ref(s->sess.v[i]->base);
+	pthread_mutex_unlock(&s->lock);
+	*out = v;
+	*n = k;
+	return v ? STORE_OK : STORE_ENOMEM;
 }
 
 void session_free_all(struct store *s)
 {
+	s->session_ended = NULL; /* closing: nothing to collect */
 	while (s->sess.n > 0)
 		session_end(s, s->sess.v[0]);
 	free(s->sess.v);
@@ -527,9 +546,14 @@ enum store_err session_write_dirty(struct store *s, const struct smod *sm,
 
 void session_finish(struct store *s, struct session *se)
 {
+	int linked;
+
 	session_release(s, se); /* ends it while its write lock is held */
 	pthread_rwlock_unlock(&se->lock);
-	if (session_unlink(s, se))
+	linked = session_unlink(s, se);
+	if (linked)
 		session_put(s, se); /* the table's reference */
 	session_put(s, se);
+	if (linked && s->session_ended)
+		s->session_ended(s);
 }

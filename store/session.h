@@ -69,6 +69,9 @@ enum store_err session_read_page(const struct smod *sm, uint64_t page,
 enum store_err session_write_dirty(struct store *s, const struct smod *sm,
 				   int fd, uint64_t *written);
 
+/* References to the open sessions' base states (caller unrefs, frees). */
+enum store_err session_bases(struct store *s, struct state ***out, size_t *n);
+
 /* Drop every session (at close). */
 void session_free_all(struct store *s);
 

@@ -13,6 +13,9 @@ enum store_err store_get_stats(struct store *s, struct store_stats *out)
 	out->modules = s->mods.n;
 	out->commits = s->cs.n;
 	out->sessions = s->sess.n;
+	out->commits_deleted = s->gc.commits_deleted;
+	out->files_removed = s->gc.files_removed;
+	out->bytes_freed = s->gc.bytes_freed;
 	pthread_mutex_unlock(&s->lock);
 	out->bytes_written = atomic_load(&s->bytes_written);
 	out->session_memory = atomic_load(&s->ov_mem);

@@ -102,7 +102,9 @@ struct store_options {
 	 * session's overlay moves to a file. 0 means 64 MiB. */
 	uint64_t max_session_memory;
 	unsigned int max_sessions; /* 0 means no limit */
-	store_fault_fn fault;	   /* NULL in production */
+	/* after each commit, delete the oldest beyond the newest N; 0: none */
+	unsigned int keep_commits;
+	store_fault_fn fault; /* NULL in production */
 	void *fault_ctx;
 };
 
@@ -309,15 +311,42 @@ enum store_err store_persist(struct store *s);
  */
 enum store_err store_restore(struct store *s, const struct store_id *commit);
 
+/*
+ * Forget commit: out of the commits store and, when the file `commits`
+ * holds it, out of that file too (durably, the rest of the file as it is),
+ * then remove the module commit files that nothing needs any more (see
+ * store_gc). It may be the current state's commit: the state stays. Files
+ * an open session still needs are removed when the last such session ends.
+ * STORE_ENOCOMMIT when the commit is unknown.
+ */
+enum store_err store_commit_delete(struct store *s,
+				   const struct store_id *commit);
+
+struct store_gc_info {
+	uint64_t removed_files;
+	uint64_t freed_bytes; /* bytes allocated by the files removed */
+};
+
+/*
+ * Remove every module commit file MOD_MODCOMMIT that nothing needs: no
+ * commit of the commits store (nor of the file `commits`), not the current
+ * state, no open session. .MOD_init, .MOD_bytecode and MOD stay. info may
+ * be NULL.
+ */
+enum store_err store_gc(struct store *s, struct store_gc_info *info);
+
 /* --- figures ------------------------------------------------------------ */
 
 struct store_stats {
 	uint64_t modules;
 	uint64_t commits;
 	uint64_t sessions;
-	uint64_t bytes_written;	 /* module memory written to disk since open */
-	uint64_t bytes_on_disk;	 /* allocated bytes in the state directory */
-	uint64_t session_memory; /* sessions' written pages held in memory */
+	uint64_t bytes_written;	  /* module memory written to disk since open */
+	uint64_t bytes_on_disk;	  /* allocated bytes in the state directory */
+	uint64_t session_memory;  /* sessions' written pages held in memory */
+	uint64_t commits_deleted; /* by delete and retention, since open */
+	uint64_t files_removed;	  /* module commit files, since open */
+	uint64_t bytes_freed;	  /* allocated bytes of those files */
 };
 
 enum store_err store_get_stats(struct store *s, struct store_stats *st);

@@ -15,6 +15,7 @@
  *   journal.c       the journal and the switch of names; recovery
  *   overlay.c       a session's writes to one module, bounded in memory
  *   session.c       sessions
+ *   gc.c            delete, retention and gc: the files nothing needs
  *   commit.c        the commit of a session: prepare, plan, publish, finish
  *   history.c       the commits store's queries, persist, restore
  *   stats.c         figures
@@ -33,6 +34,7 @@
 
 #include "commits.h"
 #include "fs.h"
+#include "gc.h"
 #include "journal.h"
 #include "modules.h"
 #include "session.h"
@@ -48,7 +50,11 @@ struct store {
 	uint64_t max_module_size;    /* open.c, at open */
 	uint64_t max_session_memory; /* open.c, at open */
 	unsigned int max_sessions;   /* open.c, at open */
-	pthread_mutex_t op_lock;     /* open.c, at open, as the three below */
+	unsigned int keep_commits;   /* open.c, at open */
+	/* open.c, at open: gc.c's gc_collect_deferred(), called by session.c
+	 * when a session ends (the one call upward, through this pointer) */
+	void (*session_ended)(struct store *s);
+	pthread_mutex_t op_lock; /* open.c, at open, as the three below */
 	pthread_mutex_t persist_lock;
 	pthread_mutex_t lock;
 	pthread_mutex_t tree_lock;
@@ -59,6 +65,7 @@ struct store {
 	atomic_uint_fast64_t ov_mem;	    /* overlay.c: pages in memory */
 	struct commits cs;		    /* commits.c */
 	struct journal_state jrn;	    /* journal.c */
+	struct gc_state gc;		    /* gc.c */
 	atomic_uint_fast64_t bytes_written; /* commit.c */
 };
 

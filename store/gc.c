@@ -1,0 +1,385 @@
+/*
+ * gc.c - delete, retention and gc: forgetting commits and removing the
+ * module commit files nothing needs. The rule and why a crash cannot break
+ * it are in gc.h.
+ */
+#include "gc.h"
+#include "commits.h"
+#include "commits_file.h"
+#include "fs.h"
+#include "ids.h"
+#include "names.h"
+#include "session.h"
+#include "state.h"
+#include "store_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A set of (module, module commit) pairs, open addressing. */
+struct pairset {
+	struct store_pair *v;
+	unsigned char *used;
+	size_t cap, n;
+};
+
+static size_t pair_hash(const struct store_pair *p)
+{
+	size_t h;
+
+	memcpy(&h, p->commit.b, sizeof(h)); /* a digest: uniform already */
+	return h ^ (size_t)p->module.b[0] << 7;
+}
+
+static int pairs_equal(const struct store_pair *a, const struct store_pair *b)
+{
+	return !memcmp(a, b, sizeof(*a));
+}
+
+static size_t set_slot(const struct pairset *ps, const struct store_pair *p)
+{
+	size_t i = pair_hash(p) & (ps->cap - 1);
+
+	while (ps->used[i] && !pairs_equal(&ps->v[i], p))
+		i = (i + 1) & (ps->cap - 1);
+	return i;
+}
+
+static int set_has(const struct pairset *ps, const struct store_pair *p)
+{
+	return ps->cap && ps->used[set_slot(ps, p)];
+}
+
+static enum store_err set_add(struct pairset *ps, const struct store_pair *p)
+{
+	size_t i;
+
+	if ((ps->n + 1) * 2 > ps->cap) {
+		struct pairset g = {0};
+
+		g.cap = ps->cap ? ps->cap * 2 : 1024;
+		g.v = malloc(g.cap * sizeof(*g.v));
+		g.used = calloc(g.cap, 1);
+		if (!g.v || !g.used) {
+			free(g.v);
+			free(g.used);
+			return STORE_ENOMEM;
+		}
+		for (i = 0; i < ps->cap; i++) {
+			if (!ps->used[i])
+				continue;
+			g.v[set_slot(&g, &ps->v[i])] = ps->v[i];
+			g.used[set_slot(&g, &ps->v[i])] = 1;
+			g.n++;
+		}
+		free(ps->v);
+		free(ps->used);
+		*ps = g;
+	}
+	i = set_slot(ps, p);
+	if (!ps->used[i]) {
+		ps->v[i] = *p;
+		ps->used[i] = 1;
+		ps->n++;
+	}
+	return STORE_OK;
+}
+
+static void set_release(struct pairset *ps)
+{
+	free(ps->v);
+	free(ps->used);
+	memset(ps, 0, sizeof(*ps));
+}
+
+static enum store_err set_add_state(struct pairset *ps, const struct state *st)
+{
+	enum store_err err = STORE_OK;
+	struct store_pair p;
+	size_t i;
+
+	for (i = 0; i < st->n && !err; i++) {
+		p.module = st->e[i].mod->id;
+		p.commit = st->e[i].mc;
+		err = set_add(ps, &p);
+	}
+	return err;
+}
+
+/*
+ * What needs files: *durable, the commits store; *held, the current state
+ * and the open sessions' bases, which let go of them later.
+ */
+static enum store_err needed_sets(struct store *s, struct pairset *durable,
+				  struct pairset *held)
+{
+	const struct commits_entry **v = NULL;
+	struct state **bases = NULL, *cur;
+	enum store_err err;
+	size_t n = 0, nb = 0, i, k;
+
+	pthread_mutex_lock(&s->lock);
+	err = commits_snapshot(&s->cs, &v, &n);
+	pthread_mutex_unlock(&s->lock);
+	if (!err)
+		err = session_bases(s, &bases, &nb);
+	for (i = 0; i < n && !err; i++)
+		for (k = 0; k < v[i]->n && !err; k++)
+			err = set_add(durable, &v[i]->pairs[k]);
+	cur = state_current(s);
+	if (!err)
+		err = set_add_state(held, cur);
+	state_unref(cur);
+	for (i = 0; i < nb && !err; i++)
+		err = set_add_state(held, bases[i]);
+	for (i = 0; i < nb; i++)
+		state_unref(bases[i]);
+	free(bases);
+	commits_snapshot_release(v, n);
+	return err;
+}
+
+/* Remove MOD_MC; what it freed goes to the counts. */
+static void remove_file(struct store *s, const struct store_pair *p,
+			struct store_gc_info *info)
+{
+	char mod[STORE_HEX_LEN + 1], name[NAME_LEN];
+	uint64_t freed = 0;
+
+	store_id_hex(&p->module, mod);
+	names_commit(name, mod, &p->commit);
+	if (fs_remove(&s->fs, name, &freed) != STORE_OK)
+		return;
+	info->removed_files++;
+	info->freed_bytes += freed;
+}
+
+static void count(struct store *s, const struct store_gc_info *info)
+{
+	pthread_mutex_lock(&s->lock);
+	s->gc.files_removed += info->removed_files;
+	s->gc.bytes_freed += info->freed_bytes;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Keep p for later: a session or the current state needs it. op_lock held. */
+static enum store_err defer(struct store *s, const struct store_pair *p)
+{
+	struct gc_state *g = &s->gc;
+	enum store_err err = STORE_OK;
+	size_t i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < g->n; i++)
+		if (pairs_equal(&g->deferred[i], p))
+			goto out;
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 16;
+		struct store_pair *v = realloc(g->deferred, cap * sizeof(*v));
+
+		err = STORE_ENOMEM;
+		if (!v)
+			goto out;
+		g->deferred = v;
+		g->cap = cap;
+		err = STORE_OK;
+	}
+	g->deferred[g->n++] = *p;
+out:
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+/*
+ * Of the candidate files, remove those nothing needs, defer those only a
+ * session or the current state needs. Caller holds op_lock.
+ */
+static enum store_err collect(struct store *s, const struct store_pair *cand,
+			      size_t n, struct store_gc_info *info)
+{
+	struct pairset durable = {0}, held = {0};
+	enum store_err err;
+	size_t i;
+
+	err = needed_sets(s, &durable, &held);
+	for (i = 0; i < n && !err; i++) {
+		if (set_has(&durable, &cand[i]))
+			continue;
+		if (set_has(&held, &cand[i]))
+			err = defer(s, &cand[i]);
+		else
+			remove_file(s, &cand[i], info);
+	}
+	set_release(&durable);
+	set_release(&held);
+	count(s, info);
+	return err;
+}
+
+void gc_collect_deferred(struct store *s)
+{
+	struct store_gc_info info = {0, 0};
+	struct store_pair *v;
+	size_t n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->gc.n;
+	pthread_mutex_unlock(&s->lock);
+	if (!n)
+		return; /* the common case: nothing waits for a session */
+	pthread_mutex_lock(&s->op_lock);
+	pthread_mutex_lock(&s->lock);
+	v = s->gc.deferred;
+	n = s->gc.n;
+	s->gc.deferred = NULL;
+	s->gc.n = s->gc.cap = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (n)
+		(void)collect(s, v, n,
+			      &info); /* re-defers what is still held */
+	pthread_mutex_unlock(&s->op_lock);
+	free(v);
+}
+
+/* The file `commits` without c: the persisted commits of memory but c. */
+static enum store_err file_without(struct store *s,
+				   const struct commits_entry *c)
+{
+	const struct commits_entry **v = NULL, **keep = NULL;
+	enum store_err err;
+	size_t n = 0, i, k = 0, len;
+	char *buf = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	err = commits_snapshot(&s->cs, &v, &n);
+	pthread_mutex_unlock(&s->lock);
+	if (err)
+		return err;
+	keep = malloc((n ? n : 1) * sizeof(*keep));
+	err = keep ? STORE_OK : STORE_ENOMEM;
+	for (i = 0; keep && i < n; i++)
+		if (v[i] != c && atomic_load(&v[i]->persisted))
+			keep[k++] = v[i];
+	if (!err)
+		err = commits_file_format(keep, k, &buf, &len);
+	if (!err)
+		err = commits_file_write(s, buf, len);
+	free(buf);
+	free(keep);
+	commits_snapshot_release(v, n);
+	return err;
+}
+
+enum store_err store_commit_delete(struct store *s,
+				   const struct store_id *commit)
+{
+	struct store_gc_info info = {0, 0};
+	struct commits_entry *c;
+	const struct commits_entry *found;
+	enum store_err err = STORE_OK;
+
+	pthread_mutex_lock(&s->op_lock);
+	pthread_mutex_lock(&s->persist_lock);
+	pthread_mutex_lock(&s->lock);
+	found = commits_find(&s->cs, commit);
+	pthread_mutex_unlock(&s->lock);
+	if (!found) {
+		err = STORE_ENOCOMMIT;
+		goto out;
+	}
+	/* gone durably first, then its files */
+	if (atomic_load(&found->persisted))
+		err = file_without(s, found);
+	if (err)
+		goto out;
+	pthread_mutex_lock(&s->lock);
+	c = commits_remove(&s->cs, commit);
+	s->gc.commits_deleted++;
+	pthread_mutex_unlock(&s->lock);
+	if (c)
+		err = collect(s, c->pairs, c->n, &info);
+	commits_entry_unref(c);
+out:
+	pthread_mutex_unlock(&s->persist_lock);
+	pthread_mutex_unlock(&s->op_lock);
+	return err;
+}
+
+/* One name of the directory: a module commit file nothing needs? */
+struct sweep {
+	struct store *s;
+	struct pairset durable, held;
+	struct store_gc_info *info;
+};
+
+static enum store_err sweep_name(void *ctx, const char *name)
+{
+	struct sweep *w = ctx;
+	struct store_pair p;
+
+	if (strlen(name) != 2 * STORE_HEX_LEN + 1 ||
+	    name[STORE_HEX_LEN] != '_' ||
+	    !ids_is_upper_hex(name, STORE_HEX_LEN) ||
+	    !ids_is_upper_hex(name + STORE_HEX_LEN + 1, STORE_HEX_LEN))
+		return STORE_OK;
+	store_id_parse(&p.module, name, STORE_HEX_LEN);
+	store_id_parse(&p.commit, name + STORE_HEX_LEN + 1, STORE_HEX_LEN);
+	if (!modules_find(w->s, &p.module))
+		return STORE_OK; /* not a module of this store: not ours */
+	if (set_has(&w->durable, &p) || set_has(&w->held, &p))
+		return STORE_OK;
+	remove_file(w->s, &p, w->info);
+	return STORE_OK;
+}
+
+enum store_err store_gc(struct store *s, struct store_gc_info *info)
+{
+	struct store_gc_info tmp;
+	struct sweep w;
+	enum store_err err;
+
+	if (!info)
+		info = &tmp;
+	memset(info, 0, sizeof(*info));
+	memset(&w, 0, sizeof(w));
+	w.s = s;
+	w.info = info;
+	pthread_mutex_lock(&s->op_lock);
+	pthread_mutex_lock(&s->persist_lock);
+	err = needed_sets(s, &w.durable, &w.held);
+	if (!err)
+		err = fs_each_name(&s->fs, sweep_name, &w);
+	pthread_mutex_unlock(&s->persist_lock);
+	pthread_mutex_unlock(&s->op_lock);
+	count(s, info);
+	set_release(&w.durable);
+	set_release(&w.held);
+	return err;
+}
+
+enum store_err gc_retain(struct store *s, unsigned int keep)
+{
+	enum store_err err = STORE_OK;
+	struct store_id oldest;
+	int more;
+
+	while (keep && !err) {
+		pthread_mutex_lock(&s->lock);
+		more = s->cs.n > keep;
+		if (more)
+			oldest = s->cs.v[0]->id;
+		pthread_mutex_unlock(&s->lock);
+		if (!more)
+			break;
+		err = store_commit_delete(s, &oldest);
+		if (err == STORE_ENOCOMMIT)
+			err = STORE_OK; /* deleted meanwhile */
+	}
+	return err;
+}
+
+void gc_release(struct store *s)
+{
+	free(s->gc.deferred);
+	memset(&s->gc, 0, sizeof(s->gc));
+}
