@@ -48,6 +48,15 @@
 #define SERVER_DEFAULT_MAX_SESSION 64U
 #define SERVER_DEFAULT_TIMEOUT	   600U
 
+/*
+ * --max-module-size goes up to the store's limit, 64 GiB: a module's size,
+ * an offset in it and the end of a write are then at most 2^36, so no
+ * round-up to a page (end + STORE_PAGE_SIZE - 1) can wrap. The usage text
+ * and the messages say 64G.
+ */
+_Static_assert(STORE_MAX_MODULE_LIMIT == 64ULL << 30,
+	       "--help and README.md say the limit is 64G");
+
 struct server_config {
 	const char *dir;
 	const char *listen;
@@ -113,8 +122,8 @@ static const char usage_text[] =
     "        A session idle for SEC seconds is dropped. 0 never drops.\n"
     "        Default 600.\n"
     "    --max-module-size SIZE   MODSTORE_MAX_MODULE_SIZE\n"
-    "        Largest module memory (deploy size and growth by writes).\n"
-    "        Default 1G.\n"
+    "        Largest module memory (deploy size and growth by writes):\n"
+    "        a multiple of 4096 from 4096 to 64G. Default 1G.\n"
     "    --max-body SIZE          MODSTORE_MAX_BODY\n"
     "        Largest request body; a larger Content-Length is refused at\n"
     "        once with 413. Default 64M.\n"
@@ -257,52 +266,67 @@ enum opt_id {
 	OPT_CONN_TIMEOUT,
 };
 
-/* Apply one option's value; -1 (with a message) when it is invalid. */
+/*
+ * Apply one option's value; -1, with a message naming origin (the option
+ * or its variable) and v, when it is invalid.
+ */
 static int config_set(struct server_config *c, int id, const char *v,
 		      const char *origin)
 {
-	int bad = 0;
+	const char *want = NULL;
 
 	switch (id) {
 	case OPT_DIR:
 		c->dir = v;
-		bad = !*v;
+		if (!*v)
+			want = "a directory";
 		break;
 	case OPT_LISTEN:
 		c->listen = v;
 		break;
 	case OPT_THREADS:
-		bad = parse_uint(v, &c->threads) < 0 || !c->threads ||
-		      c->threads > 1024;
+		if (parse_uint(v, &c->threads) < 0 || !c->threads ||
+		    c->threads > 1024)
+			want = "a number from 1 to 1024";
 		break;
 	case OPT_MAX_SESSIONS:
-		bad = parse_uint(v, &c->max_sessions) < 0;
+		if (parse_uint(v, &c->max_sessions) < 0)
+			want = "a number, 0 for no limit";
 		break;
 	case OPT_SESSION_TIMEOUT:
-		bad = parse_uint(v, &c->session_timeout) < 0;
+		if (parse_uint(v, &c->session_timeout) < 0)
+			want = "a number of seconds, 0 for never";
 		break;
 	case OPT_MAX_MODULE_SIZE:
-		bad = parse_size(v, &c->max_module_size) < 0 ||
-		      c->max_module_size < STORE_PAGE_SIZE;
+		if (parse_size(v, &c->max_module_size) < 0 ||
+		    c->max_module_size < STORE_PAGE_SIZE ||
+		    c->max_module_size % STORE_PAGE_SIZE ||
+		    c->max_module_size > STORE_MAX_MODULE_LIMIT)
+			want = "a multiple of 4096 from 4096 to 64G";
 		break;
 	case OPT_MAX_BODY:
-		bad = parse_size(v, &c->max_body) < 0 || !c->max_body;
+		if (parse_size(v, &c->max_body) < 0 || !c->max_body)
+			want = "a size above 0";
 		break;
 	case OPT_AUTO_PERSIST:
-		bad = parse_bool(v, &c->auto_persist) < 0;
+		if (parse_bool(v, &c->auto_persist) < 0)
+			want = "1, 0, true, false, yes, no, on or off";
 		break;
 	case OPT_TOKEN_FILE:
 		c->token_file = *v ? v : NULL;
 		break;
 	case OPT_MAX_CONNECTIONS:
-		bad = parse_uint(v, &c->max_connections) < 0 ||
-		      !c->max_connections;
+		if (parse_uint(v, &c->max_connections) < 0 ||
+		    !c->max_connections)
+			want = "a number above 0";
 		break;
 	case OPT_MAX_PER_IP:
-		bad = parse_uint(v, &c->max_per_ip) < 0;
+		if (parse_uint(v, &c->max_per_ip) < 0)
+			want = "a number, 0 for no limit";
 		break;
 	case OPT_CONN_TIMEOUT:
-		bad = parse_uint(v, &c->conn_timeout) < 0 || !c->conn_timeout;
+		if (parse_uint(v, &c->conn_timeout) < 0 || !c->conn_timeout)
+			want = "a number of seconds above 0";
 		break;
 	case OPT_LOG_FORMAT:
 		if (!strcmp(v, "text"))
@@ -310,16 +334,48 @@ static int config_set(struct server_config *c, int id, const char *v,
 		else if (!strcmp(v, "json"))
 			c->log_format = API_LOG_JSON;
 		else
-			bad = 1;
+			want = "text or json";
 		break;
 	default:
-		bad = 1;
+		want = "a known option";
 		break;
 	}
-	if (bad)
-		fprintf(stderr, "modstored: invalid value '%s' for %s\n", v,
-			origin);
-	return bad ? -1 : 0;
+	if (want)
+		fprintf(stderr,
+			"modstored: invalid value '%s' for %s: want %s\n", v,
+			origin, want);
+	return want ? -1 : 0;
+}
+
+static const struct option longopts[] = {
+    {"dir", required_argument, NULL, OPT_DIR},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+    {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
+    {"max-module-size", required_argument, NULL, OPT_MAX_MODULE_SIZE},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"auto-persist", no_argument, NULL, OPT_AUTO_PERSIST},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
+    {"connection-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* "--NAME" of the option id into buf, as messages name it. */
+static const char *opt_name(int id, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; longopts[i].name; i++)
+		if (longopts[i].val == id)
+			break;
+	snprintf(buf, size, "--%s", longopts[i].name ? longopts[i].name : "?");
+	return buf;
 }
 
 static const struct {
@@ -344,25 +400,8 @@ static const struct {
 /* 0 to run, 1 to exit 0 (help, version), 2 on a usage error. */
 static int config_parse(struct server_config *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"dir", required_argument, NULL, OPT_DIR},
-	    {"listen", required_argument, NULL, OPT_LISTEN},
-	    {"threads", required_argument, NULL, OPT_THREADS},
-	    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-	    {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
-	    {"max-module-size", required_argument, NULL, OPT_MAX_MODULE_SIZE},
-	    {"max-body", required_argument, NULL, OPT_MAX_BODY},
-	    {"auto-persist", no_argument, NULL, OPT_AUTO_PERSIST},
-	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-	    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-	    {"max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
-	    {"connection-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
-	    {"help", no_argument, NULL, OPT_HELP},
-	    {"version", no_argument, NULL, OPT_VERSION},
-	    {NULL, 0, NULL, 0},
-	};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char name[64];
 	const char *v;
 	size_t i;
 	int ch;
@@ -404,7 +443,8 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 			fprintf(stderr, "Try 'modstored --help'.\n");
 			return 2;
 		default:
-			if (config_set(c, ch, optarg, argv[optind - 1]) < 0)
+			if (config_set(c, ch, optarg,
+				       opt_name(ch, name, sizeof(name))) < 0)
 				return 2;
 			break;
 		}
