@@ -1,6 +1,7 @@
 /*
  * main.c - modstored: options, the store, the libmicrohttpd daemon, the
- * idle-session reaper, signals and a clean stop.
+ * housekeeping thread (idle sessions, idle memory), signals and a clean
+ * stop.
  *
  * Start: sodium_init(), json_object_seed(0), store_open(), the listening
  * socket, then the daemon (internal thread pool, poll). Stop on SIGTERM or
@@ -15,12 +16,14 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +50,16 @@
 #define SERVER_DEFAULT_MAX_BODY	   (64ULL * 1024 * 1024)
 #define SERVER_DEFAULT_MAX_SESSION 64U
 #define SERVER_DEFAULT_TIMEOUT	   600U
+#define SERVER_TICK_SEC		   1 /* housekeeping */
+
+/*
+ * --max-module-size goes up to the store's limit, 64 GiB: a module's size,
+ * an offset in it and the end of a write are then at most 2^36, so no
+ * round-up to a page (end + STORE_PAGE_SIZE - 1) can wrap. The usage text
+ * and the messages say 64G.
+ */
+_Static_assert(STORE_MAX_MODULE_LIMIT == 64ULL << 30,
+	       "--help and README.md say the limit is 64G");
 
 struct server_config {
 	const char *dir;
@@ -64,11 +77,16 @@ struct server_config {
 	unsigned int conn_timeout;
 };
 
-/* The reaper of idle sessions. */
-struct server_reaper {
-	struct store *store;
-	unsigned int idle;
+/*
+ * The housekeeping thread: drops idle sessions and gives the heap's free
+ * memory back to the system once the daemon is idle.
+ */
+struct server_housekeeping {
+	struct store *store; /* borrowed */
+	struct api *api;     /* borrowed */
+	unsigned int idle;   /* --session-timeout; 0: never drop */
 	enum api_log_format log_format;
+	atomic_ulong completed; /* requests completed so far */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -113,8 +131,8 @@ static const char usage_text[] =
     "        A session idle for SEC seconds is dropped. 0 never drops.\n"
     "        Default 600.\n"
     "    --max-module-size SIZE   MODSTORE_MAX_MODULE_SIZE\n"
-    "        Largest module memory (deploy size and growth by writes).\n"
-    "        Default 1G.\n"
+    "        Largest module memory (deploy size and growth by writes):\n"
+    "        a multiple of 4096 from 4096 to 64G. Default 1G.\n"
     "    --max-body SIZE          MODSTORE_MAX_BODY\n"
     "        Largest request body; a larger Content-Length is refused at\n"
     "        once with 413. Default 64M.\n"
@@ -257,52 +275,67 @@ enum opt_id {
 	OPT_CONN_TIMEOUT,
 };
 
-/* Apply one option's value; -1 (with a message) when it is invalid. */
+/*
+ * Apply one option's value; -1, with a message naming origin (the option
+ * or its variable) and v, when it is invalid.
+ */
 static int config_set(struct server_config *c, int id, const char *v,
 		      const char *origin)
 {
-	int bad = 0;
+	const char *want = NULL;
 
 	switch (id) {
 	case OPT_DIR:
 		c->dir = v;
-		bad = !*v;
+		if (!*v)
+			want = "a directory";
 		break;
 	case OPT_LISTEN:
 		c->listen = v;
 		break;
 	case OPT_THREADS:
-		bad = parse_uint(v, &c->threads) < 0 || !c->threads ||
-		      c->threads > 1024;
+		if (parse_uint(v, &c->threads) < 0 || !c->threads ||
+		    c->threads > 1024)
+			want = "a number from 1 to 1024";
 		break;
 	case OPT_MAX_SESSIONS:
-		bad = parse_uint(v, &c->max_sessions) < 0;
+		if (parse_uint(v, &c->max_sessions) < 0)
+			want = "a number, 0 for no limit";
 		break;
 	case OPT_SESSION_TIMEOUT:
-		bad = parse_uint(v, &c->session_timeout) < 0;
+		if (parse_uint(v, &c->session_timeout) < 0)
+			want = "a number of seconds, 0 for never";
 		break;
 	case OPT_MAX_MODULE_SIZE:
-		bad = parse_size(v, &c->max_module_size) < 0 ||
-		      c->max_module_size < STORE_PAGE_SIZE;
+		if (parse_size(v, &c->max_module_size) < 0 ||
+		    c->max_module_size < STORE_PAGE_SIZE ||
+		    c->max_module_size % STORE_PAGE_SIZE ||
+		    c->max_module_size > STORE_MAX_MODULE_LIMIT)
+			want = "a multiple of 4096 from 4096 to 64G";
 		break;
 	case OPT_MAX_BODY:
-		bad = parse_size(v, &c->max_body) < 0 || !c->max_body;
+		if (parse_size(v, &c->max_body) < 0 || !c->max_body)
+			want = "a size above 0";
 		break;
 	case OPT_AUTO_PERSIST:
-		bad = parse_bool(v, &c->auto_persist) < 0;
+		if (parse_bool(v, &c->auto_persist) < 0)
+			want = "1, 0, true, false, yes, no, on or off";
 		break;
 	case OPT_TOKEN_FILE:
 		c->token_file = *v ? v : NULL;
 		break;
 	case OPT_MAX_CONNECTIONS:
-		bad = parse_uint(v, &c->max_connections) < 0 ||
-		      !c->max_connections;
+		if (parse_uint(v, &c->max_connections) < 0 ||
+		    !c->max_connections)
+			want = "a number above 0";
 		break;
 	case OPT_MAX_PER_IP:
-		bad = parse_uint(v, &c->max_per_ip) < 0;
+		if (parse_uint(v, &c->max_per_ip) < 0)
+			want = "a number, 0 for no limit";
 		break;
 	case OPT_CONN_TIMEOUT:
-		bad = parse_uint(v, &c->conn_timeout) < 0 || !c->conn_timeout;
+		if (parse_uint(v, &c->conn_timeout) < 0 || !c->conn_timeout)
+			want = "a number of seconds above 0";
 		break;
 	case OPT_LOG_FORMAT:
 		if (!strcmp(v, "text"))
@@ -310,16 +343,48 @@ static int config_set(struct server_config *c, int id, const char *v,
 		else if (!strcmp(v, "json"))
 			c->log_format = API_LOG_JSON;
 		else
-			bad = 1;
+			want = "text or json";
 		break;
 	default:
-		bad = 1;
+		want = "a known option";
 		break;
 	}
-	if (bad)
-		fprintf(stderr, "modstored: invalid value '%s' for %s\n", v,
-			origin);
-	return bad ? -1 : 0;
+	if (want)
+		fprintf(stderr,
+			"modstored: invalid value '%s' for %s: want %s\n", v,
+			origin, want);
+	return want ? -1 : 0;
+}
+
+static const struct option longopts[] = {
+    {"dir", required_argument, NULL, OPT_DIR},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"threads", required_argument, NULL, OPT_THREADS},
+    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+    {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
+    {"max-module-size", required_argument, NULL, OPT_MAX_MODULE_SIZE},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"auto-persist", no_argument, NULL, OPT_AUTO_PERSIST},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
+    {"connection-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* "--NAME" of the option id into buf, as messages name it. */
+static const char *opt_name(int id, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; longopts[i].name; i++)
+		if (longopts[i].val == id)
+			break;
+	snprintf(buf, size, "--%s", longopts[i].name ? longopts[i].name : "?");
+	return buf;
 }
 
 static const struct {
@@ -344,25 +409,8 @@ static const struct {
 /* 0 to run, 1 to exit 0 (help, version), 2 on a usage error. */
 static int config_parse(struct server_config *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"dir", required_argument, NULL, OPT_DIR},
-	    {"listen", required_argument, NULL, OPT_LISTEN},
-	    {"threads", required_argument, NULL, OPT_THREADS},
-	    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-	    {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
-	    {"max-module-size", required_argument, NULL, OPT_MAX_MODULE_SIZE},
-	    {"max-body", required_argument, NULL, OPT_MAX_BODY},
-	    {"auto-persist", no_argument, NULL, OPT_AUTO_PERSIST},
-	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-	    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-	    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-	    {"max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
-	    {"connection-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
-	    {"help", no_argument, NULL, OPT_HELP},
-	    {"version", no_argument, NULL, OPT_VERSION},
-	    {NULL, 0, NULL, 0},
-	};
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	char name[64];
 	const char *v;
 	size_t i;
 	int ch;
@@ -404,7 +452,8 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 			fprintf(stderr, "Try 'modstored --help'.\n");
 			return 2;
 		default:
-			if (config_set(c, ch, optarg, argv[optind - 1]) < 0)
+			if (config_set(c, ch, optarg,
+				       opt_name(ch, name, sizeof(name))) < 0)
 				return 2;
 			break;
 		}
@@ -530,12 +579,61 @@ out:
 	return fd;
 }
 
-/* --- the reaper of idle sessions ------------------------------------------ */
+/* --- housekeeping: idle sessions, idle memory ---------------------------- */
 
-static void *reaper_main(void *arg)
+/*
+ * The MHD_RequestCompletedCallback: counts the request for housekeeping_trim
+ * and hands it to the api. cls is the struct server_housekeeping.
+ */
+static void server_request_completed(void *cls, struct MHD_Connection *conn,
+				     void **req_cls,
+				     enum MHD_RequestTerminationCode toe)
 {
-	struct server_reaper *rp = arg;
-	unsigned int every = rp->idle / 2;
+	struct server_housekeeping *hk = cls;
+
+	atomic_fetch_add(&hk->completed, 1);
+	api_request_completed(hk->api, conn, req_cls, toe);
+}
+
+/*
+ * Give the heap's free memory back to the system once per quiet spell: no
+ * request in flight and none completed during the last tick, after some
+ * did. seen is the count of completed requests at the previous tick,
+ * trimmed the count at the last trim.
+ *
+ * A burst frees into the heap what it took there (a commit's page tree,
+ * 16 MiB per GiB of module; sessions' pages, 4 KiB each), and glibc keeps
+ * it: once a large block is freed, blocks up to its size no longer get
+ * their own mmap, and a free top of the heap is returned only above twice
+ * that size (up to 64 MiB). malloc_trim() returns the free pages of the
+ * main arena, top included, but never the top of another arena (each
+ * thread may get one); heap_setup() keeps a single arena, so this reaches
+ * all of it. It costs about a millisecond, once per quiet spell.
+ */
+static void housekeeping_trim(struct server_housekeeping *hk,
+			      unsigned long *seen, unsigned long *trimmed)
+{
+	unsigned long now = atomic_load(&hk->completed);
+
+	if (now != *seen) {
+		*seen = now;
+		return;
+	}
+	if (now == *trimmed || api_wait_idle(hk->api, 0))
+		return;
+	malloc_trim(0);
+	*trimmed = now;
+}
+
+/*
+ * Every SERVER_TICK_SEC: the memory check; every idle/2 seconds (1 to 5):
+ * drop the sessions idle for idle seconds.
+ */
+static void *housekeeping_main(void *arg)
+{
+	struct server_housekeeping *hk = arg;
+	unsigned int every = hk->idle / 2, ticks = 0;
+	unsigned long seen = 0, trimmed = 0;
 	struct timespec until;
 	size_t dropped;
 
@@ -543,56 +641,70 @@ static void *reaper_main(void *arg)
 		every = 1;
 	if (every > 5)
 		every = 5;
-	pthread_mutex_lock(&rp->lock);
-	while (!rp->stop) {
+	pthread_mutex_lock(&hk->lock);
+	while (!hk->stop) {
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += every;
-		while (!rp->stop && pthread_cond_timedwait(&rp->cond, &rp->lock,
+		until.tv_sec += SERVER_TICK_SEC;
+		while (!hk->stop && pthread_cond_timedwait(&hk->cond, &hk->lock,
 							   &until) != ETIMEDOUT)
 			;
-		if (rp->stop)
+		if (hk->stop)
 			break;
-		pthread_mutex_unlock(&rp->lock);
+		pthread_mutex_unlock(&hk->lock);
 		dropped = 0;
-		if (store_session_expire(rp->store, rp->idle, &dropped) ==
-			STORE_OK &&
-		    dropped)
-			say(rp->log_format, "info",
-			    "dropped %zu session(s) idle for %us or more",
-			    dropped, rp->idle);
-		pthread_mutex_lock(&rp->lock);
+		if (hk->idle && (ticks += SERVER_TICK_SEC) >= every) {
+			ticks = 0;
+			if (store_session_expire(hk->store, hk->idle,
+						 &dropped) == STORE_OK &&
+			    dropped)
+				say(hk->log_format, "info",
+				    "dropped %zu session(s) idle for %us or "
+				    "more",
+				    dropped, hk->idle);
+		}
+		housekeeping_trim(hk, &seen, &trimmed);
+		pthread_mutex_lock(&hk->lock);
 	}
-	pthread_mutex_unlock(&rp->lock);
+	pthread_mutex_unlock(&hk->lock);
 	return NULL;
 }
 
-static int reaper_start(struct server_reaper *rp)
+static int housekeeping_start(struct server_housekeeping *hk)
 {
 	pthread_condattr_t ca;
 
-	pthread_mutex_init(&rp->lock, NULL);
+	pthread_mutex_init(&hk->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&rp->cond, &ca);
+	pthread_cond_init(&hk->cond, &ca);
 	pthread_condattr_destroy(&ca);
-	if (!rp->idle)
-		return 0;
-	if (pthread_create(&rp->thread, NULL, reaper_main, rp) != 0)
+	if (pthread_create(&hk->thread, NULL, housekeeping_main, hk) != 0)
 		return -1;
-	rp->started = 1;
+	hk->started = 1;
 	return 0;
 }
 
-static void reaper_stop(struct server_reaper *rp)
+static void housekeeping_stop(struct server_housekeeping *hk)
 {
-	pthread_mutex_lock(&rp->lock);
-	rp->stop = 1;
-	pthread_cond_signal(&rp->cond);
-	pthread_mutex_unlock(&rp->lock);
-	if (rp->started)
-		pthread_join(rp->thread, NULL);
-	pthread_cond_destroy(&rp->cond);
-	pthread_mutex_destroy(&rp->lock);
+	pthread_mutex_lock(&hk->lock);
+	hk->stop = 1;
+	pthread_cond_signal(&hk->cond);
+	pthread_mutex_unlock(&hk->lock);
+	if (hk->started)
+		pthread_join(hk->thread, NULL);
+	pthread_cond_destroy(&hk->cond);
+	pthread_mutex_destroy(&hk->lock);
+}
+
+/*
+ * One malloc arena for every thread, so that housekeeping_trim() can give
+ * back all the free memory (see there). Before any thread starts. The
+ * threads keep their own caches of small blocks (glibc's tcache), which
+ * take no lock.
+ */
+static void heap_setup(void)
+{
+	mallopt(M_ARENA_MAX, 1);
 }
 
 /*
@@ -616,7 +728,7 @@ int main(int argc, char **argv)
 	struct server_config cfg;
 	struct store_options so;
 	struct api_options ao;
-	struct server_reaper rp;
+	struct server_housekeeping hk;
 	struct store *store = NULL;
 	struct api *api = NULL;
 	struct MHD_Daemon *d = NULL;
@@ -630,7 +742,8 @@ int main(int argc, char **argv)
 	rc = config_parse(&cfg, argc, argv);
 	if (rc)
 		return rc == 1 ? 0 : 2;
-	memset(&rp, 0, sizeof(rp));
+	memset(&hk, 0, sizeof(hk));
+	atomic_init(&hk.completed, 0);
 
 	if (sodium_init() < 0) {
 		fprintf(stderr, "modstored: libsodium failed to start\n");
@@ -646,6 +759,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	raise_fd_limit();
+	heap_setup();
 	if (cfg.token_file && !(token = token_read(cfg.token_file)))
 		goto out;
 
@@ -676,6 +790,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "modstored: out of memory\n");
 		goto out;
 	}
+	hk.api = api;
 
 	/*
 	 * poll(), not epoll: with a thread pool and epoll, libmicrohttpd
@@ -695,18 +810,18 @@ int main(int argc, char **argv)
 	    (unsigned int)cfg.max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg.max_per_ip,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
-	    MHD_OPTION_NOTIFY_COMPLETED, api_request_completed, api,
+	    MHD_OPTION_NOTIFY_COMPLETED, server_request_completed, &hk,
 	    MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "modstored: the HTTP daemon failed to start\n");
 		goto out;
 	}
 
-	rp.store = store;
-	rp.idle = cfg.session_timeout;
-	rp.log_format = cfg.log_format;
-	if (reaper_start(&rp) < 0) {
-		fprintf(stderr, "modstored: cannot start the session reaper\n");
+	hk.store = store;
+	hk.idle = cfg.session_timeout;
+	hk.log_format = cfg.log_format;
+	if (housekeeping_start(&hk) < 0) {
+		fprintf(stderr, "modstored: cannot start housekeeping\n");
 		goto out;
 	}
 
@@ -747,8 +862,8 @@ out:
 	}
 	if (lfd >= 0)
 		close(lfd);
-	if (rp.store)
-		reaper_stop(&rp);
+	if (hk.store)
+		housekeeping_stop(&hk);
 	api_free(api);
 	store_close(store);
 	if (token) {
