@@ -66,6 +66,7 @@ struct server_config {
 	const char *listen;
 	unsigned int threads;
 	unsigned int max_sessions;
+	unsigned int keep_commits;
 	unsigned int session_timeout;
 	uint64_t max_module_size;
 	uint64_t max_body;
@@ -127,6 +128,9 @@ static const char usage_text[] =
     "    --max-sessions N         MODSTORE_MAX_SESSIONS\n"
     "        Sessions open at once; one more is refused with 503 and\n"
     "        Retry-After. 0 means no limit. Default 64.\n"
+    "    --keep-commits N         MODSTORE_KEEP_COMMITS\n"
+    "        After each commit, delete the oldest commits beyond the newest\n"
+    "        N (as DELETE /commits/{commit} does). 0 keeps all. Default 0.\n"
     "    --session-timeout SEC    MODSTORE_SESSION_TIMEOUT\n"
     "        A session idle for SEC seconds is dropped. 0 never drops.\n"
     "        Default 600.\n"
@@ -273,6 +277,7 @@ enum opt_id {
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_PER_IP,
 	OPT_CONN_TIMEOUT,
+	OPT_KEEP_COMMITS,
 };
 
 /*
@@ -301,6 +306,10 @@ static int config_set(struct server_config *c, int id, const char *v,
 	case OPT_MAX_SESSIONS:
 		if (parse_uint(v, &c->max_sessions) < 0)
 			want = "a number, 0 for no limit";
+		break;
+	case OPT_KEEP_COMMITS:
+		if (parse_uint(v, &c->keep_commits) < 0)
+			want = "a number of commits, 0 to keep all";
 		break;
 	case OPT_SESSION_TIMEOUT:
 		if (parse_uint(v, &c->session_timeout) < 0)
@@ -362,6 +371,7 @@ static const struct option longopts[] = {
     {"threads", required_argument, NULL, OPT_THREADS},
     {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
     {"session-timeout", required_argument, NULL, OPT_SESSION_TIMEOUT},
+    {"keep-commits", required_argument, NULL, OPT_KEEP_COMMITS},
     {"max-module-size", required_argument, NULL, OPT_MAX_MODULE_SIZE},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"auto-persist", no_argument, NULL, OPT_AUTO_PERSIST},
@@ -396,6 +406,7 @@ static const struct {
     {OPT_THREADS, "MODSTORE_THREADS"},
     {OPT_MAX_SESSIONS, "MODSTORE_MAX_SESSIONS"},
     {OPT_SESSION_TIMEOUT, "MODSTORE_SESSION_TIMEOUT"},
+    {OPT_KEEP_COMMITS, "MODSTORE_KEEP_COMMITS"},
     {OPT_MAX_MODULE_SIZE, "MODSTORE_MAX_MODULE_SIZE"},
     {OPT_MAX_BODY, "MODSTORE_MAX_BODY"},
     {OPT_AUTO_PERSIST, "MODSTORE_AUTO_PERSIST"},
@@ -767,6 +778,7 @@ int main(int argc, char **argv)
 	so.dir = cfg.dir;
 	so.max_module_size = cfg.max_module_size;
 	so.max_sessions = cfg.max_sessions;
+	so.keep_commits = cfg.keep_commits;
 	err = store_open(&store, &so);
 	if (err != STORE_OK) {
 		fprintf(stderr, "modstored: cannot open the store in %s: %s\n",

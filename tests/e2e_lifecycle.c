@@ -5,6 +5,7 @@
  * and freed bytes, and the CLI's delete and gc.
  */
 #include "e2e.h"
+#include "store.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +26,8 @@ static void commit_value(const struct e2e_daemon *d, int v,
 	out[0] = '\0';
 	e2e_post(d, "/sessions", NULL, &r);
 	E2E_STATUS(&r, 201);
-	snprintf(sid, sizeof(sid), "%s", e2e_str(&r, "id") ? e2e_str(&r, "id") : "");
+	snprintf(sid, sizeof(sid), "%s",
+		 e2e_str(&r, "id") ? e2e_str(&r, "id") : "");
 	e2e_resp_release(&r);
 	memset(body, v, sizeof(body));
 	snprintf(path, sizeof(path), "/sessions/%s/modules/%s/memory?offset=0",
@@ -37,7 +39,7 @@ static void commit_value(const struct e2e_daemon *d, int v,
 	e2e_post(d, path, NULL, &r);
 	E2E_STATUS(&r, 201);
 	snprintf(out, STORE_HEX_LEN + 1, "%s",
-		 e2e_str(&r, "id") ? e2e_str(&r, "id") : "");
+		 e2e_str(&r, "commit") ? e2e_str(&r, "commit") : "");
 	e2e_resp_release(&r);
 }
 
@@ -124,9 +126,10 @@ static void test_routes(const struct e2e_daemon *d)
 
 	e2e_post(d, "/gc", NULL, &r);
 	E2E_STATUS(&r, 200);
-	CHECK(r.json && json_integer_value(json_object_get(
-			    r.json, "removed_files")) == 0);
-	CHECK(r.json && json_is_integer(json_object_get(r.json, "freed_bytes")));
+	CHECK(r.json && json_integer_value(
+			    json_object_get(r.json, "removed_files")) == 0);
+	CHECK(r.json &&
+	      json_is_integer(json_object_get(r.json, "freed_bytes")));
 	e2e_resp_release(&r);
 
 	/* the CLI */
