@@ -1,6 +1,6 @@
 /*
- * e2e_faults.c - every file system step of commit, persist and restore of
- * the real daemon made to fail in turn, through the LD_PRELOAD shim
+ * e2e_faults.c - every file system step of commit, persist, restore and
+ * delete of the real daemon made to fail in turn, through the LD_PRELOAD shim
  * ($FAULTSHIM, tests/shim/faultshim.c): each write, fsync, rename, link,
  * truncate and copy in the daemon fails once, with EIO and with ENOSPC.
  *
@@ -242,6 +242,99 @@ static long fail_each(enum op op, int err)
 	return n;
 }
 
+/* 1 if GET /commits/{c} answers 200, 0 if 404, -1 else. */
+static int commit_known(const char *c)
+{
+	struct e2e_resp r;
+	char path[200];
+	int known;
+
+	snprintf(path, sizeof(path), "/commits/%s", c);
+	e2e_get(&d, path, &r);
+	known = r.status == 200 ? 1 : r.status == 404 ? 0 : -1;
+	e2e_resp_release(&r);
+	return known;
+}
+
+/*
+ * Fail each step of a delete in turn. A failure before the commit is gone
+ * durably answers an error and changes nothing: the commit is there with
+ * all its files and the same delete works again. A failure after (removing
+ * a file) still answers 204: the commit is gone, and the file nothing
+ * needs is left for gc.
+ */
+static long fail_each_delete(int err)
+{
+	struct st_snap before, after;
+	struct e2e_resp r;
+	char sid[STORE_HEX_LEN + 1], path[300], c[STORE_HEX_LEN + 1];
+	long n, failed = 0, after_gone = 0;
+	int fired;
+
+	for (n = 1; n < MAX_STEPS; n++) {
+		/* a persisted commit that is not current: the file and a
+		 * module commit file to remove */
+		session_with_writes(sid, (unsigned)n + 3000);
+		snprintf(path, sizeof(path), "/sessions/%s/commit", sid);
+		e2e_post(&d, path, NULL, &r);
+		E2E_STATUS(&r, 201);
+		text_of(&r, "commit", c);
+		e2e_resp_release(&r);
+		e2e_post(&d, "/persist", NULL, &r);
+		E2E_STATUS(&r, 200);
+		e2e_resp_release(&r);
+		snprintf(path, sizeof(path), "/restore/%s", commits[0]);
+		e2e_post(&d, path, NULL, &r);
+		E2E_STATUS(&r, 200);
+		e2e_resp_release(&r);
+		CHECK(st_snap_take(tmp.state, &before) == 0);
+		if (arm(n, err)) {
+			CHECK(!"the shim armed");
+			st_snap_release(&before);
+			return n;
+		}
+		snprintf(path, sizeof(path), "/commits/%s", c);
+		e2e_request(&d, "DELETE", path, NULL, 0, NULL, &r);
+		fired = disarm();
+		CHECK(st_snap_take(tmp.state, &after) == 0);
+		if (!fired || r.status == 204) {
+			E2E_STATUS(&r, 204);
+			CHECK(commit_known(c) == 0);
+			after_gone += fired;
+		} else {
+			if (err == ENOSPC)
+				E2E_ERROR(&r, 507, "disk_full");
+			else
+				E2E_ERROR(&r, 500, "io_error");
+			failed++;
+			CHECK(commit_known(c) == 1);
+			if (!same_but_new_commits(&before, &after)) {
+				fprintf(stderr, "delete: step %ld failing\n",
+					n);
+				CHECK(0);
+			}
+			e2e_request(&d, "DELETE", path, NULL, 0, NULL, &r);
+			E2E_STATUS(&r, 204);
+		}
+		e2e_resp_release(&r);
+		CHECK(st_count_tmp(tmp.state) == 0);
+		st_snap_release(&before);
+		st_snap_release(&after);
+		if (!fired)
+			break;
+	}
+	/* what a failed removal left, gc takes */
+	e2e_post(&d, "/gc", NULL, &r);
+	E2E_STATUS(&r, 200);
+	e2e_resp_release(&r);
+	printf("delete: %ld steps failed in turn with %s: %ld answered an "
+	       "error, %ld after the commit was gone\n",
+	       n - 1, strerror(err), failed, after_gone);
+	/* the shim fails no unlink: a removal that fails is unit_errors' */
+	CHECK(failed > 0);
+	return n - 1;
+}
+
 int main(void)
 {
 	char ctlenv[700], repenv[700], sid[STORE_HEX_LEN + 1];
@@ -293,6 +386,8 @@ int main(void)
 			       op_name[op], steps, strerror(errs[e]));
 			CHECK(steps > 0);
 		}
+	for (e = 0; e < 2; e++)
+		CHECK(fail_each_delete(errs[e]) > 0);
 	CHECK(e2e_stop(&d, SIGTERM) == 0);
 	e2e_tmp_done(&tmp);
 	return t_done();

@@ -1,7 +1,7 @@
 /*
  * unit_crash.c - crash points: a child process runs commit, restore,
- * persist or deploy with a fault hook that _exit()s at the Nth step, for
- * N = 1, 2, ... until the operation completes. After each crash the
+ * persist, deploy, delete or gc with a fault hook that _exit()s at the Nth
+ * step, for N = 1, 2, ... until the operation completes. After each crash the
  * directory is reopened and must hold exactly the state before or after
  * the operation, with every commit's files and no temporaries.
  */
@@ -88,6 +88,41 @@ static enum store_err op_deploy(struct ctx *c)
 	return st_deploy(c->s, "crash five", 3 * 4096, &c->m[4]);
 }
 
+/* The state of c1 current, c2 a persisted commit the delete forgets. */
+static int setup_delete(struct ctx *c)
+{
+	return setup_common(c) || store_restore(c->s, &c->c1) ? -1 : 0;
+}
+
+static enum store_err op_delete(struct ctx *c)
+{
+	return store_commit_delete(c->s, &c->c2);
+}
+
+/* A commit forgotten at a reopen without persist: its 3 files are garbage. */
+static int setup_gc(struct ctx *c)
+{
+	struct store_id sid;
+
+	if (setup_common(c) || st_begin(c->s, &sid) ||
+	    st_fill(c->s, &sid, &c->m[1], 0, 0x61, 5000) ||
+	    st_fill(c->s, &sid, &c->m[2], 0, 0x62, 10) ||
+	    st_fill(c->s, &sid, &c->m[3], 0, 0x63, 10) ||
+	    st_commit(c->s, &sid, NULL) || store_restore(c->s, &c->c2))
+		return -1;
+	store_close(c->s);
+	c->s = NULL;
+	return ctx_open(c);
+}
+
+static enum store_err op_gc(struct ctx *c)
+{
+	struct store_gc_info info;
+	enum store_err err = store_gc(c->s, &info);
+
+	return err || info.removed_files ? err : STORE_EIO;
+}
+
 struct op {
 	const char *name;
 	int (*setup)(struct ctx *c);
@@ -99,6 +134,8 @@ static const struct op ops[] = {
     {"restore", setup_common, op_restore},
     {"persist", setup_persist, op_persist},
     {"deploy", setup_common, op_deploy},
+    {"delete", setup_delete, op_delete},
+    {"gc", setup_gc, op_gc},
 };
 
 struct state {
@@ -380,7 +417,8 @@ int main(void)
 		    reference(&ops[i], 1, &after))
 			goto next;
 		CHECK(!store_id_equal(&before.root, &after.root) ||
-		      ops[i].run == op_persist || ops[i].run == op_deploy);
+		      ops[i].run == op_persist || ops[i].run == op_deploy ||
+		      ops[i].run == op_delete || ops[i].run == op_gc);
 		for (n = 1; n < 10000; n++) {
 			long rec = 0, m;
 

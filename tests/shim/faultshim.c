@@ -2,7 +2,7 @@
  * faultshim.c - an LD_PRELOAD library that makes one file system step of a
  * real modstored fail, for the I/O fault tests.
  *
- * It wraps the calls through which the store writes: write, pwrite,
+ * It wraps the calls through which the store writes: write, pwrite, pwritev,
  * copy_file_range, ftruncate, fsync, fdatasync, syncfs, rename*, link*.
  * Only calls on regular files and directories count (sockets and the log
  * do not). Nothing fails until the process gets SIGUSR1, which arms the
@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 static atomic_int armed;
@@ -188,6 +189,22 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 		return -1;
 	return REAL("pwrite64", ssize_t(*)(int, const void *, size_t, off_t))(
 	    fd, buf, n, off);
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
+{
+	if (counts_fd(fd) && should_fail("pwritev"))
+		return -1;
+	return REAL("pwritev", ssize_t(*)(int, const struct iovec *, int,
+					  off_t))(fd, iov, n, off);
+}
+
+ssize_t pwritev64(int fd, const struct iovec *iov, int n, off_t off)
+{
+	if (counts_fd(fd) && should_fail("pwritev"))
+		return -1;
+	return REAL("pwritev64", ssize_t(*)(int, const struct iovec *, int,
+					    off_t))(fd, iov, n, off);
 }
 
 ssize_t copy_file_range(int in, off_t *inoff, int out, off_t *outoff, size_t n,
