@@ -2,13 +2,15 @@
  * e2e_kill.c - crash consistency of the real daemon under SIGKILL.
  *
  * Each round starts modstored on the same directory, drives concurrent
- * commits, persists, restores and now and then a deploy, and kills it with
+ * commits, persists, restores, deletes, gc and now and then a deploy (every
+ * fourth round with --keep-commits 6), and kills it with
  * SIGKILL after a random delay. The next round first checks, from the
  * files alone, that the directory holds exactly one committed state: every
  * MOD, MOD_last and MOD_last_id agree, every commit file hashes to its
  * name, the root the restarted daemon reports is the one recomputed from
  * the files and is a root some acknowledged operation produced (or one in
- * flight at the kill), every acknowledged commit still has all its files,
+ * flight at the kill), every acknowledged commit not deleted (or asked to
+ * be) still has all its files,
  * every commit the daemon lists has all its files, and no temporary or
  * journal is left behind.
  *
@@ -38,6 +40,8 @@ struct acked {
 	char id[STORE_HEX_LEN + 1];
 	size_t n;
 	struct store_pair *pairs; /* NULL for a restore target */
+	int deleted;   /* deleted, or may be: its files need not be there */
+	int persisted; /* a persist answered after it: it outlives a kill */
 };
 
 static struct e2e_daemon d;
@@ -49,6 +53,8 @@ static size_t nmods;
 static atomic_int stop;
 static atomic_int inflight; /* commits and restores sent, not answered */
 static atomic_long ops;
+static int auto_persist; /* this round's daemon persists every commit */
+static int keeping;	 /* this round's daemon deletes old commits */
 
 static unsigned rnd(unsigned *seed)
 {
@@ -56,7 +62,7 @@ static unsigned rnd(unsigned *seed)
 	return (*seed >> 8) & 0xffffff;
 }
 
-static void ack(const char *id, json_t *modules)
+static void ack(const char *id, json_t *modules, int persisted)
 {
 	struct acked a;
 	const char *k;
@@ -65,6 +71,8 @@ static void ack(const char *id, json_t *modules)
 
 	memset(&a, 0, sizeof(a));
 	snprintf(a.id, sizeof(a.id), "%s", id);
+	a.persisted = persisted;
+	a.deleted = keeping; /* retention may take it */
 	if (modules) {
 		a.n = json_object_size(modules);
 		a.pairs = calloc(a.n ? a.n : 1, sizeof(*a.pairs));
@@ -142,7 +150,7 @@ static void *writer(void *arg)
 		}
 		if (r.status == 201 && e2e_str(&r, "commit"))
 			ack(e2e_str(&r, "commit"),
-			    json_object_get(r.json, "modules"));
+			    json_object_get(r.json, "modules"), auto_persist);
 		atomic_fetch_sub(&inflight, 1);
 		e2e_resp_release(&r);
 		atomic_fetch_add(&ops, 1);
@@ -150,7 +158,61 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-/* Persist, restore an acknowledged commit, or deploy a new module. */
+/* The commits acknowledged before a persist began are persisted. */
+static void mark_persisted(size_t n)
+{
+	size_t i;
+
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < n && i < nacked; i++)
+		acked[i].persisted = 1;
+	pthread_mutex_unlock(&lock);
+}
+
+/* Mark every acknowledged commit that may be gone (retention). */
+static void may_be_deleted(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < nacked; i++)
+		acked[i].deleted = 1;
+	pthread_mutex_unlock(&lock);
+}
+
+/*
+ * Delete an acknowledged commit: marked before the request, since a kill
+ * may leave it done or not.
+ */
+static int delete_one(unsigned *seed)
+{
+	struct e2e_resp r;
+	char path[200];
+	size_t i;
+	int failed;
+
+	pthread_mutex_lock(&lock);
+	if (!nacked) {
+		pthread_mutex_unlock(&lock);
+		return 0;
+	}
+	i = rnd(seed) % nacked;
+	acked[i].deleted = 1;
+	snprintf(path, sizeof(path), "/commits/%s", acked[i].id);
+	pthread_mutex_unlock(&lock);
+	failed = e2e_request(&d, "DELETE", path, NULL, 0, NULL, &r);
+	if (!failed && r.status != 204 && r.status != 404) {
+		fprintf(stderr, "DELETE %s: %ld\n", path, r.status);
+		CHECK(0);
+	}
+	e2e_resp_release(&r);
+	return failed;
+}
+
+/*
+ * Persist, restore an acknowledged commit, delete one, gc, or deploy a new
+ * module.
+ */
 static void *admin(void *arg)
 {
 	unsigned seed = (unsigned)(uintptr_t)arg;
@@ -158,11 +220,25 @@ static void *admin(void *arg)
 	char path[200], target[STORE_HEX_LEN + 1];
 
 	while (!atomic_load(&stop)) {
-		unsigned what = rnd(&seed) % 10;
+		unsigned what = rnd(&seed) % 12;
 		int failed;
 
-		if (what < 4) {
+		memset(&r, 0, sizeof(r));
+		if (what == 10) {
+			failed = delete_one(&seed);
+		} else if (what == 11) {
+			failed = e2e_post(&d, "/gc", NULL, &r);
+			if (!failed && r.status != 200)
+				CHECK(!"gc answered 200");
+		} else if (what < 4) {
+			size_t before;
+
+			pthread_mutex_lock(&lock);
+			before = nacked;
+			pthread_mutex_unlock(&lock);
 			failed = e2e_post(&d, "/persist", NULL, &r);
+			if (!failed && r.status == 200)
+				mark_persisted(before);
 		} else if (what < 9) {
 			target[0] = '\0';
 			pthread_mutex_lock(&lock);
@@ -209,7 +285,7 @@ static void check_restart(const char *dir, int may_be_new, int round)
 	struct e2e_resp r;
 	char hex[STORE_HEX_LEN + 1], name[200];
 	const char *root, *k, *mk;
-	json_t *v, *mv;
+	json_t *v, *mv, *list = NULL;
 	size_t i, j, problems = 0;
 
 	CHECK(st_state_read(dir, &st) == 0);
@@ -225,7 +301,7 @@ static void check_restart(const char *dir, int may_be_new, int round)
 		CHECK(0);
 	}
 	if (root && st.npairs && !known_root(root))
-		ack(root, NULL); /* the commit in flight that made it */
+		ack(root, NULL, 0); /* the commit in flight that made it */
 	e2e_resp_release(&r);
 
 	/* every commit the daemon lists has all its files */
@@ -243,20 +319,40 @@ static void check_restart(const char *dir, int may_be_new, int round)
 		}
 		(void)k;
 	}
+	list = json_incref(r.json);
 	e2e_resp_release(&r);
 	CHECK(problems == 0);
 
-	/* every acknowledged commit still has its files */
+	/*
+	 * Every acknowledged commit persisted and not deleted is listed and
+	 * has all its files. One not persisted is forgotten at a restart:
+	 * from then on gc may take its files.
+	 */
 	problems = 0;
 	pthread_mutex_lock(&lock);
-	for (i = 0; i < nacked; i++)
+	for (i = 0; i < nacked; i++) {
+		int listed = list && json_object_get(list, acked[i].id);
+
+		if (acked[i].deleted || !acked[i].pairs)
+			continue;
+		if (!listed && acked[i].persisted) {
+			fprintf(stderr, "round %d: persisted %s is gone\n",
+				round, acked[i].id);
+			problems++;
+		}
+		if (!listed) {
+			acked[i].deleted = 1;
+			continue;
+		}
 		for (j = 0; j < acked[i].n; j++) {
 			st_commit_name(name, sizeof(name),
 				       &acked[i].pairs[j].module,
 				       &acked[i].pairs[j].commit);
 			problems += !st_exists(dir, name);
 		}
+	}
 	pthread_mutex_unlock(&lock);
+	json_decref(list);
 	CHECK(problems == 0);
 
 	/* the directory holds no stray names */
@@ -294,10 +390,17 @@ int main(void)
 	printf("seed %u, %d rounds\n", seed, rounds);
 	for (round = 0; round < rounds; round++) {
 		const char *auto_args[] = {"--auto-persist", NULL};
+		const char *keep_args[] = {"--keep-commits", "6", NULL};
 		int may_be_new = atomic_load(&inflight) > 0;
+		const char *const *args = round % 4 == 3   ? keep_args
+					  : round % 2 == 1 ? auto_args
+							   : NULL;
 
-		if (e2e_start(&d, tmp.state, tmp.log,
-			      round % 2 ? auto_args : NULL)) {
+		if (args == keep_args)
+			may_be_deleted(); /* retention may take any of them */
+		auto_persist = args == auto_args;
+		keeping = args == keep_args;
+		if (e2e_start(&d, tmp.state, tmp.log, args)) {
 			CHECK(0);
 			break;
 		}
