@@ -313,6 +313,7 @@ static long fail_each_delete(int err)
 					n);
 				CHECK(0);
 			}
+			e2e_resp_release(&r);
 			e2e_request(&d, "DELETE", path, NULL, 0, NULL, &r);
 			E2E_STATUS(&r, 204);
 		}
