@@ -8,8 +8,8 @@
  * pid at the end. Figures are medians, or counts that do not depend on
  * timing. Only measures: the tests check.
  *
- *   bench [SCENARIO...]     commit restore syscalls big hash wrk rss start
- *                           (all)
+ *   bench [SCENARIO...]     commit restore syscalls big disk hash wrk rss
+ *                           start (all)
  *   bench mkstart DIR       (internal) the state of the start scenario
  */
 #include "e2e.h"
@@ -26,9 +26,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1087,6 +1089,297 @@ static void scenario_big(void)
 	e2e_stop(&d, SIGTERM);
 }
 
+/* --- disk per commit: a loop-mounted XFS with reflinks, and $TMPDIR ------- */
+
+/*
+ * One module of DISK_SIZE, filled and committed (a dense base), then
+ * DISK_COMMITS commits of DISK_DIRTY random whole pages each. The figure is
+ * the disk the commits took, divided by DISK_COMMITS, against the bytes
+ * they wrote. On XFS with reflinks the kept pages of a commit file are
+ * extents shared with its base (copy_file_range), so a commit costs its
+ * dirty pages and their metadata; on ext4 every commit file is a copy.
+ */
+#define DISK_SIZE    (16ULL << 20)
+#define DISK_PAGES   (DISK_SIZE / STORE_PAGE_SIZE)
+#define DISK_DIRTY   ((DISK_PAGES + 99) / 100) /* 1%, rounded up: 41 */
+#define DISK_COMMITS 50
+#define DISK_IMAGE   (1ULL << 30)
+/* xfsprogs and mount live in sbin, which a PATH may lack */
+#define SBIN "PATH=\"$PATH:/usr/sbin:/sbin\" "
+
+/* The loop XFS: its image and mount point, released at exit too. */
+static struct {
+	char img[600];
+	char mnt[600];
+	int mounted;
+	struct e2e_daemon *d; /* the daemon on it, while it runs */
+} loopfs;
+
+/*
+ * Stop the daemon on the loop file system, unmount it, remove its image.
+ * Safe to call again, and at exit (die() on the way).
+ */
+static void loopfs_release(void)
+{
+	if (loopfs.d) {
+		e2e_stop(loopfs.d, SIGKILL);
+		loopfs.d = NULL;
+	}
+	if (loopfs.mounted && umount2(loopfs.mnt, 0) < 0 &&
+	    umount2(loopfs.mnt, MNT_DETACH) < 0)
+		fprintf(stderr, "bench: cannot unmount %s: %s\n", loopfs.mnt,
+			strerror(errno));
+	loopfs.mounted = 0;
+	if (loopfs.img[0])
+		unlink(loopfs.img);
+	loopfs.img[0] = '\0';
+}
+
+/* Bytes in use on the file system holding fd, after a flush. */
+static uint64_t fs_used_bytes(int fd)
+{
+	struct statfs sf;
+
+	if (syncfs(fd) < 0 || fstatfs(fd, &sf) < 0)
+		die("cannot statfs the state directory");
+	return (uint64_t)(sf.f_blocks - sf.f_bfree) * (uint64_t)sf.f_bsize;
+}
+
+/*
+ * Bytes allocated to the files of the directory fd (st_blocks), each file
+ * once however many names it has. Extents shared by reflinks are counted
+ * in every file that holds them, as du does.
+ */
+static uint64_t dir_file_bytes(int fd)
+{
+	struct dirent *de;
+	struct stat sb;
+	uint64_t sum = 0;
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = dfd < 0 ? NULL : fdopendir(dfd);
+
+	if (!dir)
+		die("cannot list the state directory");
+	while ((de = readdir(dir)))
+		if (fstatat(fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(sb.st_mode))
+			sum += (uint64_t)sb.st_blocks * 512 /
+			       (sb.st_nlink ? sb.st_nlink : 1);
+	closedir(dir);
+	return sum;
+}
+
+/* The name of the file system type of fd, for the rows. */
+static const char *fs_type_name(int fd)
+{
+	struct statfs sf;
+
+	if (fstatfs(fd, &sf) < 0)
+		return "?";
+	switch ((unsigned long)sf.f_type) {
+	case 0xEF53:
+		return "ext4";
+	case 0x58465342:
+		return "XFS";
+	case 0x9123683E:
+		return "btrfs";
+	case 0x01021994:
+		return "tmpfs";
+	default:
+		return "other fs";
+	}
+}
+
+/*
+ * What the commits took, per commit: on the file system (the figure on the
+ * loop XFS, which holds nothing else) and in the directory's files (the
+ * figure on $TMPDIR, which other files share; exact where nothing is
+ * shared). hint: the directory's CoW extent size hint, as xfs_io says it.
+ */
+struct disk_use {
+	uint64_t fs;
+	uint64_t dir;
+	char hint[96];
+};
+
+/*
+ * The scenario on a daemon with --dir dir. With loop, dir is on the loop
+ * XFS, which is detached once the daemon holds it: it goes away with the
+ * daemon and this process, however they end.
+ */
+static void disk_commits(const char *tag, const char *dir, int loop,
+			 struct disk_use *u)
+{
+	static size_t pages[DISK_PAGES];
+	unsigned char page[STORE_PAGE_SIZE];
+	char log[600], mod[65], sid[65], path[256];
+	struct e2e_daemon d;
+	struct e2e_resp resp;
+	struct cli k;
+	uint64_t fs0, dir0;
+	size_t i, j;
+	int fd, c;
+
+	snprintf(log, sizeof(log), "%s/%s.log", tmproot, tag);
+	if (e2e_start(&d, dir, log, NULL) < 0)
+		die("cannot start modstored");
+	if (loop)
+		loopfs.d = &d;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		die("cannot open the state directory");
+	u->hint[0] = '\0';
+	if (loop) {
+		char cmd[1024];
+		FILE *p;
+
+		snprintf(cmd, sizeof(cmd),
+			 SBIN "xfs_io -c cowextsize '%s' 2>&1", dir);
+		p = popen(cmd, "r");
+		if (p) {
+			if (!fgets(u->hint, sizeof(u->hint), p))
+				u->hint[0] = '\0';
+			u->hint[strcspn(u->hint, " \n")] = '\0';
+			pclose(p);
+		}
+		/* the daemon and fd hold it: unmounted when both are gone */
+		if (umount2(loopfs.mnt, MNT_DETACH) == 0)
+			loopfs.mounted = 0;
+	}
+	cli_init(&k, d.url);
+	deploy(&k, "bench disk module", DISK_SIZE, mod);
+	session(&k, sid);
+	snprintf(path, sizeof(path), "/sessions/%s/modules/%s/memory?offset=0",
+		 sid, mod);
+	if (e2e_upload(&d, "PUT", path, 11, DISK_SIZE, &resp) < 0 ||
+	    resp.status != 204)
+		die("upload of the disk module");
+	e2e_resp_release(&resp);
+	commit(&k, sid, NULL);
+	fs0 = fs_used_bytes(fd);
+	dir0 = dir_file_bytes(fd);
+	for (c = 0; c < DISK_COMMITS; c++) {
+		/* DISK_DIRTY distinct pages: a partial Fisher-Yates shuffle */
+		for (i = 0; i < DISK_PAGES; i++)
+			pages[i] = i;
+		for (i = 0; i < DISK_DIRTY; i++) {
+			size_t x = pages[i];
+
+			j = i + rnd() % (DISK_PAGES - i);
+			pages[i] = pages[j];
+			pages[j] = x;
+		}
+		session(&k, sid);
+		for (i = 0; i < DISK_DIRTY; i++) {
+			rnd_bytes(page, sizeof(page));
+			put(&k, sid, mod, pages[i] * STORE_PAGE_SIZE, page,
+			    sizeof(page));
+		}
+		commit(&k, sid, NULL);
+	}
+	u->fs = (fs_used_bytes(fd) - fs0) / DISK_COMMITS;
+	u->dir = (dir_file_bytes(fd) - dir0) / DISK_COMMITS;
+	cli_done(&k);
+	e2e_stop(&d, SIGTERM);
+	loopfs.d = NULL;
+	close(fd);
+}
+
+/* Make and mount the loop XFS; 0, or -1 with the reason in why. */
+static int loopfs_make(char *why, size_t len)
+{
+	char cmd[2048];
+	int fd;
+
+	snprintf(loopfs.img, sizeof(loopfs.img), "%s/xfs.img", tmproot);
+	snprintf(loopfs.mnt, sizeof(loopfs.mnt), "%s/xfs", tmproot);
+	fd = open(loopfs.img, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)DISK_IMAGE) < 0 ||
+	    mkdir(loopfs.mnt, 0700) < 0) {
+		snprintf(why, len, "cannot make the image: %s",
+			 strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	snprintf(cmd, sizeof(cmd),
+		 SBIN "mkfs.xfs -q -m reflink=1 -f '%s' >'%s/mkfs.log' 2>&1",
+		 loopfs.img, tmproot);
+	if (system(cmd) != 0) {
+		snprintf(why, len, "mkfs.xfs failed (see mkfs.log)");
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd),
+		 SBIN "mount -o loop '%s' '%s' >>'%s/mkfs.log' 2>&1",
+		 loopfs.img, loopfs.mnt, tmproot);
+	if (system(cmd) != 0) {
+		snprintf(why, len, "mount -o loop failed (see mkfs.log)");
+		return -1;
+	}
+	loopfs.mounted = 1;
+	return 0;
+}
+
+static void scenario_disk(void)
+{
+	const uint64_t dirty = DISK_DIRTY * STORE_PAGE_SIZE;
+	struct disk_use x, t;
+	char dir[700], why[256], v[64], p[64], r[32], name[64];
+	const char *type;
+	int fd;
+
+	snprintf(p, sizeof(p), "dirty %llu KiB a commit",
+		 (unsigned long long)dirty / 1024);
+	why[0] = '\0';
+	if (geteuid() != 0)
+		snprintf(why, sizeof(why), "needs root (mkfs.xfs, mount)");
+	else if (system(SBIN "command -v mkfs.xfs >/dev/null 2>&1") != 0)
+		snprintf(why, sizeof(why),
+			 "mkfs.xfs missing (xfsprogs, bench/install-peers)");
+	else {
+		atexit(loopfs_release);
+		if (loopfs_make(why, sizeof(why)) == 0) {
+			snprintf(dir, sizeof(dir), "%s/state", loopfs.mnt);
+			disk_commits("disk-xfs", dir, 1, &x);
+		}
+		loopfs_release();
+	}
+	if (why[0]) {
+		fprintf(stderr, "bench: disk on XFS skipped: %s\n", why);
+		row("disk per commit, XFS reflink", "skipped",
+		    "see the message above", "-", "<= 2x the dirty pages", -1);
+	} else {
+		snprintf(v, sizeof(v), "%.0f KiB", (double)x.fs / 1024);
+		snprintf(r, sizeof(r), "%.2fx", (double)x.fs / (double)dirty);
+		row("disk per commit, XFS reflink", v, p, r,
+		    "<= 2x the dirty pages", x.fs <= 2 * dirty);
+		fprintf(notes,
+			"\ndisk on XFS: the state directory's hint: %s; "
+			"its files' st_blocks grew by %.0f KiB a commit (the "
+			"shared extents counted in each file, as du does); "
+			"the file system's use by %.0f KiB.\n",
+			x.hint, (double)x.dir / 1024, (double)x.fs / 1024);
+	}
+	snprintf(dir, sizeof(dir), "%s/disk-tmp", tmproot);
+	disk_commits("disk-tmp", dir, 0, &t);
+	fd = open(tmproot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	type = fd < 0 ? "?" : fs_type_name(fd);
+	if (fd >= 0)
+		close(fd);
+	snprintf(name, sizeof(name), "disk per commit, %s ($TMPDIR)", type);
+	snprintf(v, sizeof(v), "%.0f KiB", (double)t.dir / 1024);
+	snprintf(r, sizeof(r), "%.2fx", (double)t.dir / (double)dirty);
+	row(name, v, p, r, "reported", -1);
+	if (!getenv("BENCH_KEEP")) { /* 800 MiB of copies */
+		char cmd[800];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench: cannot remove %s\n", dir);
+	}
+}
+
 /* --- hashing: full rehash against the path update of 1% dirty pages ------- */
 
 static void scenario_hash(void)
@@ -1549,6 +1842,8 @@ int main(int argc, char **argv)
 		scenario_syscalls();
 	if (wanted(argc, argv, "big"))
 		scenario_big();
+	if (wanted(argc, argv, "disk"))
+		scenario_disk();
 	if (wanted(argc, argv, "hash"))
 		scenario_hash();
 	if (wanted(argc, argv, "wrk"))

@@ -37,7 +37,12 @@ int fs_fault(struct fs *fs, const char *step);
 /*
  * Open (creating it 0700 if missing) the directory dir and take its lock.
  * STORE_ELOCKED when another process holds it. fs_close() releases it.
+ * On XFS it also gives the directory a copy-on-write extent size hint of
+ * FS_COW_HINT bytes (FS_IOC_FSSETXATTR), inherited by the files made in
+ * it, unless it has that hint already; a hint that cannot be set is no
+ * error.
  */
+#define FS_COW_HINT 4096
 enum store_err fs_open(struct fs *fs, const char *dir, store_fault_fn fault,
 		       void *fault_ctx);
 void fs_close(struct fs *fs);
