@@ -426,6 +426,7 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 	size_t i;
 	int ch;
 
+	memset(c, 0, sizeof(*c)); /* an option added later starts at 0 too */
 	c->dir = "./state";
 	c->listen = "127.0.0.1:8080";
 	c->threads = ncpu > 2 ? (unsigned int)(2 * ncpu) : 4;
