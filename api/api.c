@@ -515,6 +515,7 @@ static void request_free(struct api_request *r)
 		return;
 	free(r->path);
 	free(r->buf);
+	store_upload_free(r->upload);
 	free(r);
 }
 
