@@ -24,6 +24,7 @@ static const unsigned int status_of[STORE_ERR_COUNT] = {
     [STORE_ENOMODULE] = MHD_HTTP_NOT_FOUND,
     [STORE_ENOSESSION] = MHD_HTTP_NOT_FOUND,
     [STORE_ENOCOMMIT] = MHD_HTTP_NOT_FOUND,
+    [STORE_ENOBYTECODE] = MHD_HTTP_NOT_FOUND,
     [STORE_ETOOBIG] = MHD_HTTP_CONTENT_TOO_LARGE,
     [STORE_ERANGE] = MHD_HTTP_RANGE_NOT_SATISFIABLE,
     [STORE_EBUSY] = MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -514,6 +515,7 @@ static void request_free(struct api_request *r)
 		return;
 	free(r->path);
 	free(r->buf);
+	store_upload_free(r->upload);
 	free(r);
 }
 

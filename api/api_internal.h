@@ -138,7 +138,7 @@ struct api_request {
 	uint64_t size;	 /* deploy: memory size */
 	char *buf;	 /* API_BODY_JSON: the body, NUL-terminated */
 	size_t len, cap;
-	crypto_generichash_state hash; /* deploy: H(bytecode) so far */
+	struct store_upload *upload; /* deploy: the bytecode, in the store */
 };
 
 /* Record an error to answer with; the first one recorded wins. */

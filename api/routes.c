@@ -388,6 +388,7 @@ static enum MHD_Result modules_list(struct api_request *r)
 
 static int deploy_begin(struct api_request *r)
 {
+	enum store_err err;
 	int present;
 
 	if (api_query_u64(r, "size", &r->size, &present) < 0 ||
@@ -407,19 +408,27 @@ static int deploy_begin(struct api_request *r)
 			 (unsigned long long)r->api->o.max_module_size);
 		return -1;
 	}
-	crypto_generichash_init(&r->hash, NULL, 0, STORE_ID_BYTES);
+	/* the body goes to the store as it comes (at most --max-body) */
+	err = store_upload_new(r->api->o.store, &r->upload);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "receiving the bytecode");
+		return -1;
+	}
 	return 0;
 }
 
 static void deploy_chunk(struct api_request *r, const char *data, size_t len)
 {
-	crypto_generichash_update(&r->hash, (const unsigned char *)data, len);
+	enum store_err err = store_upload_write(r->upload, data, len);
+
+	if (err != STORE_OK)
+		api_fail_store(r, err, "receiving the bytecode");
 }
 
+/* POST /modules: the module of the body, which the store keeps. */
 static enum MHD_Result deploy(struct api_request *r)
 {
 	struct store_module_info info;
-	struct store_id mod;
 	enum store_err err;
 	int created = 0;
 
@@ -428,8 +437,8 @@ static enum MHD_Result deploy(struct api_request *r)
 			 "the body must be the module's bytecode (not empty)");
 		return api_reply_error(r);
 	}
-	crypto_generichash_final(&r->hash, mod.b, sizeof(mod.b));
-	err = store_deploy_id(r->api->o.store, &mod, r->size, &info, &created);
+	err = store_deploy_upload(r->api->o.store, r->upload, r->size, &info,
+				  &created);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "deploying the module");
 		return api_reply_error(r);
@@ -449,6 +458,42 @@ static enum MHD_Result module_get(struct api_request *r)
 		return api_reply_error(r);
 	}
 	return api_reply_json(r, MHD_HTTP_OK, module_json(&info));
+}
+
+/*
+ * GET /modules/{mod}/bytecode: the bytes whose hash is the module id,
+ * checked by the store, from their file (sendfile); ETag "MOD".
+ */
+static enum MHD_Result module_bytecode(struct api_request *r)
+{
+	struct MHD_Response *resp = NULL;
+	enum store_err err;
+	char hex[STORE_HEX_LEN + 1], etag[STORE_HEX_LEN + 3];
+	uint64_t len = 0;
+	int fd = -1;
+
+	err = store_bytecode_open(r->api->o.store, &r->ids[0], &fd, &len);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "opening the module's bytecode");
+		goto out;
+	}
+	resp = MHD_create_response_from_fd64(len, fd);
+	if (!resp) {
+		api_fail_store(r, STORE_ENOMEM, "serving the bytecode");
+		goto out;
+	}
+	fd = -1; /* the response owns it */
+	store_id_hex(&r->ids[0], hex);
+	snprintf(etag, sizeof(etag), "\"%s\"", hex);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/octet-stream");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (!resp)
+		return api_reply_error(r);
+	return api_reply(r, MHD_HTTP_OK, resp, len);
 }
 
 /*
@@ -944,6 +989,8 @@ const struct api_route api_routes[] = {
     {POST, "/modules", deploy, deploy_begin, deploy_chunk, API_BODY_STREAM, 0},
     {GET, "/modules/{mod}", module_get, NULL, NULL, API_BODY_NONE, 0},
     {GET, "/modules/{mod}/memory", module_memory, NULL, NULL, API_BODY_NONE, 0},
+    {GET, "/modules/{mod}/bytecode", module_bytecode, NULL, NULL, API_BODY_NONE,
+     0},
     {POST, "/sessions", session_begin, NULL, NULL, API_BODY_JSON, 0},
     {GET, "/sessions", sessions_list, NULL, NULL, API_BODY_NONE, 0},
     {DELETE, "/sessions/{sid}", session_drop, NULL, NULL, API_BODY_NONE, 0},

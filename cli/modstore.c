@@ -103,6 +103,7 @@ static const char usage_text[] =
     "  read [SID] MOD [-O OFF] [-n LEN] [-o FILE]\n"
     "                                 read memory (a session's view with "
     "SID)\n"
+    "  bytecode MOD [-o FILE]         download a module's bytecode\n"
     "  write SID MOD [-O OFF] [FILE|-] write bytes into a session\n"
     "  commit [--if-match ROOT] SID   commit a session (prints the commit "
     "id)\n"
@@ -774,6 +775,55 @@ static int cmd_read(struct cli *c, int argc, char **argv)
 	return ret;
 }
 
+static int cmd_bytecode(struct cli *c, int argc, char **argv)
+{
+	static const struct option longs[] = {
+	    {"output", required_argument, NULL, 'o'}, HELP_OPT, {0}};
+	char mod[STORE_HEX_LEN + 1];
+	struct cli_xfer x = {0};
+	const char *output = NULL;
+	int o, ret;
+
+	while ((o = opt_next(argc, argv, "o:h", longs)) != -1) {
+		switch (o) {
+		case 'o':
+			output = optarg;
+			break;
+		case 'h':
+			return help_of("bytecode");
+		default:
+			return usage_err("bytecode", NULL);
+		}
+	}
+	if (argc - optind != 1)
+		return usage_err("bytecode", "one MOD");
+	if (id_arg("MOD", argv[optind], mod) < 0)
+		return CLI_USAGE;
+	x.c = c;
+	x.method = "GET";
+	snprintf(x.path, sizeof(x.path), "/modules/%s/bytecode", mod);
+	if (output) {
+		x.out = fopen(output, "wb");
+		if (!x.out) {
+			errmsg("bytecode: %s: %s", output, strerror(errno));
+			return CLI_LOCAL;
+		}
+	} else {
+		x.out = stdout;
+	}
+	ret = xfer_run(&x, "bytecode");
+	if (x.out != stdout && fclose(x.out) != 0 && ret == CLI_OK) {
+		errmsg("bytecode: %s: %s", output, strerror(errno));
+		ret = CLI_LOCAL;
+	}
+	if (x.out == stdout && fflush(stdout) != 0 && ret == CLI_OK) {
+		errmsg("bytecode: standard output: %s", strerror(errno));
+		ret = CLI_LOCAL;
+	}
+	xfer_release(&x);
+	return ret;
+}
+
 static int cmd_write(struct cli *c, int argc, char **argv)
 {
 	static const struct option longs[] = {
@@ -1186,6 +1236,15 @@ static const struct cli_cmd cmds[] = {
      "\n"
      "  -O, --offset OFF   first byte (default 0)\n"
      "  -n, --length LEN   bytes (default: to the end)\n"
+     "  -o, --output FILE  write to FILE instead of standard output\n"},
+    {"bytecode", cmd_bytecode,
+     "usage: modstore bytecode [-o FILE] MOD\n"
+     "\n"
+     "Write the bytecode of module MOD (the bytes whose BLAKE2b-256 is MOD,\n"
+     "as deployed) to standard output, or to FILE. A module deployed\n"
+     "before the server kept bytecode has none: HTTP 404,\n"
+     "bytecode_not_found (exit 3).\n"
+     "\n"
      "  -o, --output FILE  write to FILE instead of standard output\n"},
     {"write", cmd_write,
      "usage: modstore write [-O OFF] SID MOD [FILE|-]\n"

@@ -17,6 +17,9 @@ static const struct {
     [STORE_ENOMODULE] = {"module_not_found", "no such module"},
     [STORE_ENOSESSION] = {"session_not_found", "no such session"},
     [STORE_ENOCOMMIT] = {"commit_not_found", "no such commit"},
+    [STORE_ENOBYTECODE] = {"bytecode_not_found",
+			   "the module was deployed before its bytecode was "
+			   "kept"},
     [STORE_ETOOBIG] = {"too_large",
 		       "memory would exceed the maximum module size"},
     [STORE_ERANGE] = {"range_not_satisfiable", "read past the end of memory"},
@@ -57,6 +60,21 @@ void ids_leaf_page(const void *page, struct store_id *out)
 	crypto_generichash_update(&st, &zero, 1);
 	crypto_generichash_update(&st, page, STORE_PAGE_SIZE);
 	crypto_generichash_final(&st, out->b, STORE_ID_BYTES);
+}
+
+void ids_code_begin(crypto_generichash_state *st)
+{
+	crypto_generichash_init(st, NULL, 0, STORE_ID_BYTES);
+}
+
+void ids_code_add(crypto_generichash_state *st, const void *code, size_t len)
+{
+	crypto_generichash_update(st, code, len);
+}
+
+void ids_code_end(crypto_generichash_state *st, struct store_id *out)
+{
+	crypto_generichash_final(st, out->b, STORE_ID_BYTES);
 }
 
 void ids_node(const struct store_id *l, const struct store_id *r,

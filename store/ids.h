@@ -11,7 +11,14 @@
 
 #include "store.h"
 
+#include <sodium.h>
+
 void ids_leaf_page(const void *page, struct store_id *out);
+/* The module id H(code) of code given in pieces: begin, add..., end. */
+void ids_code_begin(crypto_generichash_state *st);
+void ids_code_add(crypto_generichash_state *st, const void *code, size_t len);
+void ids_code_end(crypto_generichash_state *st, struct store_id *out);
+
 void ids_node(const struct store_id *l, const struct store_id *r,
 	      struct store_id *out);
 void ids_empty(struct store_id *out);

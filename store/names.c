@@ -26,6 +26,11 @@ void names_init(char out[NAME_LEN], const char *mod)
 	snprintf(out, NAME_LEN, ".%s_init", mod);
 }
 
+void names_bytecode(char out[NAME_LEN], const char *mod)
+{
+	snprintf(out, NAME_LEN, ".%s_bytecode", mod);
+}
+
 void names_tmp(char out[TMP_NAME_LEN], uint64_t n)
 {
 	snprintf(out, TMP_NAME_LEN, "%s%016llx", TMP_PREFIX,
@@ -51,12 +56,25 @@ int names_is_module(const char *name)
 	       ids_is_upper_hex(name, STORE_HEX_LEN);
 }
 
-int names_is_init(const char *name, char mod[STORE_HEX_LEN + 1])
+/* 1 if name is "." MOD suffix, MOD into mod. */
+static int dot_name(const char *name, const char *suffix,
+		    char mod[STORE_HEX_LEN + 1])
 {
-	if (strlen(name) != STORE_HEX_LEN + 6 || name[0] != '.' ||
-	    strcmp(name + 1 + STORE_HEX_LEN, "_init"))
+	if (strlen(name) != 1 + STORE_HEX_LEN + strlen(suffix) ||
+	    name[0] != '.' || strcmp(name + 1 + STORE_HEX_LEN, suffix) ||
+	    !ids_is_upper_hex(name + 1, STORE_HEX_LEN))
 		return 0;
 	memcpy(mod, name + 1, STORE_HEX_LEN);
 	mod[STORE_HEX_LEN] = '\0';
 	return 1;
+}
+
+int names_is_init(const char *name, char mod[STORE_HEX_LEN + 1])
+{
+	return dot_name(name, "_init", mod);
+}
+
+int names_is_bytecode(const char *name, char mod[STORE_HEX_LEN + 1])
+{
+	return dot_name(name, "_bytecode", mod);
 }

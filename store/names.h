@@ -2,7 +2,8 @@
  * names.h - the names of the state directory's files (pure). MOD is a
  * module's 64 uppercase hex digits, MC a module commit's.
  *
- *   MOD  MOD_MC  MOD_last  MOD_last_id  .MOD_init  .tmp-XXXXXXXXXXXXXXXX
+ *   MOD  MOD_MC  MOD_last  MOD_last_id  .MOD_init  .MOD_bytecode
+ *   .tmp-XXXXXXXXXXXXXXXX
  */
 #ifndef STORE_NAMES_H
 #define STORE_NAMES_H
@@ -20,6 +21,8 @@ void names_commit(char out[NAME_LEN], const char *mod,
 void names_suffix(char out[NAME_LEN], const char *mod, const char *suffix);
 /* ".MOD_init": the initial memory. */
 void names_init(char out[NAME_LEN], const char *mod);
+/* ".MOD_bytecode": the module's bytecode. */
+void names_bytecode(char out[NAME_LEN], const char *mod);
 /* ".tmp-" and 16 lowercase hex digits of n. */
 void names_tmp(char out[TMP_NAME_LEN], uint64_t n);
 
@@ -29,5 +32,7 @@ int names_is_tmp(const char *name, size_t len);
 int names_is_module(const char *name);
 /* 1 if name is ".MOD_init"; mod gets MOD then. */
 int names_is_init(const char *name, char mod[STORE_HEX_LEN + 1]);
+/* 1 if name is ".MOD_bytecode"; mod gets MOD then. */
+int names_is_bytecode(const char *name, char mod[STORE_HEX_LEN + 1]);
 
 #endif /* STORE_NAMES_H */

@@ -380,9 +380,13 @@ static enum store_err check_size(struct store *s, uint64_t size)
 	return STORE_OK;
 }
 
-enum store_err store_deploy_id(struct store *s, const struct store_id *mod,
-			       uint64_t size, struct store_module_info *info,
-			       int *created)
+/*
+ * Deploy mod, keeping u's bytes as its bytecode when u is not NULL (they
+ * hash to mod). The size matters only to a new module.
+ */
+static enum store_err deploy(struct store *s, const struct store_id *mod,
+			     struct store_upload *u, uint64_t size,
+			     struct store_module_info *info, int *created)
 {
 	struct store_module_info tmpinfo;
 	struct module *m;
@@ -394,11 +398,11 @@ enum store_err store_deploy_id(struct store *s, const struct store_id *mod,
 	if (!info)
 		info = &tmpinfo;
 	err = store_module_get(s, mod, info);
-	if (err != STORE_ENOMODULE)
-		return err; /* deployed already, or a failure */
-	err = check_size(s, size);
-	if (!err)
-		err = modules_deploy(s, mod, size, &m, &made);
+	if (err == STORE_ENOMODULE)
+		err = check_size(s, size);
+	if (err)
+		return err;
+	err = modules_deploy(s, mod, size, u, &m, &made);
 	if (err)
 		return err;
 	if (!made)
@@ -409,16 +413,48 @@ enum store_err store_deploy_id(struct store *s, const struct store_id *mod,
 	return STORE_OK;
 }
 
+enum store_err store_deploy_id(struct store *s, const struct store_id *mod,
+			       uint64_t size, struct store_module_info *info,
+			       int *created)
+{
+	return deploy(s, mod, NULL, size, info, created);
+}
+
+enum store_err store_deploy_upload(struct store *s, struct store_upload *u,
+				   uint64_t size,
+				   struct store_module_info *info, int *created)
+{
+	struct store_id id;
+	enum store_err err;
+
+	if (created)
+		*created = 0;
+	if (!u || u->s != s)
+		return STORE_EINVAL;
+	err = modules_upload_id(u, &id);
+	if (err)
+		return err;
+	return deploy(s, &id, u, size, info, created);
+}
+
 enum store_err store_deploy(struct store *s, const void *code, size_t len,
 			    uint64_t size, struct store_module_info *info,
 			    int *created)
 {
-	struct store_id id;
+	struct store_upload *u = NULL;
+	enum store_err err;
 
+	if (created)
+		*created = 0;
 	if (!code || len == 0)
 		return STORE_EINVAL;
-	store_module_id(code, len, &id);
-	return store_deploy_id(s, &id, size, info, created);
+	err = store_upload_new(s, &u);
+	if (!err)
+		err = store_upload_write(u, code, len);
+	if (!err)
+		err = store_deploy_upload(s, u, size, info, created);
+	store_upload_free(u);
+	return err;
 }
 
 enum store_err store_module_get(struct store *s, const struct store_id *mod,

@@ -11,6 +11,8 @@
  *   MOD_last_id      "MODCOMMIT\n"
  *   commits          the commits store, written by store_persist()
  *   .MOD_init        sparse all-zero memory of the deployed size
+ *   .MOD_bytecode    the module's bytecode, whose hash is MOD (absent for a
+ *                    module deployed before bytecode was kept)
  *   .journal         intent record of the last commit or restore
  *   .lock            held (flock) while a process has the store open
  *   .tmp-*           temporaries; removed when the store is opened
@@ -58,19 +60,20 @@ struct store_pair {
 
 enum store_err {
 	STORE_OK = 0,
-	STORE_EINVAL,	  /* malformed argument: size, offset, empty code */
-	STORE_ENOMODULE,  /* module not deployed */
-	STORE_ENOSESSION, /* no such session (or it has committed) */
-	STORE_ENOCOMMIT,  /* commit unknown (also after reading `commits`) */
-	STORE_ETOOBIG,	  /* memory would exceed the configured maximum */
-	STORE_ERANGE,	  /* read past the end of memory */
-	STORE_EBUSY,	  /* too many open sessions */
-	STORE_EMISMATCH,  /* expected root does not match the current root */
-	STORE_ENOSPC,	  /* no space left on the state directory's disk */
-	STORE_ENOMEM,	  /* allocation failed */
-	STORE_EIO,	  /* any other I/O error */
-	STORE_ECORRUPT,	  /* a file of the state directory is malformed */
-	STORE_ELOCKED,	  /* another process has the directory open */
+	STORE_EINVAL,	   /* malformed argument: size, offset, empty code */
+	STORE_ENOMODULE,   /* module not deployed */
+	STORE_ENOSESSION,  /* no such session (or it has committed) */
+	STORE_ENOCOMMIT,   /* commit unknown (also after reading `commits`) */
+	STORE_ENOBYTECODE, /* module deployed before its bytecode was kept */
+	STORE_ETOOBIG,	   /* memory would exceed the configured maximum */
+	STORE_ERANGE,	   /* read past the end of memory */
+	STORE_EBUSY,	   /* too many open sessions */
+	STORE_EMISMATCH,   /* expected root does not match the current root */
+	STORE_ENOSPC,	   /* no space left on the state directory's disk */
+	STORE_ENOMEM,	   /* allocation failed */
+	STORE_EIO,	   /* any other I/O error */
+	STORE_ECORRUPT,	   /* a file of the state directory is malformed */
+	STORE_ELOCKED,	   /* another process has the directory open */
 	STORE_ERR_COUNT
 };
 
@@ -151,18 +154,69 @@ struct store_module_info {
 
 /*
  * Deploy a module whose memory is `size` bytes of zeros (a positive multiple
- * of the page size, at most the maximum). *created is 1 when it is new, 0
- * when it was already deployed (then size is ignored and info describes the
- * module as it is). info and created may be NULL.
+ * of the page size, at most the maximum), keeping code as its bytecode in
+ * .MOD_bytecode, durable on return like the module. *created is 1 when it
+ * is new, 0 when it was already deployed (then size is ignored, info
+ * describes the module as it is, and its bytecode file stays as it is; a
+ * module that had none, deployed before bytecode was kept, gets this
+ * one). info and created may be NULL.
  */
 enum store_err store_deploy(struct store *s, const void *code, size_t len,
 			    uint64_t size, struct store_module_info *info,
 			    int *created);
 
-/* The same with the module id already computed (for streamed bytecode). */
+/*
+ * The bytecode of a deploy as it arrives in pieces (an HTTP body), kept in
+ * a temporary file of the state directory and hashed on the way, so that
+ * no more than a piece is ever in memory. store_upload_new() makes one;
+ * store_upload_write() appends to it; store_deploy_upload() deploys the
+ * module whose id is the hash of everything written, as store_deploy()
+ * does with code; store_upload_free() releases it whatever happened,
+ * removing the temporary unless a deploy kept it. One thread at a time
+ * uses an upload; it must not outlive its store.
+ */
+struct store_upload;
+
+enum store_err store_upload_new(struct store *s, struct store_upload **out);
+
+/*
+ * Append len bytes. After a failure the upload is unusable: every later
+ * write and its deploy return that error.
+ */
+enum store_err store_upload_write(struct store_upload *u, const void *buf,
+				  size_t len);
+
+/*
+ * Deploy the module of u's bytes (STORE_EINVAL when none were written, or
+ * when u was deployed already). Otherwise as store_deploy().
+ */
+enum store_err store_deploy_upload(struct store *s, struct store_upload *u,
+				   uint64_t size,
+				   struct store_module_info *info,
+				   int *created);
+
+/* Remove u's temporary if it is still there and free u. NULL is a no-op. */
+void store_upload_free(struct store_upload *u);
+
+/*
+ * Deploy a module by its id alone, keeping no bytecode: the module is as
+ * one deployed before bytecode was kept (store_bytecode_open() answers
+ * STORE_ENOBYTECODE until a store_deploy() of its code). Otherwise as
+ * store_deploy().
+ */
 enum store_err store_deploy_id(struct store *s, const struct store_id *mod,
 			       uint64_t size, struct store_module_info *info,
 			       int *created);
+
+/*
+ * A read-only descriptor on the module's bytecode (the file .MOD_bytecode,
+ * never modified) and its length in bytes, checked first: the bytes must
+ * hash to the module id, else STORE_ECORRUPT. STORE_ENOMODULE for an
+ * unknown module, STORE_ENOBYTECODE for one deployed before bytecode was
+ * kept. Caller closes *fd.
+ */
+enum store_err store_bytecode_open(struct store *s, const struct store_id *mod,
+				   int *fd, uint64_t *len);
 
 enum store_err store_module_get(struct store *s, const struct store_id *mod,
 				struct store_module_info *info);

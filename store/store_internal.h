@@ -8,7 +8,8 @@
  *   tree.c          the Merkle tree over a module's pages (pure)
  *   names.c         the names of the directory's files (pure)
  *   fs.c            every file system call, on struct fs
- *   modules.c       the module table; deploy; finding modules at open
+ *   modules.c       the module table; deploy; bytecode; finding modules at
+ *                   open
  *   state.c         immutable states, the current one; module queries
  *   commits.c       the commits store in memory
  *   commits_file.c  the file `commits`: its text, read and written

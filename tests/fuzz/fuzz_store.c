@@ -21,7 +21,8 @@
  * store lives in memory until persist, and after a reopen it is what was
  * last persisted, while the current state survives. The state directory
  * is checked too: exactly the names of the layout in store.h, each file
- * with the right bytes, and a descriptor from store_module_open() reading
+ * with the right bytes (.MOD_bytecode exactly for a module deployed by
+ * its code at least once), and a descriptor from store_module_open() reading
  * the same memory whatever happens after. Any disagreement, on a result
  * code, an id, a size, a file or a single byte, is an abort() with a
  * message, which libFuzzer reports as a crash.
@@ -95,6 +96,7 @@ struct msess {
 
 struct model {
 	int deployed[NMOD];
+	int has_code[NMOD]; /* .MOD_bytecode: deployed by its code once */
 	size_t init_size[NMOD];
 	struct pset cur;
 	struct clist mem;  /* the commits store of the open store */
@@ -710,6 +712,9 @@ static int expected_name(const struct fz *f, const char *name)
 		if (name[0] == '.' && !strncmp(name + 1, hex, STORE_HEX_LEN) &&
 		    !strcmp(name + 1 + STORE_HEX_LEN, "_init"))
 			return 1;
+		if (name[0] == '.' && !strncmp(name + 1, hex, STORE_HEX_LEN) &&
+		    !strcmp(name + 1 + STORE_HEX_LEN, "_bytecode"))
+			return f->m.has_code[i];
 		if (strncmp(name, hex, STORE_HEX_LEN))
 			continue;
 		rest = name + STORE_HEX_LEN;
@@ -756,6 +761,11 @@ static void check_disk(struct fz *f)
 			continue;
 		store_id_hex(&mod_id[i], hex);
 		check_file(f, dirfd, hex, cur_mem(f, i));
+		snprintf(name, sizeof(name), ".%s_bytecode", hex);
+		n = read_name(f, dirfd, name);
+		if (f->m.has_code[i] && (n != (ssize_t)code_len[i] ||
+					 memcmp(rbuf, codes[i], code_len[i])))
+			die(f, "%s does not hold the module's bytecode", name);
 		snprintf(name, sizeof(name), "%s_last", hex);
 		if (c) {
 			check_file(f, dirfd, name, c);
@@ -883,6 +893,8 @@ static void op_deploy(struct fz *f)
 		f->m.deployed[i] = 1;
 		f->m.init_size[i] = (size_t)size;
 	}
+	if (how != 6)
+		f->m.has_code[i] = 1; /* kept, or there already */
 	check_info(f, "store_deploy", &info, i, cur_mem(f, i));
 }
 

@@ -581,6 +581,48 @@ out:
 	return problems;
 }
 
+/*
+ * The dot-files of the layout that belong to a module: every .MOD_bytecode
+ * of a module holds the bytes whose hash is MOD. One without its module
+ * (a deploy in flight, or one a crash ended before open) is not checked.
+ */
+static int check_bytecode(const char *dir, const struct st_state *st)
+{
+	struct st_names dot;
+	struct store_id id, got;
+	size_t i, len, n = strlen("_bytecode");
+	int problems = 0;
+
+	if (st_names_list(dir, ST_DOT, &dot)) {
+		PROBLEM("cannot list");
+		return problems;
+	}
+	for (i = 0; i < dot.n; i++) {
+		const char *nm = dot.v[i];
+		unsigned char *buf;
+
+		if (strlen(nm) != 1 + STORE_HEX_LEN + n ||
+		    strcmp(nm + 1 + STORE_HEX_LEN, "_bytecode") ||
+		    !st_is_hex64_upper(nm + 1, STORE_HEX_LEN))
+			continue;
+		st_parse(nm + 1, STORE_HEX_LEN, &id);
+		if (!bsearch(&id, st->mods, st->nmods, sizeof(*st->mods),
+			     id_cmp))
+			continue;
+		if (st_read(dir, nm, &buf, &len)) {
+			PROBLEM("%s: cannot read", nm);
+			continue;
+		}
+		st_h(buf, len, &got);
+		if (memcmp(got.b, id.b, STORE_ID_BYTES))
+			PROBLEM("%s: its bytes do not hash to the module id",
+				nm);
+		free(buf);
+	}
+	st_names_release(&dot);
+	return problems;
+}
+
 int st_state_read(const char *dir, struct st_state *st)
 {
 	struct st_names names;
@@ -634,6 +676,7 @@ int st_state_read(const char *dir, struct st_state *st)
 	qsort(st->mods, st->nmods, sizeof(*st->mods), id_cmp);
 	for (i = 0; i < st->nmods; i++)
 		problems += check_module(dir, st, i);
+	problems += check_bytecode(dir, st);
 	/* every commit file holds the memory its name says */
 	for (i = 0; i < names.n; i++) {
 		const char *n = names.v[i];
