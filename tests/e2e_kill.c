@@ -362,7 +362,9 @@ static void check_restart(const char *dir, int may_be_new, int round)
 
 			if (!strcmp(nm, ".lock") || !strcmp(nm, ".journal") ||
 			    (strlen(nm) == STORE_HEX_LEN + 6 &&
-			     !strcmp(nm + 1 + STORE_HEX_LEN, "_init")))
+			     !strcmp(nm + 1 + STORE_HEX_LEN, "_init")) ||
+			    (strlen(nm) == STORE_HEX_LEN + 10 &&
+			     !strcmp(nm + 1 + STORE_HEX_LEN, "_bytecode")))
 				continue;
 			fprintf(stderr, "round %d: stray %s\n", round, nm);
 			CHECK(0);
