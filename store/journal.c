@@ -29,6 +29,10 @@
  *  J5. A journal naming a new file that is nowhere (neither under its
  *      temporary name nor in place) never began to switch: its commit
  *      failed at its journal and took its temporaries back.
+ *  J6. Nothing a crashed process left unflushed is acted on: store_open()
+ *      flushes the file system ("open.sync") before it reads the journal
+ *      or any name, so a replay moves names on the word of a durable
+ *      journal only.
  *
  * States of the journal and what moves them:
  *

@@ -68,6 +68,14 @@ enum store_err store_open(struct store **out, const struct store_options *opts)
 	if (!s)
 		return STORE_ENOMEM;
 	err = fs_open(&s->fs, opts->dir, opts->fault, opts->fault_ctx);
+	/*
+	 * What a crashed process left unflushed is in the page cache: flush
+	 * it before trusting any of it (a journal not yet fdatasync'd, a name
+	 * not yet fsync'd), so that a power cut during this open cannot take
+	 * back what the open acts on.
+	 */
+	if (!err)
+		err = fs_sync(&s->fs, "open.sync");
 	if (!err)
 		err = modules_scan(s);
 	if (!err)
