@@ -8,6 +8,7 @@
 #include "commits_file.h"
 #include "fs.h"
 #include "ids.h"
+#include "journal.h"
 #include "names.h"
 #include "session.h"
 #include "state.h"
@@ -287,8 +288,9 @@ enum store_err store_commit_delete(struct store *s,
 		err = STORE_ENOCOMMIT;
 		goto out;
 	}
-	/* gone durably first, then its files */
-	if (atomic_load(&found->persisted))
+	/* no replay may bring it back; gone durably, then its files */
+	err = journal_settle(s, commit);
+	if (!err && atomic_load(&found->persisted))
 		err = file_without(s, found);
 	if (err)
 		goto out;

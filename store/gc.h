@@ -8,11 +8,13 @@
  * it. Nothing needed is ever removed; .MOD_init, .MOD_bytecode and MOD are
  * never touched here.
  *
- * Crash safety without a journal: a delete first makes the commit gone
- * durably (the file `commits` rewritten atomically, when it held it), and
- * only then removes files, each of which no durable commit, no current
- * name and no session needs. A crash at any point leaves every commit
- * whole or gone; a file no longer needed may remain until the next gc.
+ * Crash safety without a journal of its own: a delete first settles the
+ * journal when it records the commit (journal_settle: a replay would add
+ * it back), then makes the commit gone durably (the file `commits`
+ * rewritten atomically, when it held it), and only then removes files,
+ * each of which no durable commit, no current name and no session needs. A
+ * crash at any point leaves every commit whole or gone; a file no longer needed
+ * may remain until the next gc.
  */
 #ifndef STORE_GC_H
 #define STORE_GC_H

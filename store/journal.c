@@ -198,6 +198,10 @@ static enum store_err journal_write(struct store *s, const struct journal *j)
 		if (!err)
 			s->jrn.fresh = 0;
 	}
+	/* written, it may be replayed: what it records, for journal_settle */
+	s->jrn.recorded = 1;
+	s->jrn.recorded_op = j->op;
+	s->jrn.recorded_root = j->root;
 	free(buf);
 	return err;
 }
@@ -509,8 +513,11 @@ static enum store_err journal_recover(struct store *s, struct journal *out)
 		journal_release(&j);
 		return err;
 	}
-	journal_clear(s);
+	journal_clear(s); /* not flushed: a cut may replay it again */
 	s->jrn.live = 0;
+	s->jrn.recorded = 1;
+	s->jrn.recorded_op = j.op;
+	s->jrn.recorded_root = j.root;
 	*out = j;
 	return STORE_OK;
 }
@@ -715,6 +722,30 @@ enum store_err journal_reload(struct store *s)
 enum store_err journal_unwedge(struct store *s)
 {
 	return s->jrn.wedged ? journal_reload(s) : STORE_OK;
+}
+
+enum store_err journal_settle(struct store *s, const struct store_id *commit)
+{
+	enum store_err err = STORE_OK;
+
+	if (!s->jrn.recorded || s->jrn.recorded_op != JOURNAL_COMMIT ||
+	    !store_id_equal(&s->jrn.recorded_root, commit))
+		return STORE_OK; /* no replay can add commit back */
+	/* J3 first: the names it moved durable, then the mark */
+	if (s->jrn.live)
+		err = fs_sync(&s->fs, "delete.sync");
+	if (!err) {
+		s->jrn.live = 0;
+		err = journal_fd(s);
+	}
+	if (!err)
+		err = fs_write(&s->fs, s->jrn.fd, JOURNAL_IDLE,
+			       strlen(JOURNAL_IDLE), 0, "journal.clear");
+	if (!err)
+		err = fs_fdatasync(&s->fs, s->jrn.fd, "delete.fsync");
+	if (!err)
+		s->jrn.recorded = 0;
+	return err;
 }
 
 void journal_close(struct store *s)

@@ -25,6 +25,11 @@ struct journal_state {
 	int wedged; /* a switch failed half way: the journal must be replayed */
 	uint64_t size;	 /* bytes in .journal */
 	atomic_uint seq; /* switches made */
+	/* the last journal this process wrote or replayed, while its
+	 * carried-out mark is not known durable (see journal_settle) */
+	int recorded;
+	int recorded_op;
+	struct store_id recorded_root;
 };
 
 enum journal_op { JOURNAL_COMMIT = 1, JOURNAL_RESTORE = 2 };
@@ -71,6 +76,14 @@ enum store_err journal_reload(struct store *s);
 
 /* journal_reload() if the store is wedged. op_lock held. */
 enum store_err journal_unwedge(struct store *s);
+
+/*
+ * Before commit is deleted: when the journal this process wrote or
+ * replayed records commit as its commit, make its names durable and its
+ * carried-out mark too, so no later replay brings the deleted commit
+ * back. op_lock held.
+ */
+enum store_err journal_settle(struct store *s, const struct store_id *commit);
 
 /* At close: flush, mark the journal carried out, close it. */
 void journal_close(struct store *s);
