@@ -113,6 +113,7 @@ test:
 	@tools/install-deps
 	@$(MAKE) -s format-check
 	$(MAKE) test-suite
+	$(MAKE) test-powercut
 	$(MAKE) SANITIZE=address,undefined test-suite
 	$(MAKE) SANITIZE=thread test-tsan
 	$(MAKE) test-valgrind
@@ -206,3 +207,37 @@ clean:
 	rm -rf build bin
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# --- the power-cut test (tests/powercut/) ------------------------------------
+# A FUSE file system (libfuse3) that keeps what was not flushed apart and
+# drops it on a simulated cut; the store is cut at every step of its
+# operations and at random events, and each of its flushes is removed in
+# turn. `make test-powercut` runs it alone; POWERCUT_SCALE multiplies its
+# rounds (`make torture` uses TORTURE_POWERCUT_SCALE).
+ifeq ($(filter clean distclean format,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists fuse3 2>/dev/null && echo ok),ok)
+$(info modstore: installing missing test dependencies (tools/install-deps))
+PC_DEPS_LOG := $(shell tools/install-deps >&2; echo $$?)
+ifneq ($(PC_DEPS_LOG),0)
+$(error tools/install-deps failed; run it by hand to see why)
+endif
+endif
+endif
+
+PC_SRC := $(wildcard tests/powercut/*.c)
+PC_BIN := $(O)/tests/powercut/powercut
+TORTURE_POWERCUT_SCALE ?= 20
+FORMAT_SRC += $(wildcard tests/powercut/*.[ch])
+
+$(O)/tests/powercut/%.o: CFLAGS += $(shell pkg-config --cflags fuse3)
+$(PC_BIN): $(call obj,$(PC_SRC)) $(TLIB) $(LIBSTORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs fuse3)
+
+.PHONY: test-powercut torture-powercut
+tests: $(PC_BIN)
+test-powercut: $(PC_BIN)
+	@O=$(O) BIN=$(BIN) tests/run $(PC_BIN)
+torture: torture-powercut
+torture-powercut: $(PC_BIN)
+	@O=$(O) BIN=$(BIN) POWERCUT_SCALE=$(TORTURE_POWERCUT_SCALE) \
+		tests/run $(PC_BIN)
