@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,7 +33,7 @@ static struct server {
 	uint64_t events, arm;
 	struct fuse_session *se;
 	const char *mnt;
-	int quit;
+	volatile sig_atomic_t quit;
 } srv;
 
 /* --- events --------------------------------------------------------------- */
@@ -636,7 +637,7 @@ static void server_loop(int parent, int lsock)
 		}
 		if (poll(p, 3 + nconns, -1) < 0) {
 			if (errno == EINTR)
-				continue;
+				continue; /* srv.quit says whether to stop */
 			break;
 		}
 		/* the file system first: a command may replace the mount */
@@ -666,13 +667,26 @@ static void server_loop(int parent, int lsock)
 		close(conns[i]);
 }
 
+/* SIGTERM (the test died: PR_SET_PDEATHSIG) ends the loop, which unmounts. */
+static void on_term(int sig)
+{
+	(void)sig;
+	srv.quit = 1;
+}
+
 static void server_main(int parent, int lsock, const char *mnt)
 {
+	struct sigaction sa;
 	struct pcfs_reply rep;
 
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term; /* no SA_RESTART: poll returns EINTR */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGTERM, SIG_DFL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		_exit(1); /* the test is gone already */
 	srv.mnt = mnt;
 	srv.m = pcm_new();
 	memset(&rep, 0, sizeof(rep));
@@ -794,5 +808,7 @@ void pcfs_stop(struct pcfs *fs)
 	if (fs->pid > 0)
 		waitpid(fs->pid, NULL, 0);
 	fs->pid = 0;
+	/* a server that died without unmounting leaves a dead mount */
+	umount2(fs->mnt, MNT_DETACH);
 	unlink(fs->sock);
 }
