@@ -1575,12 +1575,15 @@ static void gen_crash_deploy(struct scenario *sc, long step)
 	sc_session(sc, OP_COMMIT, 0);
 }
 
+static long seed_base; /* POWERCUT_SEED: another draw of everything */
+
 /* Random operations from seed, a process crash now and then. */
 static void gen_random(struct scenario *sc, long seed)
 {
 	unsigned long long saved = rng_state;
 	int open[PC_MAXSLOTS] = {0}, nmods = 0, i;
 
+	seed += seed_base * 1000;
 	rng_state = (unsigned long long)seed * 0x9E3779B97F4A7C15ULL | 1;
 	snprintf(sc->name, sizeof(sc->name), "random %ld", seed);
 	sc->session_memory = rnd(2) ? STORE_PAGE_SIZE : 0;
@@ -1786,7 +1789,8 @@ int main(void)
 	time_t t0 = time(NULL);
 
 	verbose = (int)env_long("POWERCUT_VERBOSE", 0);
-	rng_state ^= (unsigned long long)env_long("POWERCUT_SEED", 0) << 1;
+	seed_base = env_long("POWERCUT_SEED", 0);
+	rng_state ^= (unsigned long long)seed_base << 1;
 	if (!tmp)
 		return 1;
 	snprintf(mnt, sizeof(mnt), "%s/mnt", tmp);
