@@ -214,26 +214,23 @@ clean:
 # operations and at random events, and each of its flushes is removed in
 # turn. `make test-powercut` runs it alone; POWERCUT_SCALE multiplies its
 # rounds (`make torture` uses TORTURE_POWERCUT_SCALE).
-ifeq ($(filter clean distclean format,$(MAKECMDGOALS)),)
-ifneq ($(shell pkg-config --exists fuse3 2>/dev/null && echo ok),ok)
-$(info modstore: installing missing test dependencies (tools/install-deps))
-PC_DEPS_LOG := $(shell tools/install-deps >&2; echo $$?)
-ifneq ($(PC_DEPS_LOG),0)
-$(error tools/install-deps failed; run it by hand to see why)
-endif
-endif
-endif
-
 PC_SRC := $(wildcard tests/powercut/*.c)
 PC_BIN := $(O)/tests/powercut/powercut
 TORTURE_POWERCUT_SCALE ?= 20
 FORMAT_SRC += $(wildcard tests/powercut/*.[ch])
+# expanded when used: after powercut-deps has installed libfuse3-dev
+PC_CFLAGS = $(shell pkg-config --cflags fuse3)
+PC_LIBS = $(shell pkg-config --libs fuse3)
 
-$(O)/tests/powercut/%.o: CFLAGS += $(shell pkg-config --cflags fuse3)
+# only building the test needs libfuse3 (not `make`, nor the image)
+powercut-deps:
+	@pkg-config --exists fuse3 || tools/install-deps
+$(call obj,$(PC_SRC)): | powercut-deps
+$(O)/tests/powercut/%.o: CFLAGS += $(PC_CFLAGS)
 $(PC_BIN): $(call obj,$(PC_SRC)) $(TLIB) $(LIBSTORE)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(shell pkg-config --libs fuse3)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL) $(PC_LIBS)
 
-.PHONY: test-powercut torture-powercut
+.PHONY: test-powercut torture-powercut powercut-deps
 tests: $(PC_BIN)
 test-powercut: $(PC_BIN)
 	@O=$(O) BIN=$(BIN) tests/run $(PC_BIN)
