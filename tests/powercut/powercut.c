@@ -1013,7 +1013,7 @@ out:
  * closes the window: then set this to 0 (a full run fails while it is 1
  * and the window loses nothing).
  */
-#define KNOWN_CRASH_LEFTOVERS 1
+#define KNOWN_CRASH_LEFTOVERS 0
 
 /*
  * A second one: a delete of the commit that the journal of its process
@@ -1026,7 +1026,7 @@ out:
  * "delete.sync" when the switch is not flushed yet, the idle mark, and
  * "delete.fsync"); then set this to 0.
  */
-#define KNOWN_DELETE_REPLAYED 1
+#define KNOWN_DELETE_REPLAYED 0
 
 enum cut_kind { CUT_STEP, CUT_EVENT };
 
