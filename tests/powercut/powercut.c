@@ -261,6 +261,7 @@ static const struct site {
     {"close.fsync", "close.fsync", NULL, 0, 1, 0, 0},
     {"file.fsync", "file.fsync", NULL, 0, 0, 0, 0},
     {"deploy.fsync", "deploy.fsync", NULL, 0, 0, 0, 0},
+    {"bytecode.fsync", "bytecode.fsync", NULL, 0, 0, 0, 0},
     {"dir.fsync (new journal)", "dir.fsync", "journal.fsync", 0, 0, 0, 0},
     {"dir.fsync (write_atomic)", "dir.fsync", "file.rename", 0, 0, 0, 0},
     {"dir.fsync (deploy)", "dir.fsync", "deploy.link", 0, 0, 0, 0},
