@@ -181,7 +181,9 @@ printf 'SECOND' | curl -fsS -X PUT --data-binary @- "$U/sessions/$S/modules/$M/m
 C2=$(curl -fsS -X POST "$U/sessions/$S/commit" | field commit)
 [ ${#C1} = 64 ] && [ ${#C2} = 64 ] && [ "$C1" != "$C2" ] || fail "commits"
 curl -fsS -X POST "$U/persist" >/dev/null
-curl -fsS "$U/metrics" | grep -q '^modstore_commits 2$' || fail "metrics"
+# the whole answer first: grep -q stops reading at its match (pipefail)
+metrics=$(curl -fsS "$U/metrics") || fail "metrics"
+grep -q '^modstore_commits 2$' <<<"$metrics" || fail "metrics"
 say "deployed $M, committed $C1 and $C2, persisted"
 stop
 say "stopped with SIGTERM: exit 0"
@@ -189,7 +191,8 @@ say "stopped with SIGTERM: exit 0"
 start 2
 say "second container on the same volume: /health after $health_ms ms"
 [ "$(curl -fsS "$U/root" | field root)" = "$C2" ] || fail "root after restart is not C2"
-curl -fsS "$U/commits" | grep -q "$C1" || fail "C1 was not persisted"
+commits=$(curl -fsS "$U/commits") || fail "commits"
+grep -q "$C1" <<<"$commits" || fail "C1 was not persisted"
 curl -fsS -X POST "$U/restore/$C1" >/dev/null || fail "restore"
 [ "$(curl -fsS "$U/root" | field root)" = "$C1" ] || fail "root after restore"
 [ "$(curl -fsS -r 0-10 "$U/modules/$M/memory")" = "first state" ] ||
