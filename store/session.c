@@ -548,9 +548,14 @@ void session_finish(struct store *s, struct session *se)
 {
 	int linked;
 
-	session_release(s, se); /* ends it while its write lock is held */
-	pthread_rwlock_unlock(&se->lock);
+	/*
+	 * Out of the table first: a session in the table has its base, which
+	 * session_bases() reads under store.lock. Then ended while its write
+	 * lock is held.
+	 */
 	linked = session_unlink(s, se);
+	session_release(s, se);
+	pthread_rwlock_unlock(&se->lock);
 	if (linked)
 		session_put(s, se); /* the table's reference */
 	session_put(s, se);
