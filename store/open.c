@@ -52,6 +52,19 @@ static struct store *store_new(const struct store_options *opts)
 	return s;
 }
 
+/* A commit of the file `commits` into the commits store. */
+static enum store_err load_one(void *ctx, const struct store_id *id,
+			       const struct store_pair *pairs, size_t n)
+{
+	struct store *s = ctx;
+	enum store_err err;
+
+	pthread_mutex_lock(&s->lock);
+	err = commits_add(&s->cs, id, pairs, n, 1);
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
 enum store_err store_open(struct store **out, const struct store_options *opts)
 {
 	struct store *s;
@@ -83,7 +96,7 @@ enum store_err store_open(struct store **out, const struct store_options *opts)
 	if (!err)
 		err = fs_each_name(&s->fs, remove_tmp, s);
 	if (!err)
-		err = commits_file_load(s, &s->cs);
+		err = commits_file_load(s, load_one, s, 1);
 	if (err) {
 		store_close(s);
 		return err;

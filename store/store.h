@@ -347,13 +347,27 @@ enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
  */
 enum store_err store_commits_text(struct store *s, char **out, size_t *len);
 
+/*
+ * That text in pieces, for answers too large to hold at once: the commits
+ * of the store when the reader was opened, oldest first (one deleted
+ * meanwhile is left out). No lock of the store is held while it formats.
+ */
+struct store_commits_reader;
+enum store_err store_commits_reader_open(struct store *s,
+					 struct store_commits_reader **r);
+/* Up to cap bytes of the text into buf; *got is 0 at the end. */
+enum store_err store_commits_read(struct store_commits_reader *r, char *buf,
+				  size_t cap, size_t *got);
+void store_commits_reader_close(struct store_commits_reader *r);
+
 /* Number of commits in the commits store. */
 size_t store_commits_count(struct store *s);
 
 /*
  * Write the commits store to the file `commits`, durably. Sessions, reads
  * and commits go on meanwhile: no lock they take is held while it formats
- * and writes.
+ * and writes. Once the file holds commits, a persist appends only those it
+ * does not hold yet (commits_file.h tells how a cut cannot damage it).
  */
 enum store_err store_persist(struct store *s);
 
