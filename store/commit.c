@@ -389,6 +389,9 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	int wedged = 0;
 
 	memset(out, 0, sizeof(*out));
+	err = store_commits_ready(s); /* the commit goes after the file's */
+	if (err)
+		return err;
 	err = session_lock(s, sid, 1, &c.se);
 	if (err)
 		return err;

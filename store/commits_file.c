@@ -534,3 +534,72 @@ enum store_err commits_file_reader_fill(void *ctx, char *out, size_t cap,
 {
 	return store_commits_read(ctx, out, cap, got);
 }
+
+/* --- loading at open, here or in the background -------------------------- */
+
+static enum store_err load_one(void *ctx, const struct store_id *id,
+			       const struct store_pair *pairs, size_t n)
+{
+	struct store *s = ctx;
+	enum store_err err = STORE_EIO;
+
+	pthread_mutex_lock(&s->lock);
+	if (!s->load.stop) {
+		err = commits_add(&s->cs, id, pairs, n, 1);
+		s->load.loaded++;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+static void *load_thread(void *arg)
+{
+	struct store *s = arg;
+	enum store_err err = commits_file_load(s, load_one, s, 1);
+
+	pthread_mutex_lock(&s->lock);
+	s->load.err = err;
+	s->load.done = 1;
+	pthread_cond_broadcast(&s->load.cv);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+enum store_err commits_file_open_load(struct store *s, uint64_t bytes)
+{
+	uint64_t size = 0;
+
+	s->load.done = 1;
+	if (!fs_exists(&s->fs, COMMITS_FILE, &size) || size <= bytes)
+		return commits_file_load(s, load_one, s, 1);
+	s->load.done = 0;
+	if (pthread_create(&s->load.thread, NULL, load_thread, s)) {
+		s->load.done = 1;
+		return commits_file_load(s, load_one, s, 1);
+	}
+	s->load.started = 1;
+	return STORE_OK;
+}
+
+enum store_err store_commits_ready(struct store *s)
+{
+	enum store_err err;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->load.done)
+		pthread_cond_wait(&s->load.cv, &s->lock);
+	err = s->load.err;
+	pthread_mutex_unlock(&s->lock);
+	return err;
+}
+
+void commits_file_load_stop(struct store *s)
+{
+	if (!s->load.started)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->load.stop = 1;
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->load.thread, NULL);
+	s->load.started = 0;
+}

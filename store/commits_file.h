@@ -17,6 +17,7 @@
 #include "fs.h"
 #include "store.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 #define COMMITS_FILE "commits"
@@ -32,6 +33,23 @@ struct commits_file {
 	uint64_t entries; /* commits it holds */
 	uint64_t ino;
 };
+
+/* A load of the file in the background; under store.lock. */
+struct commits_load {
+	pthread_t thread;
+	int started, done, stop;
+	enum store_err err;
+	pthread_cond_t cv;
+	uint64_t loaded; /* commits read so far */
+};
+
+/*
+ * Load the file into s->cs at open: here, or when it is larger than
+ * bytes, by a thread (store_commits_ready() waits for it).
+ */
+enum store_err commits_file_open_load(struct store *s, uint64_t bytes);
+/* Stop and join a background load (store_close). */
+void commits_file_load_stop(struct store *s);
 
 /* Room for the text of one commit of n pairs. */
 size_t commits_file_entry_room(size_t n);

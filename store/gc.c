@@ -266,6 +266,9 @@ enum store_err store_commit_delete(struct store *s,
 	int in_file;
 	size_t n = 0;
 
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->op_lock);
 	pthread_mutex_lock(&s->persist_lock);
 	pthread_mutex_lock(&s->lock);
@@ -336,6 +339,9 @@ enum store_err store_gc(struct store *s, struct store_gc_info *info)
 	memset(&w, 0, sizeof(w));
 	w.s = s;
 	w.info = info;
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->op_lock);
 	pthread_mutex_lock(&s->persist_lock);
 	err = needed_sets(s, &w.held);
@@ -354,6 +360,7 @@ enum store_err gc_retain(struct store *s, unsigned int keep)
 	struct store_id oldest;
 	int more;
 
+	err = store_commits_ready(s);
 	while (keep && !err) {
 		pthread_mutex_lock(&s->lock);
 		more = s->cs.n > keep;

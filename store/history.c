@@ -20,6 +20,11 @@ enum store_err store_commit_get(struct store *s, const struct store_id *commit,
 {
 	enum store_err err;
 
+	*pairs = NULL;
+	*n = 0;
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->lock);
 	err = commits_get_pairs(&s->cs, commit, pairs, n);
 	pthread_mutex_unlock(&s->lock);
@@ -57,7 +62,9 @@ enum store_err store_commit_open(struct store *s, const struct store_id *commit,
 
 	*fd = -1;
 	*size = 0;
-	err = commit_member(s, commit, mod, &m, &mc);
+	err = store_commits_ready(s);
+	if (!err)
+		err = commit_member(s, commit, mod, &m, &mc);
 	if (err)
 		return err;
 	/* commit files are written once and never modified: no lock */
@@ -75,6 +82,11 @@ enum store_err store_commit_open(struct store *s, const struct store_id *commit,
 enum store_err store_commits_reader_open(struct store *s,
 					 struct store_commits_reader **r)
 {
+	enum store_err err = store_commits_ready(s);
+
+	*r = NULL;
+	if (err)
+		return err;
 	return commits_file_reader(s, COMMITS_READ_ALL, NULL, r);
 }
 
@@ -93,6 +105,9 @@ enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
 	enum store_err err;
 	size_t i, n = 0, np = 0;
 
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->lock);
 	err = commits_ids(&s->cs, 0, &ids, &n);
 	pthread_mutex_unlock(&s->lock);
@@ -187,6 +202,9 @@ enum store_err store_persist(struct store *s)
 	enum store_err err;
 	int whole = 1;
 
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	/* formatted and written without store.lock: sessions go on */
 	pthread_mutex_lock(&s->persist_lock);
 	err = persist_append(s, &whole);
@@ -243,6 +261,9 @@ enum store_err store_restore(struct store *s, const struct store_id *commit)
 	enum store_err err;
 	size_t n;
 
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->op_lock);
 	err = journal_unwedge(s);
 	if (err)

@@ -49,20 +49,9 @@ static struct store *store_new(const struct store_options *opts)
 	pthread_mutex_init(&s->persist_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->tree_lock, NULL);
+	pthread_cond_init(&s->load.cv, NULL);
+	s->load.done = 1;
 	return s;
-}
-
-/* A commit of the file `commits` into the commits store. */
-static enum store_err load_one(void *ctx, const struct store_id *id,
-			       const struct store_pair *pairs, size_t n)
-{
-	struct store *s = ctx;
-	enum store_err err;
-
-	pthread_mutex_lock(&s->lock);
-	err = commits_add(&s->cs, id, pairs, n, 1);
-	pthread_mutex_unlock(&s->lock);
-	return err;
 }
 
 enum store_err store_open(struct store **out, const struct store_options *opts)
@@ -96,7 +85,9 @@ enum store_err store_open(struct store **out, const struct store_options *opts)
 	if (!err)
 		err = fs_each_name(&s->fs, remove_tmp, s);
 	if (!err)
-		err = commits_file_load(s, load_one, s, 1);
+		err = commits_file_open_load(
+		    s, opts->background_load_bytes ? opts->background_load_bytes
+						   : STORE_BACKGROUND_LOAD);
 	if (err) {
 		store_close(s);
 		return err;
@@ -109,6 +100,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	commits_file_load_stop(s);
 	session_free_all(s);
 	state_publish(s, NULL);
 	modules_release(s);
@@ -120,5 +112,6 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->persist_lock);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->tree_lock);
+	pthread_cond_destroy(&s->load.cv);
 	free(s);
 }

@@ -44,6 +44,7 @@
 #define STORE_MAX_MODULE_LIMIT (64ULL << 30)
 /* Sessions' written pages held in memory, at most (then in files). */
 #define STORE_DEFAULT_SESSION_MEMORY (64ULL << 20)
+#define STORE_BACKGROUND_LOAD	     (16ULL << 20)
 
 struct store;
 
@@ -107,6 +108,10 @@ struct store_options {
 	unsigned int max_sessions; /* 0 means no limit */
 	/* after each commit, delete the oldest beyond the newest N; 0: none */
 	unsigned int keep_commits;
+	/* a file `commits` larger than this many bytes is read after open
+	 * returns, by a thread of the store, so the state answers at once
+	 * (0 means 16 MiB); what needs the commits store waits for it */
+	uint64_t background_load_bytes;
 	store_fault_fn fault; /* NULL in production */
 	void *fault_ctx;
 };
@@ -115,9 +120,17 @@ struct store_options {
  * Open (creating it if missing) the state directory opts->dir: take its
  * lock, finish an interrupted commit or restore from .journal, remove
  * temporaries, load the current state from the _last_id files and the
- * commits store from `commits` if present. *out is freed with store_close().
+ * commits store from `commits` if present (a large one in the background:
+ * see background_load_bytes). *out is freed with store_close().
  */
 enum store_err store_open(struct store **out, const struct store_options *opts);
+
+/*
+ * Wait until the commits store holds the file `commits` (at once unless a
+ * background load runs); the load's error, such as STORE_ECORRUPT, which
+ * every call that needs the commits store returns from then on.
+ */
+enum store_err store_commits_ready(struct store *s);
 
 /* Drop every session and release the store. NULL is a no-op. */
 void store_close(struct store *s);

@@ -67,6 +67,7 @@ struct store {
 	atomic_uint_fast64_t ov_mem;	    /* overlay.c: pages in memory */
 	struct commits cs;		    /* commits.c */
 	struct commits_file cf;		    /* commits_file.c */
+	struct commits_load load;	    /* commits_file.c */
 	struct journal_state jrn;	    /* journal.c */
 	struct gc_state gc;		    /* gc.c */
 	atomic_uint_fast64_t bytes_written; /* commit.c */
