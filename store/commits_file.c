@@ -294,7 +294,7 @@ enum store_err commits_file_append(struct store *s, fs_fill_fn fill, void *ctx,
 	int fd = -1, created = 0;
 
 	*whole = 1;
-	if (!cf->known || !cf->exists || !cf->entries || !entries)
+	if (!cf->known || !cf->exists || (!cf->entries && entries))
 		return STORE_OK;
 	err = fs_open_rw(&s->fs, COMMITS_FILE, &fd, &created);
 	if (err)
@@ -304,9 +304,11 @@ enum store_err commits_file_append(struct store *s, fs_fill_fn fill, void *ctx,
 		(void)fs_unlink(&s->fs, COMMITS_FILE);
 		return STORE_OK;
 	}
-	if (!as_known(s, fd)) {
+	if (!as_known(s, fd) || !entries) {
+		*whole = !entries ? !as_known(s, fd) : 1;
 		fs_close_fd(fd);
-		return STORE_OK;
+		return STORE_OK; /* !entries: nothing to add to a file as known
+				  */
 	}
 	*whole = 0;
 	cf->known = 0; /* until the append is through */

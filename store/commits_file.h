@@ -85,8 +85,9 @@ enum store_err commits_file_write(struct store *s, fs_fill_fn fill, void *ctx,
 				  uint64_t entries);
 /*
  * Append what fill gives (the text of entries commits, each starting with
- * ",\n", then "\n}\n"), durably. *whole is set (and nothing written) when
- * the file is not as s->cf knows it, or holds no commit: write it whole.
+ * ",\n", then "\n}\n"), durably; with entries 0, nothing when the file is
+ * as s->cf knows it. *whole is set (and nothing written) when the file is
+ * not as s->cf knows it, or holds no commit: write it whole.
  */
 enum store_err commits_file_append(struct store *s, fs_fill_fn fill, void *ctx,
 				   uint64_t entries, int *whole);

@@ -184,14 +184,11 @@ static enum store_err persist_append(struct store *s, int *whole)
 	if (!s->cf.known || !s->cf.exists)
 		return STORE_OK;
 	err = commits_file_reader(s, COMMITS_READ_UNPERSISTED, NULL, &r);
-	if (!err && !commits_file_reader_count(r)) {
-		*whole = 0; /* the file holds them all */
-	} else if (!err) {
+	if (!err)
 		err = commits_file_append(s, commits_file_reader_fill, r,
 					  commits_file_reader_count(r), whole);
-		if (!err && !*whole)
-			commits_file_reader_mark(r);
-	}
+	if (!err && !*whole)
+		commits_file_reader_mark(r);
 	commits_file_reader_close(r);
 	return err;
 }

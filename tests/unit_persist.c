@@ -5,7 +5,8 @@
  * - a persist after the first appends only the commits the file lacks: the
  *   bytes before the old final '}' stay as they were, the file grows by
  *   their text only, and it holds the commits store (ST_CHECK_COMMITS_FILE);
- *   a persist with nothing new leaves the file alone;
+ *   a persist with nothing new leaves the file alone, or writes it whole
+ *   when it was removed;
  * - a file replaced behind the store's back is written whole, not appended
  *   to;
  * - an append cut before its final flip (the tail after the object that
@@ -73,6 +74,7 @@ static void test_append(void)
 {
 	char *dir = t_tmpdir("persist-append");
 	unsigned char *a = NULL, *b = NULL;
+	char *path;
 	size_t la = 0, lb = 0, ls;
 	struct store *s = NULL;
 	struct store_id last;
@@ -87,6 +89,13 @@ static void test_append(void)
 	/* nothing new: the file stays */
 	CHECK_ERR(store_persist(s), STORE_OK);
 	CHECK(file_size(dir) == la);
+	/* nothing new, but the file is gone: written whole again */
+	path = st_path(dir, "commits");
+	CHECK(path && remove(path) == 0);
+	free(path);
+	CHECK_ERR(store_persist(s), STORE_OK);
+	CHECK(file_size(dir) == la);
+	ST_CHECK_COMMITS_FILE(s, dir);
 	commit_some(s, 2, &last);
 	CHECK_ERR(store_persist(s), STORE_OK);
 	CHECK(st_read(dir, "commits", &b, &lb) == 0);
