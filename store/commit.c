@@ -92,18 +92,31 @@ static enum store_err copy_base(struct store *s, const struct prep *p, int fd,
 	return STORE_OK;
 }
 
+/* 1 when a copy or a write ends at the last page: it gives the size. */
+static int last_page_written(const struct prep *p)
+{
+	uint64_t last = p->sm->size / STORE_PAGE_SIZE - 1;
+
+	if (session_is_dirty(p->sm, last))
+		return 1;
+	return p->sm->base_fd >= 0 &&
+	       last < p->sm->base_size / STORE_PAGE_SIZE &&
+	       base_page_kept(p, last);
+}
+
 /* Write the new commit file: the base's kept pages, then the dirty ones. */
 static enum store_err prep_file(struct store *s, struct prep *p)
 {
 	struct smod *sm = p->sm;
-	enum store_err err;
+	enum store_err err = STORE_OK;
 	uint64_t copied = 0;
 	int fd = -1;
 
 	err = fs_tmp_create(&s->fs, p->tmp, &fd);
 	if (err)
 		return err;
-	err = fs_truncate(&s->fs, fd, sm->size, "commit.truncate");
+	if (!sm->size || !last_page_written(p)) /* else no call needed */
+		err = fs_truncate(&s->fs, fd, sm->size, "commit.truncate");
 	if (!err && sm->base_fd >= 0)
 		err = copy_base(s, p, fd, &copied);
 	if (!err)

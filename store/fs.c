@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
@@ -568,6 +569,17 @@ enum store_err fs_append_fn(struct fs *fs, int fd, uint64_t off,
 			    uint64_t *written)
 {
 	return write_filled(fs, fd, fill, ctx, step, off, written);
+}
+
+size_t fs_open_files_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return 1u << 20;
+	return (size_t)rl.rlim_cur;
 }
 
 enum store_err fs_identity(int fd, uint64_t *size, uint64_t *ino)

@@ -111,6 +111,8 @@ enum store_err fs_write_atomic_fn(struct fs *fs, const char *name,
 enum store_err fs_append_fn(struct fs *fs, int fd, uint64_t off,
 			    fs_fill_fn fill, void *ctx, const char *step,
 			    uint64_t *written);
+/* The process's limit on open files (RLIMIT_NOFILE, soft). */
+size_t fs_open_files_limit(void);
 /* The size and inode number of an open file. */
 enum store_err fs_identity(int fd, uint64_t *size, uint64_t *ino);
 

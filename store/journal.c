@@ -213,21 +213,85 @@ static enum store_err journal_write(struct store *s, const struct journal *j)
  * Write MOD_last_id in place: no inode is made and no block freed (one
  * shared with another name was replaced at open: state.c).
  */
+/* The kept descriptor of m's MOD_last_id, or NULL. */
+static struct journal_idfd *idfd_find(struct journal_state *j,
+				      const struct module *m)
+{
+	size_t i;
+
+	for (i = 0; i < j->nidfd; i++)
+		if (j->idfd[i].mod == m)
+			return &j->idfd[i];
+	return NULL;
+}
+
+/* Keep fd for m, closing the least recently used beyond the bound. */
+static int idfd_keep(struct store *s, const struct module *m, int fd)
+{
+	struct journal_state *j = &s->jrn;
+	struct journal_idfd *slot = NULL;
+	size_t i;
+
+	if (!j->idfd) {
+		j->maxidfd = fs_open_files_limit() / 4;
+		if (j->maxidfd > JOURNAL_ID_FDS)
+			j->maxidfd = JOURNAL_ID_FDS;
+		j->idfd =
+		    j->maxidfd ? calloc(j->maxidfd, sizeof(*j->idfd)) : NULL;
+	}
+	if (!j->idfd)
+		return 0; /* no room to keep it: opened each time */
+	if (j->nidfd < j->maxidfd) {
+		slot = &j->idfd[j->nidfd++];
+	} else {
+		slot = &j->idfd[0];
+		for (i = 1; i < j->nidfd; i++)
+			if (j->idfd[i].used < slot->used)
+				slot = &j->idfd[i];
+		fs_close_fd(slot->fd);
+	}
+	slot->mod = m;
+	slot->fd = fd;
+	slot->used = ++j->idtick;
+	return 1;
+}
+
+/* Close the kept descriptor of m's MOD_last_id (its name goes). */
+static void idfd_drop(struct journal_state *j, const struct module *m)
+{
+	struct journal_idfd *e = idfd_find(j, m);
+
+	if (!e)
+		return;
+	fs_close_fd(e->fd);
+	*e = j->idfd[--j->nidfd];
+}
+
 static enum store_err write_last_id(struct store *s, const struct module *m,
 				    const struct store_id *mc)
 {
 	char name[NAME_LEN], line[STORE_HEX_LEN + 1];
+	struct journal_idfd *e = idfd_find(&s->jrn, m);
 	enum store_err err;
 	int fd;
 
-	names_suffix(name, m->hex, "_last_id");
-	err = fs_open_wr(&s->fs, name, "switch.id_open", &fd);
-	if (err)
-		return err;
+	if (e) {
+		fd = e->fd;
+		e->used = ++s->jrn.idtick;
+	} else {
+		names_suffix(name, m->hex, "_last_id");
+		err = fs_open_wr(&s->fs, name, "switch.id_open", &fd);
+		if (err)
+			return err;
+		e = idfd_keep(s, m, fd) ? idfd_find(&s->jrn, m) : NULL;
+	}
 	store_id_hex(mc, line);
 	line[STORE_HEX_LEN] = '\n';
 	err = fs_write(&s->fs, fd, line, sizeof(line), 0, "switch.id_write");
-	fs_close_fd(fd);
+	if (!e)
+		fs_close_fd(fd);
+	else if (err)
+		idfd_drop(&s->jrn, m); /* opened afresh next time */
 	return err;
 }
 
@@ -319,6 +383,7 @@ static enum store_err switch_to_initial(struct store *s,
 	enum store_err err;
 
 	names_suffix(dst, je->mod->hex, "_last_id");
+	idfd_drop(&s->jrn, je->mod);
 	err = unlink_name(s, dst);
 	if (err)
 		return err;
@@ -750,6 +815,10 @@ enum store_err journal_settle(struct store *s, const struct store_id *commit)
 
 void journal_close(struct store *s)
 {
+	while (s->jrn.nidfd)
+		idfd_drop(&s->jrn, s->jrn.idfd[0].mod);
+	free(s->jrn.idfd);
+	s->jrn.idfd = NULL;
 	if (s->jrn.fd < 0)
 		return;
 	/* flushed, the last switch needs no replay at the next open */

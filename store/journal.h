@@ -30,6 +30,22 @@ struct journal_state {
 	int recorded;
 	int recorded_op;
 	struct store_id recorded_root;
+	/* MOD_last_id files kept open between switches (journal.c) */
+	struct journal_idfd *idfd;
+	size_t nidfd, maxidfd;
+	uint64_t idtick;
+};
+
+/*
+ * A switch writes MOD_last_id in place through a descriptor it keeps: at
+ * most JOURNAL_ID_FDS of them (and a quarter of the process's limit on
+ * open files), the least recently used closed first.
+ */
+#define JOURNAL_ID_FDS 1024
+struct journal_idfd {
+	const struct module *mod;
+	int fd;
+	uint64_t used;
 };
 
 enum journal_op { JOURNAL_COMMIT = 1, JOURNAL_RESTORE = 2 };
