@@ -616,18 +616,26 @@ static long text_param_at(const char *pattern)
 	return -1;
 }
 
-/* Keep the text of the API_TEXT_PARAM segment for the handler. */
+/*
+ * Keep the text of the API_TEXT_PARAM segment for the handler: a decimal
+ * number without its leading zeros ("007" is 7), anything else as it is.
+ */
 static void text_param_set(struct api_request *r, const char *seg, size_t len)
 {
-	size_t i, n = len < sizeof(r->param) - 1 ? len : sizeof(r->param) - 1;
+	size_t i, n;
 
-	memcpy(r->param, seg, n);
-	r->param[n] = '\0';
-	r->param_len = len;
 	r->param_digits = len > 0;
 	for (i = 0; i < len; i++)
 		if (seg[i] < '0' || seg[i] > '9')
 			r->param_digits = 0;
+	while (r->param_digits && len > 1 && *seg == '0') {
+		seg++;
+		len--;
+	}
+	n = len < sizeof(r->param) - 1 ? len : sizeof(r->param) - 1;
+	memcpy(r->param, seg, n);
+	r->param[n] = '\0';
+	r->param_len = len;
 }
 
 /*

@@ -279,6 +279,28 @@ static void metrics_write(FILE *f, struct api_metrics *m,
 		     st->bytes_on_disk);
 }
 
+/* The tree cache of proofs and diffs (--tree-cache-size). */
+static void metrics_tree_cache(FILE *f, struct store *s)
+{
+	struct store_tree_cache_stats tc;
+
+	store_tree_cache_stats(s, &tc);
+	metric_gauge(f, "modstore_tree_cache_bytes", "gauge",
+		     "Bytes of page trees of older module commits kept for "
+		     "proofs and diffs.",
+		     tc.bytes);
+	metric_gauge(f, "modstore_tree_cache_limit_bytes", "gauge",
+		     "The bound on modstore_tree_cache_bytes "
+		     "(--tree-cache-size).",
+		     tc.limit);
+	metric_gauge(f, "modstore_tree_cache_trees", "gauge",
+		     "Page trees in the tree cache.", tc.trees);
+	metric_gauge(f, "modstore_tree_rebuilds_total", "counter",
+		     "Page trees rebuilt by hashing a commit file, since the "
+		     "store opened.",
+		     tc.builds);
+}
+
 static enum MHD_Result metrics(struct api_request *r)
 {
 	struct api_metrics *m = &r->api->m;
@@ -300,6 +322,7 @@ static enum MHD_Result metrics(struct api_request *r)
 		goto out;
 	}
 	metrics_write(f, m, &st);
+	metrics_tree_cache(f, r->api->o.store);
 	if (fclose(f) != 0) {
 		f = NULL;
 		api_fail_store(r, STORE_ENOMEM, "building the metrics");
