@@ -160,7 +160,6 @@ enum store_err store_page_proof(struct store *s, const struct store_id *commit,
 	struct store_pair *pairs = NULL;
 	struct module *m = NULL;
 	struct tree *t = NULL;
-	struct store_id leaf;
 	enum store_err err;
 	char name[NAME_LEN];
 	uint64_t size = 0;
@@ -200,12 +199,12 @@ enum store_err store_page_proof(struct store *s, const struct store_id *commit,
 			      index * STORE_PAGE_SIZE);
 	if (err)
 		goto out;
-	/* never hand out a proof that fails: the page is what the tree says */
-	ids_leaf_page(out->page, &leaf);
-	if (!store_id_equal(&leaf, &t->lv[0][index])) {
-		err = STORE_ECORRUPT;
-		goto out;
-	}
+	/*
+	 * The page is not hashed again here: the commit file was checked
+	 * against its name when its tree was built, and a page damaged on
+	 * disk since makes a proof that fails the client's check, which is
+	 * what a proof is for (hashing it took a quarter of a proof's time).
+	 */
 	out->page_path_len = proof_path(t, (size_t)index, out->page_path);
 	err = module_path(pairs, n, k, commit, out);
 out:
