@@ -76,7 +76,8 @@ void treecache_put(struct tree_cache *tc, const struct store_id *mod,
 	tc->builds++;
 	if (bytes > tc->limit || find_locked(tc, mod, mc) != SIZE_MAX)
 		goto out;
-	while (tc->n && tc->bytes + bytes > tc->limit) {
+	while (tc->n && (tc->bytes + bytes > tc->limit ||
+			 tc->n >= TREECACHE_MAX_ENTRIES)) {
 		old = 0;
 		for (i = 1; i < tc->n; i++)
 			if (tc->v[i].used < tc->v[old].used)

@@ -18,6 +18,12 @@
 #include <pthread.h>
 #include <stdint.h>
 
+/*
+ * Trees kept at most, whatever their bytes: a lookup scans the entries, so
+ * this bounds its cost (about 40 us) when the trees are many and small.
+ */
+#define TREECACHE_MAX_ENTRIES 4096
+
 struct tree_cache_entry {
 	struct store_id mod, mc;
 	struct tree *tree; /* a reference */
@@ -43,7 +49,8 @@ struct tree *treecache_get(struct tree_cache *tc, const struct store_id *mod,
 
 /*
  * Keep t (a new reference is taken) as the tree of (mod, mc), evicting the
- * least recently used trees to stay within the limit. A tree larger than
+ * least recently used trees to stay within the limit and within
+ * TREECACHE_MAX_ENTRIES. A tree larger than
  * the whole limit is not kept. Counts a build.
  */
 void treecache_put(struct tree_cache *tc, const struct store_id *mod,

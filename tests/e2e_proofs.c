@@ -20,7 +20,9 @@
  *   the small JSON answers;
  * - the bounds: --tree-cache-size (diffs of many old commits keep
  *   modstore_tree_cache_bytes within it), --max-diff-pages (413, and
- *   ?pages=0 still answers), and a proof's size.
+ *   ?pages=0 still answers), and a proof's size;
+ * - a commit file damaged on disk: 500 corrupt_state when its tree is
+ *   rebuilt.
  */
 #include "e2e.h"
 #include "proofvec.h"
@@ -809,6 +811,68 @@ out:
 	e2e_tmp_done(&tmp);
 }
 
+/*
+ * A commit file damaged on disk: the first proof or diff that rebuilds its
+ * tree finds that it does not hash to its name, 500 corrupt_state, and
+ * the daemon goes on.
+ */
+static void test_corrupt(void)
+{
+	struct e2e_daemon d;
+	struct e2e_tmp tmp;
+	struct store_id m, a, b, mc;
+	struct write w[1];
+	char path[700], h1[STORE_HEX_LEN + 1], h2[STORE_HEX_LEN + 1];
+	char h3[STORE_HEX_LEN + 1];
+	unsigned char blob[64];
+	size_t len;
+	unsigned char *mem;
+	int fd;
+
+	if (e2e_tmp_make(&tmp, "proofs-corrupt") < 0) {
+		CHECK(!"tmp");
+		return;
+	}
+	if (e2e_start(&d, tmp.state, tmp.log, NULL) < 0 ||
+	    deploy(&d, "corrupt", 8 * PG, &m) < 0) {
+		CHECK(!"daemon started");
+		e2e_tmp_done(&tmp);
+		return;
+	}
+	memset(blob, 3, sizeof(blob));
+	w[0] = (struct write){&m, 0, blob, sizeof(blob)};
+	commit_writes(&d, w, 1, &a);
+	w[0] = (struct write){&m, 3 * PG, blob, sizeof(blob)};
+	commit_writes(&d, w, 1, &b);
+	mem = commit_memory(&d, &a, &m, &len);
+	CHECK(mem != NULL);
+	if (mem) {
+		store_memory_id(mem, len, &mc);
+		free(mem);
+	}
+	/* a's file, MOD_MC: one byte of page 5 flipped */
+	snprintf(path, sizeof(path), "%s/%s_%s", tmp.state, hex(&m, h1),
+		 hex(&mc, h2));
+	fd = open(path, O_WRONLY);
+	CHECK(fd >= 0);
+	if (fd >= 0) {
+		CHECK(pwrite(fd, "\x01", 1, 5 * PG + 9) == 1);
+		close(fd);
+	}
+	snprintf(path, sizeof(path), "/commits/%s/modules/%s/pages/0",
+		 hex(&a, h3), h1);
+	expect(&d, path, 500, "corrupt_state");
+	snprintf(path, sizeof(path), "/commits/%s/diff/%s", h3, hex(&b, h2));
+	expect(&d, path, 500, "corrupt_state");
+	/* the current commit's tree is at hand: still answered */
+	snprintf(path, sizeof(path), "/commits/%s/modules/%s/pages/0", h2, h1);
+	expect(&d, path, 200, NULL);
+	snprintf(path, sizeof(path), "/commits/%s/diff/%s?pages=0", h3, h2);
+	expect(&d, path, 200, NULL);
+	CHECK(e2e_stop(&d, SIGTERM) == 0);
+	e2e_tmp_done(&tmp);
+}
+
 int main(int argc, char **argv)
 {
 	json_t *v;
@@ -834,6 +898,7 @@ int main(int argc, char **argv)
 	json_decref(v);
 	test_routes();
 	test_bounds();
+	test_corrupt();
 	e2e_tmp_done(&tmp);
 	return t_done();
 }
