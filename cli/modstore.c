@@ -1673,7 +1673,7 @@ static int cmd_pull(struct cli *c, int argc, char **argv)
 	static const struct option longs[] = {
 	    {"from", required_argument, NULL, 'F'}, HELP_OPT, {0}};
 	char to[STORE_HEX_LEN + 1], from[STORE_HEX_LEN + 1];
-	char mod[STORE_HEX_LEN + 1], path[256], url[2048], auth[1024];
+	char mod[STORE_HEX_LEN + 1], url[2048], auth[1024];
 	char want_hex[STORE_HEX_LEN + 1], got_hex[STORE_HEX_LEN + 1];
 	struct pull pl = {0};
 	struct curl_slist *hdrs = NULL;
@@ -1683,7 +1683,7 @@ static int cmd_pull(struct cli *c, int argc, char **argv)
 	struct stat sb;
 	uint64_t size_to = 0, npages = 0, a, n, diff_bytes = 0;
 	size_t i, k;
-	int o, ret, json = c->json;
+	int o, ret, json = c->json, round, all = 0;
 
 	pl.fd = -1;
 	while ((o = opt_next(argc, argv, "F:h", longs)) != -1) {
@@ -1711,23 +1711,31 @@ static int cmd_pull(struct cli *c, int argc, char **argv)
 	ret = commit_mc(c, to, mod, &want);
 	if (ret != CLI_OK)
 		return ret;
-	/* the pages to fetch */
-	snprintf(path, sizeof(path), "/commits/%s/diff/%s", from, to);
+	/*
+	 * The pages to fetch. A diff that lists more pages than the server
+	 * allows (413) is asked again without them, and all of TO's memory
+	 * is fetched.
+	 */
 	c->json = 0;
-	{
+	for (round = 0; round < 2; round++) {
 		struct cli_xfer x = {0};
 
 		x.c = c;
 		x.method = "GET";
-		snprintf(x.path, sizeof(x.path), "%s", path);
+		snprintf(x.path, sizeof(x.path), "/commits/%s/diff/%s%s", from,
+			 to, round ? "?pages=0" : "");
 		ret = xfer_run(&x, "pull");
 		if (ret == CLI_OK) {
-			diff_bytes = x.resp.len;
+			diff_bytes += x.resp.len;
 			j = xfer_json(&x, "pull");
 			if (!j)
 				ret = CLI_CONNECT;
 		}
 		xfer_release(&x);
+		if (round > 0 || ret != CLI_HTTP || x.status != 413)
+			break;
+		all = 1;
+		errmsg("pull: fetching all of the memory instead");
 	}
 	c->json = json;
 	if (ret != CLI_OK)
@@ -1748,12 +1756,13 @@ static int cmd_pull(struct cli *c, int argc, char **argv)
 	if (entry) {
 		pages = json_object_get(entry, "pages");
 		if (json_u64(entry, "size_to", &size_to) < 0 ||
-		    !json_is_array(pages)) {
+		    (!all && !json_is_array(pages))) {
 			errmsg("pull: the diff's answer makes no sense");
 			ret = CLI_CONNECT;
 			goto out;
 		}
-		npages = json_array_size(pages);
+		npages =
+		    all ? size_to / STORE_PAGE_SIZE : json_array_size(pages);
 	} else {
 		size_to = (uint64_t)sb.st_size; /* the same module commit */
 	}
@@ -1779,13 +1788,17 @@ static int cmd_pull(struct cli *c, int argc, char **argv)
 	curl_easy_setopt(pl.h, CURLOPT_WRITEFUNCTION, pull_write);
 	curl_easy_setopt(pl.h, CURLOPT_WRITEDATA, &pl);
 	for (i = 0; i < npages && ret == CLI_OK; i = k) {
-		json_int_t v = json_integer_value(json_array_get(pages, i));
+		json_int_t v =
+		    all ? (json_int_t)i
+			: json_integer_value(json_array_get(pages, i));
 
 		a = (uint64_t)v;
-		for (k = i + 1; k < npages; k++)
+		for (k = i + 1; k < npages && !all; k++)
 			if (json_integer_value(json_array_get(pages, k)) !=
 			    v + (json_int_t)(k - i))
 				break;
+		if (all)
+			k = npages;
 		n = (uint64_t)(k - i);
 		if (v < 0 || (a + n) * STORE_PAGE_SIZE > size_to) {
 			errmsg("pull: the diff lists a page past the end");
@@ -1969,8 +1982,10 @@ static const struct cli_cmd cmds[] = {
      "pages, written in place; FILE is then cut or grown to TO's size\n"
      "and checked against TO's module commit id (recomputed here). FILE\n"
      "is made when missing (FROM without MOD). Prints the pages, ranges\n"
-     "and bytes received; a progress bar on a terminal. Exit 0 when FILE\n"
-     "is TO's memory, 1 when the result does not match.\n"
+     "and bytes received; a progress bar on a terminal. When the diff\n"
+     "lists more pages than the server allows (HTTP 413), all of TO's\n"
+     "memory is fetched instead. Exit 0 when FILE is TO's memory, 1 when\n"
+     "the result does not match.\n"
      "\n"
      "  -F, --from FROM  the commit whose memory FILE holds (needed)\n"},
 };

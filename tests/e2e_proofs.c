@@ -799,6 +799,25 @@ static void test_bounds(void)
 		expect(&d, path, 413, "too_large");
 		strcat(path, "?pages=0");
 		expect(&d, path, 200, NULL);
+		/* modstore pull then fetches all of the memory instead */
+		{
+			char file[600], hm[STORE_HEX_LEN + 1];
+			struct run run;
+			size_t lb, lf;
+			unsigned char *mb = commit_memory(&d, &cc, &big, &lb);
+			unsigned char *mf;
+
+			snprintf(file, sizeof(file), "%s/big-pull", tmp.root);
+			cli(&run, d.url, "pull", h2, hex(&big, hm), file,
+			    "--from", h1, NULL);
+			CHECK(run.status == 0 &&
+			      strstr(run.err, "all of the memory") &&
+			      strstr(run.out, "fetched 60 pages in 1 range"));
+			mf = read_file(file, &lf);
+			CHECK(mb && mf && lf == lb && !memcmp(mf, mb, lb));
+			free(mb);
+			free(mf);
+		}
 		/* 1 page of the 400: within the bound */
 		snprintf(path, sizeof(path), "/commits/%s/diff/%s",
 			 hex(&c[0], h1), hex(&c[1], h2));
