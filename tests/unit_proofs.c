@@ -12,9 +12,12 @@
  * - store_commit_diff() against a brute-force page compare of random
  *   memories: sizes that grow and shrink, modules on one side only, and
  *   the bound on the pages a diff lists; the tree cache stays within its
- *   bound while trees of many commits are rebuilt.
+ *   bound while trees of many commits are rebuilt;
+ * - proofs and diffs of old commits from four threads while a fifth
+ *   commits, with a cache of room for two trees (also run under TSan).
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -470,6 +473,145 @@ out:
 	free(dir);
 }
 
+/* --- many threads at once ------------------------------------------------ */
+
+#define CC_COMMITS 16
+#define CC_THREADS 4
+#define CC_ROUNDS  150
+
+struct cc {
+	struct store *s;
+	struct store_id mod, c[CC_COMMITS];
+	size_t want[CC_COMMITS][CC_COMMITS]; /* pages of each diff */
+	int stop;
+	unsigned int seed;
+	long bad, good; /* of this thread (no shared counter) */
+};
+
+static void *cc_reader(void *arg)
+{
+	struct cc *x = arg;
+	struct store_page_proof *p = malloc(sizeof(*p));
+	struct store_diff d;
+	unsigned int r = x->seed;
+	size_t i, a, b;
+
+	for (i = 0; p && i < CC_ROUNDS; i++) {
+		r = r * 1103515245u + 12345u;
+		a = (r >> 8) % CC_COMMITS;
+		b = (r >> 16) % CC_COMMITS;
+		if (store_page_proof(x->s, &x->c[a], &x->mod, (r >> 4) % 64,
+				     p) != STORE_OK ||
+		    store_page_proof_check(p, NULL) != STORE_OK)
+			x->bad++;
+		else
+			x->good++;
+		if (store_commit_diff(x->s, &x->c[a], &x->c[b], 1, &d) !=
+			STORE_OK ||
+		    (a == b ? d.n != 0
+			    : d.n != 1 || d.total_pages != x->want[a][b]))
+			x->bad++;
+		else
+			x->good++;
+		store_diff_release(&d);
+	}
+	free(p);
+	return NULL;
+}
+
+static void *cc_writer(void *arg)
+{
+	struct cc *x = arg;
+	struct store_id sid;
+	unsigned char b = 0;
+	uint64_t off = 0;
+
+	while (!__atomic_load_n(&x->stop, __ATOMIC_ACQUIRE)) {
+		b++;
+		off = (off + 4099) % (64 * PG);
+		if (st_begin(x->s, &sid) ||
+		    store_session_write(x->s, &sid, &x->mod, off, &b, 1) ||
+		    st_commit(x->s, &sid, NULL))
+			x->bad++;
+		else
+			x->good++;
+	}
+	return NULL;
+}
+
+/*
+ * Proofs and diffs of old commits from several threads while another
+ * commits, with a cache of room for two trees: every answer right, the
+ * cache within its bound.
+ */
+static void test_concurrent(void)
+{
+	char *dir = t_tmpdir("proofs-threads");
+	struct store_options o = {0};
+	static struct cc x[CC_THREADS + 1];
+	pthread_t th[CC_THREADS + 1];
+	struct store_tree_cache_stats ts;
+	struct store_diff d;
+	struct store_id sid;
+	unsigned char page[PG];
+	size_t i, j;
+
+	CHECK(dir != NULL);
+	if (!dir)
+		return;
+	o.dir = dir;
+	o.tree_cache_size = 2 * 4500; /* a tree of 64 pages: about 4 KiB */
+	CHECK_ERR(store_open(&x[0].s, &o), STORE_OK);
+	if (!x[0].s)
+		goto out;
+	CHECK_ERR(st_deploy(x[0].s, "threads", 64 * PG, &x[0].mod), STORE_OK);
+	memset(page, 0, sizeof(page));
+	for (i = 0; i < CC_COMMITS; i++) {
+		page[i] = (unsigned char)(i + 1);
+		CHECK_ERR(st_begin(x[0].s, &sid), STORE_OK);
+		/* commit i changes page 3 * i and page 63 */
+		CHECK_ERR(store_session_write(x[0].s, &sid, &x[0].mod,
+					      3 * i * PG, page, PG),
+			  STORE_OK);
+		CHECK_ERR(store_session_write(x[0].s, &sid, &x[0].mod, 63 * PG,
+					      page, PG),
+			  STORE_OK);
+		CHECK_ERR(st_commit(x[0].s, &sid, &x[0].c[i]), STORE_OK);
+	}
+	for (i = 0; i < CC_COMMITS; i++)
+		for (j = 0; j < CC_COMMITS; j++) {
+			CHECK_ERR(store_commit_diff(x[0].s, &x[0].c[i],
+						    &x[0].c[j], 1, &d),
+				  STORE_OK);
+			x[0].want[i][j] = d.total_pages;
+			store_diff_release(&d);
+		}
+	for (i = 1; i <= CC_THREADS; i++) {
+		x[i] = x[0];
+		x[i].seed = (unsigned int)i * 7919u;
+		x[i].bad = x[i].good = 0;
+	}
+	x[0].bad = x[0].good = 0;
+	for (i = 1; i <= CC_THREADS; i++)
+		CHECK(pthread_create(&th[i], NULL, cc_reader, &x[i]) == 0);
+	CHECK(pthread_create(&th[0], NULL, cc_writer, &x[0]) == 0);
+	for (i = 1; i <= CC_THREADS; i++)
+		pthread_join(th[i], NULL);
+	__atomic_store_n(&x[0].stop, 1, __ATOMIC_RELEASE);
+	pthread_join(th[0], NULL);
+	for (i = 0; i <= CC_THREADS; i++) {
+		CHECK(x[i].bad == 0);
+		CHECK(x[i].good > 0);
+	}
+	store_tree_cache_stats(x[0].s, &ts);
+	CHECK(ts.bytes <= ts.limit);
+	CHECK(ts.trees <= 2);
+out:
+	store_close(x[0].s);
+	t_rmrf(dir);
+	free(dir);
+}
+
 int main(int argc, char **argv)
 {
 	json_t *v = pv_load(argc > 0 ? argv[0] : "unit_proofs");
@@ -484,5 +626,6 @@ int main(int argc, char **argv)
 	test_paths_all_sizes();
 	test_diff_random();
 	test_diff_sides_and_bound();
+	test_concurrent();
 	return t_done();
 }
