@@ -46,20 +46,49 @@ static json_t *pairs_json(const struct store_pair *pairs, size_t n)
 	return o;
 }
 
-/* Answer the whole commits store: {COMMIT: {MOD: MODCOMMIT}}. */
+/* The body of reply_commits(), read from the store piece by piece. */
+static ssize_t commits_piece(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct store_commits_reader *rd = cls;
+	size_t got = 0;
+
+	(void)pos;
+	if (store_commits_read(rd, buf, max, &got) != STORE_OK)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return got ? (ssize_t)got : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void commits_done(void *cls)
+{
+	store_commits_reader_close(cls);
+}
+
+/*
+ * Answer the whole commits store: {COMMIT: {MOD: MODCOMMIT}}, the text of
+ * the file `commits`, streamed (chunked): a large store is never held
+ * whole in memory.
+ */
 static enum MHD_Result reply_commits(struct api_request *r)
 {
+	struct store_commits_reader *rd = NULL;
+	struct MHD_Response *resp;
 	enum store_err err;
-	char *body = NULL;
-	size_t len = 0;
 
-	/* the text of the file `commits`, made by the store in one pass */
-	err = store_commits_text(r->api->o.store, &body, &len);
+	err = store_commits_reader_open(r->api->o.store, &rd);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "listing the commits");
 		return api_reply_error(r);
 	}
-	return api_reply_json_text(r, MHD_HTTP_OK, body, len);
+	resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 64 * 1024, commits_piece, rd, commits_done);
+	if (!resp) {
+		store_commits_reader_close(rd);
+		api_fail_store(r, STORE_ENOMEM, "listing the commits");
+		return api_reply_error(r);
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/json");
+	return api_reply(r, MHD_HTTP_OK, resp, 0);
 }
 
 /* --- health, root, commits ------------------------------------------------ */

@@ -9,8 +9,9 @@
  * timing. Only measures: the tests check.
  *
  *   bench [SCENARIO...]     commit restore syscalls big disk hash wrk rss
- *                           start (all)
+ *                           start life keep (all)
  *   bench mkstart DIR       (internal) the state of the start scenario
+ *   bench mklife DIR        (internal) the state of the life scenario
  */
 #include "e2e.h"
 #include "ids.h"
@@ -2009,6 +2010,262 @@ static void scenario_start(void)
 	    "<= 1 s to first /root", med <= 1000);
 }
 
+/* --- the commits store at 10,000 commits, and retention ----------------- */
+
+#define LIFE_MODS    1000
+#define LIFE_COMMITS 10000
+#define LIFE_CHANGED 10
+#define KEEP_SIZE    (16ULL << 20)
+#define KEEP_COMMITS 500
+#define KEEP_N	     10
+
+/* 10,000 commits over 1,000 one-page modules, 10 changed each; persisted. */
+static int mklife(const char *dir)
+{
+	struct store_options o = {0};
+	struct store *s;
+	struct store_id *m = calloc(LIFE_MODS, sizeof(*m)), sid;
+	struct store_session_info si;
+	struct store_commit_info ci;
+	char code[64];
+	uint64_t x;
+	int i, k;
+
+	o.dir = dir;
+	if (!m || store_open(&s, &o) != STORE_OK)
+		return 1;
+	for (i = 0; i < LIFE_MODS; i++) {
+		snprintf(code, sizeof(code), "bench life module %d", i);
+		if (store_deploy(s, code, strlen(code), STORE_PAGE_SIZE, NULL,
+				 NULL))
+			return 1;
+		store_module_id(code, strlen(code), &m[i]);
+	}
+	for (i = 0; i < LIFE_COMMITS; i++) {
+		if (store_session_begin(s, NULL, &si) != STORE_OK)
+			return 1;
+		sid = si.id;
+		for (k = 0; k < LIFE_CHANGED; k++) {
+			x = rnd();
+			if (store_session_write(s, &sid, &m[rnd() % LIFE_MODS],
+						0, &x, sizeof(x)) != STORE_OK)
+				return 1;
+		}
+		if (store_session_commit(s, &sid, NULL, &ci) != STORE_OK)
+			return 1;
+		store_commit_info_release(&ci);
+	}
+	if (store_persist(s) != STORE_OK)
+		return 1;
+	store_close(s);
+	free(m);
+	return 0;
+}
+
+static size_t discard(char *p, size_t sz, size_t n, void *ctx)
+{
+	(void)p;
+	*(uint64_t *)ctx += sz * n;
+	return sz * n;
+}
+
+/*
+ * POST or GET url+path, the body counted and dropped; the status, and in
+ * *ttfb the ms to the first byte of the answer (a persist is durable
+ * before its status line goes out; the body lists the store).
+ */
+static long timed_req(const char *url, const char *method, const char *path,
+		      double *ttfb, double *total, uint64_t *bytes)
+{
+	CURL *c = curl_easy_init();
+	char u[512];
+	long status = 0;
+	double t = 0, all = 0;
+
+	*bytes = 0;
+	snprintf(u, sizeof(u), "%s%s", url, path);
+	curl_easy_setopt(c, CURLOPT_URL, u);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, bytes);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 1200L);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+	}
+	if (curl_easy_perform(c) == CURLE_OK) {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME, &t);
+		curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &all);
+	}
+	curl_easy_cleanup(c);
+	if (ttfb)
+		*ttfb = t * 1000;
+	if (total)
+		*total = all * 1000;
+	return status;
+}
+
+/* Start modstored on dir; ms until its first answered GET /root. */
+static double start_timed(struct e2e_daemon *d, const char *dir,
+			  const char *log)
+{
+	const char *const args[] = {NULL};
+	double t0 = now_ms();
+	struct cli k;
+	int i;
+
+	if (e2e_start(d, dir, log, args) < 0)
+		die("cannot start modstored");
+	cli_init(&k, d->url);
+	for (i = 0; i < 200000; i++) {
+		if (cli_req(&k, "GET", "/root", NULL, 0, 0) == 200)
+			break;
+		usleep(200);
+	}
+	cli_done(&k);
+	return now_ms() - t0;
+}
+
+static void life_commits(const char *url, int n)
+{
+	struct cli k;
+	char sid[65], hex[STORE_HEX_LEN + 1];
+	json_t *a;
+	uint64_t x;
+	int i;
+
+	cli_init(&k, url);
+	want(cli_req(&k, "GET", "/modules", NULL, 0, 1), 200, "modules", &k);
+	a = json_incref(json_object_get(k.json, "modules"));
+	if (!json_array_size(a))
+		die("no module");
+	for (i = 0; i < n; i++) {
+		const char *id = json_string_value(json_object_get(
+		    json_array_get(a, rnd() % json_array_size(a)), "id"));
+
+		if (!id)
+			die("no module id");
+		snprintf(hex, sizeof(hex), "%s", id);
+		session(&k, sid);
+		x = rnd();
+		put(&k, sid, hex, 0, &x, sizeof(x));
+		commit(&k, sid, NULL);
+	}
+	json_decref(a);
+	cli_done(&k);
+}
+
+static void scenario_life(void)
+{
+	char dir[512], log[600], env[600], v[64], r[32], p[600];
+	struct e2e_daemon d;
+	double t0, first, ready, inc, full, tot, restart;
+	uint64_t kib, bytes;
+	int st;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/life", tmproot);
+	snprintf(log, sizeof(log), "%s/life.log", tmproot);
+	snprintf(env, sizeof(env), "LD_PRELOAD=%s/nofsync.so",
+		 getenv("BENCH_LIB") ? getenv("BENCH_LIB") : ".");
+	{
+		const char *argv[] = {self_path, "mklife", dir, NULL};
+
+		t0 = now_ms();
+		pid = spawn(argv, log, env);
+		if (waitpid(pid, &st, 0) < 0 || st != 0)
+			die("cannot build the 10,000-commit fixture "
+			    "(life.log)");
+		sync();
+		fprintf(stderr,
+			"bench: 10,000-commit fixture built in %.1f s\n",
+			(now_ms() - t0) / 1000);
+	}
+	first = start_timed(&d, dir, log);
+	/* every commit read: a GET of the list waits for the load */
+	t0 = now_ms();
+	if (timed_req(d.url, "GET", "/commits", NULL, NULL, &bytes) != 200)
+		die("GET /commits");
+	ready = now_ms() - t0 + first;
+	kib = e2e_proc_kib(d.pid, "VmRSS");
+	snprintf(v, sizeof(v), "%.1f MiB", (double)kib / 1024);
+	snprintf(r, sizeof(r), "%.2f", (double)kib / 1024 / 64);
+	row("RSS, 10k commits x 1,000 modules", v, "limit 64 MiB", r,
+	    "<= 64 MiB", kib <= 64 * 1024);
+	fprintf(notes,
+		"- life: the file `commits` of 10,000 commits is %.0f MB; "
+		"all of it loaded %.0f ms after start\n",
+		(double)bytes / 1e6, ready);
+	life_commits(d.url, 10);
+	if (timed_req(d.url, "POST", "/persist", &inc, &tot, &bytes) != 200)
+		die("persist");
+	/* no file: the next persist writes the whole store */
+	snprintf(p, sizeof(p), "%s/commits", dir);
+	if (unlink(p))
+		die("unlink commits");
+	if (timed_req(d.url, "POST", "/persist", &full, &tot, &bytes) != 200)
+		die("persist");
+	snprintf(v, sizeof(v), "%.1f ms", inc);
+	snprintf(r, sizeof(r), "1/%.0f", full / (inc > 0 ? inc : 0.001));
+	snprintf(log, sizeof(log), "full persist %.0f ms", full);
+	row("persist after 10 more commits", v, log, r, "<= 1/20 of full",
+	    inc * 20 <= full);
+	fprintf(notes,
+		"- life: persist timed to its status line (durable by then); "
+		"both answers then stream the same %.0f MB listing, %.0f ms "
+		"in all for the full one\n",
+		(double)bytes / 1e6, tot);
+	e2e_stop(&d, SIGTERM);
+	restart = start_timed(&d, dir, log);
+	snprintf(v, sizeof(v), "%.0f ms", restart);
+	snprintf(r, sizeof(r), "%.2f", restart / 2000);
+	row("restart to first GET /root", v, "limit 2,000 ms", r, "<= 2 s",
+	    restart <= 2000);
+	e2e_stop(&d, SIGTERM);
+}
+
+static void scenario_keep(void)
+{
+	const char *const args[] = {"--keep-commits", "10", NULL};
+	unsigned char *page = malloc(STORE_PAGE_SIZE);
+	char mod[65], sid[65], v[64], r[32], dir[512];
+	struct e2e_daemon d;
+	struct cli k;
+	uint64_t used, pages = KEEP_SIZE / STORE_PAGE_SIZE;
+	int i, j;
+
+	if (!page || start_daemon(&d, "keep", args) < 0)
+		die("cannot start modstored");
+	cli_init(&k, d.url);
+	deploy(&k, "bench keep module", KEEP_SIZE, mod);
+	for (i = 0; i < KEEP_COMMITS; i++) {
+		session(&k, sid);
+		for (j = 0; j < (int)(pages / 100); j++) {
+			rnd_bytes(page, STORE_PAGE_SIZE);
+			put(&k, sid, mod, rnd() % pages * STORE_PAGE_SIZE, page,
+			    STORE_PAGE_SIZE);
+		}
+		commit(&k, sid, NULL);
+	}
+	cli_done(&k);
+	snprintf(dir, sizeof(dir), "%s/keep", tmproot);
+	{ /* each file once, whatever its names (MOD, MOD_last) */
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (fd < 0)
+			die("cannot open the state directory");
+		used = dir_file_bytes(fd);
+		close(fd);
+	}
+	e2e_stop(&d, SIGTERM);
+	free(page);
+	snprintf(v, sizeof(v), "%.0f MiB", (double)used / (1 << 20));
+	snprintf(r, sizeof(r), "%.2f", (double)used / (12.0 * KEEP_SIZE));
+	row("500 commits of 16 MiB, keep 10", v, "limit 12 x 16 MiB", r,
+	    "<= 192 MiB of disk", used <= 12 * KEEP_SIZE);
+}
+
 /* --- main -------------------------------------------------------------------
  */
 
@@ -2033,6 +2290,8 @@ int main(int argc, char **argv)
 	self_path = argv[0];
 	if (argc == 3 && strcmp(argv[1], "mkstart") == 0)
 		return mkstart(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "mklife") == 0)
+		return mklife(argv[2]);
 	if (!getenv("MODSTORED"))
 		die("MODSTORED must name bin/modstored");
 	bench_dir = getenv("BENCH_SRC") ? getenv("BENCH_SRC") : "bench";
@@ -2066,6 +2325,10 @@ int main(int argc, char **argv)
 		scenario_rss();
 	if (wanted(argc, argv, "start"))
 		scenario_start();
+	if (wanted(argc, argv, "life"))
+		scenario_life();
+	if (wanted(argc, argv, "keep"))
+		scenario_keep();
 	fclose(notes);
 	fputs(notes_text, stdout);
 	free(notes_text);

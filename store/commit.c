@@ -307,7 +307,7 @@ static enum store_err commit_plan(struct store *s, struct commit *c,
 	if (!c->ce)
 		return STORE_ENOMEM;
 	pthread_mutex_lock(&s->lock);
-	err = commits_reserve(&s->cs);
+	err = commits_reserve(&s->cs, c->st->n);
 	pthread_mutex_unlock(&s->lock);
 	return err;
 }
@@ -366,7 +366,7 @@ static void commit_release(struct store *s, struct commit *c, int keep_tmps)
 	free(c->preps);
 	free(c->src);
 	free(c->pairs);
-	commits_entry_unref(c->ce);
+	commits_entry_free(c->ce);
 	state_unref(c->st);
 	if (c->se)
 		session_unlock(s, c->se);
@@ -389,6 +389,9 @@ enum store_err store_session_commit(struct store *s, const struct store_id *sid,
 	int wedged = 0;
 
 	memset(out, 0, sizeof(*out));
+	err = store_commits_ready(s); /* the commit goes after the file's */
+	if (err)
+		return err;
 	err = session_lock(s, sid, 1, &c.se);
 	if (err)
 		return err;

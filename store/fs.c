@@ -11,11 +11,13 @@
 #include <linux/fs.h>
 #include <linux/magic.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/vfs.h>
@@ -398,17 +400,72 @@ enum store_err fs_sync(struct fs *fs, const char *step)
 	return STORE_OK;
 }
 
+/* What fs_write_atomic() writes: one buffer. */
+struct one_buf {
+	const char *p;
+	size_t len;
+};
+
+static enum store_err one_buf_fill(void *ctx, char *out, size_t cap,
+				   size_t *got)
+{
+	struct one_buf *b = ctx;
+
+	*got = b->len < cap ? b->len : cap;
+	memcpy(out, b->p, *got);
+	b->p += *got;
+	b->len -= *got;
+	return STORE_OK;
+}
+
 enum store_err fs_write_atomic(struct fs *fs, const char *name, const void *buf,
 			       size_t len, const char *step)
+{
+	struct one_buf b = {buf, len};
+
+	return fs_write_atomic_fn(fs, name, one_buf_fill, &b, step, NULL);
+}
+
+#define FILL_CHUNK (1u << 20)
+
+/* Write what fill gives at fd from offset 0; the bytes in *total. */
+static enum store_err write_filled(struct fs *fs, int fd, fs_fill_fn fill,
+				   void *ctx, const char *step, uint64_t off,
+				   uint64_t *total)
+{
+	enum store_err err = STORE_OK;
+	char *chunk = malloc(FILL_CHUNK);
+	size_t got = 1;
+
+	*total = 0;
+	if (!chunk)
+		return STORE_ENOMEM;
+	while (!err && got) {
+		err = fill(ctx, chunk, FILL_CHUNK, &got);
+		if (!err && got)
+			err = fs_write(fs, fd, chunk, got, off + *total, step);
+		if (!err)
+			*total += got;
+	}
+	free(chunk);
+	return err;
+}
+
+enum store_err fs_write_atomic_fn(struct fs *fs, const char *name,
+				  fs_fill_fn fill, void *ctx, const char *step,
+				  uint64_t *written)
 {
 	char tmp[TMP_NAME_LEN], prev[TMP_NAME_LEN];
 	enum store_err err;
 	int fd = -1, e, kept = 0;
+	uint64_t total = 0;
 
 	err = fs_tmp_create(fs, tmp, &fd);
 	if (err)
 		goto out;
-	err = fs_write(fs, fd, buf, len, 0, step);
+	err = write_filled(fs, fd, fill, ctx, step, 0, &total);
+	if (!err && written)
+		*written = total;
 	if (!err)
 		err = fs_fsync(fs, fd, "file.fsync");
 	if (err)
@@ -504,6 +561,70 @@ out:
 	free(p);
 	close(fd);
 	return err;
+}
+
+enum store_err fs_append_fn(struct fs *fs, int fd, uint64_t off,
+			    fs_fill_fn fill, void *ctx, const char *step,
+			    uint64_t *written)
+{
+	return write_filled(fs, fd, fill, ctx, step, off, written);
+}
+
+enum store_err fs_identity(int fd, uint64_t *size, uint64_t *ino)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return fs_err(errno);
+	*size = (uint64_t)st.st_size;
+	*ino = (uint64_t)st.st_ino;
+	return STORE_OK;
+}
+
+enum store_err fs_map(struct fs *fs, const char *name, struct fs_map *m)
+{
+	struct stat st;
+	int fd;
+
+	memset(m, 0, sizeof(*m));
+	fd = openat(fs->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? STORE_ENOCOMMIT : fs_err(errno);
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return fs_err(errno);
+	}
+	m->len = (size_t)st.st_size;
+	m->ino = (uint64_t)st.st_ino;
+	if (m->len) {
+		m->p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m->p == MAP_FAILED) {
+			m->p = NULL;
+			close(fd);
+			return fs_err(errno);
+		}
+		(void)madvise((void *)(uintptr_t)m->p, m->len, MADV_SEQUENTIAL);
+	}
+	close(fd);
+	return STORE_OK;
+}
+
+void fs_map_drop(struct fs_map *m, size_t upto)
+{
+	size_t page = 4096, end = upto / page * page;
+
+	if (m->p && end > m->dropped) {
+		(void)madvise((void *)(uintptr_t)(m->p + m->dropped),
+			      end - m->dropped, MADV_DONTNEED);
+		m->dropped = end;
+	}
+}
+
+void fs_unmap(struct fs_map *m)
+{
+	if (m->p)
+		munmap((void *)(uintptr_t)m->p, m->len);
+	memset(m, 0, sizeof(*m));
 }
 
 /* --- names ------------------------------------------------------------------

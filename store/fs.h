@@ -100,6 +100,33 @@ enum store_err fs_sync(struct fs *fs, const char *step);
 /* Write a small file durably: temporary, fsync, rename, fsync directory. */
 enum store_err fs_write_atomic(struct fs *fs, const char *name, const void *buf,
 			       size_t len, const char *step);
+/* Up to cap bytes of what is to be written into out; *got 0 at the end. */
+typedef enum store_err (*fs_fill_fn)(void *ctx, char *out, size_t cap,
+				     size_t *got);
+/* fs_write_atomic() of what fill gives, in chunks; *written (or NULL). */
+enum store_err fs_write_atomic_fn(struct fs *fs, const char *name,
+				  fs_fill_fn fill, void *ctx, const char *step,
+				  uint64_t *written);
+/* Write what fill gives at fd from off on (no flush); *written. */
+enum store_err fs_append_fn(struct fs *fs, int fd, uint64_t off,
+			    fs_fill_fn fill, void *ctx, const char *step,
+			    uint64_t *written);
+/* The size and inode number of an open file. */
+enum store_err fs_identity(int fd, uint64_t *size, uint64_t *ino);
+
+/*
+ * A file mapped read-only, to be parsed in one pass: fs_map_drop() gives
+ * back the pages before upto, so a large file costs little resident
+ * memory. STORE_ENOCOMMIT when it does not exist.
+ */
+struct fs_map {
+	const char *p;
+	size_t len, dropped;
+	uint64_t ino;
+};
+enum store_err fs_map(struct fs *fs, const char *name, struct fs_map *m);
+void fs_map_drop(struct fs_map *m, size_t upto);
+void fs_unmap(struct fs_map *m);
 /* A sparse all-zero file of size bytes, fsynced, renamed to name. */
 enum store_err fs_make_zero_file(struct fs *fs, const char *name,
 				 uint64_t size);

@@ -107,26 +107,28 @@ static enum store_err set_add_state(struct pairset *ps, const struct state *st)
 	return err;
 }
 
-/*
- * What needs files: *durable, the commits store; *held, the current state
- * and the open sessions' bases, which let go of them later.
- */
-static enum store_err needed_sets(struct store *s, struct pairset *durable,
-				  struct pairset *held)
+/* 1 when a commit of the commits store holds p (its file is durable). */
+static int durable(struct store *s, const struct store_pair *p)
 {
-	const struct commits_entry **v = NULL;
-	struct state **bases = NULL, *cur;
-	enum store_err err;
-	size_t n = 0, nb = 0, i, k;
+	int held;
 
 	pthread_mutex_lock(&s->lock);
-	err = commits_snapshot(&s->cs, &v, &n);
+	held = commits_holds(&s->cs, p);
 	pthread_mutex_unlock(&s->lock);
-	if (!err)
-		err = session_bases(s, &bases, &nb);
-	for (i = 0; i < n && !err; i++)
-		for (k = 0; k < v[i]->n && !err; k++)
-			err = set_add(durable, &v[i]->pairs[k]);
+	return held;
+}
+
+/*
+ * What holds files for now: the current state and the open sessions'
+ * bases, which let go of them later.
+ */
+static enum store_err needed_sets(struct store *s, struct pairset *held)
+{
+	struct state **bases = NULL, *cur;
+	enum store_err err;
+	size_t nb = 0, i;
+
+	err = session_bases(s, &bases, &nb);
 	cur = state_current(s);
 	if (!err)
 		err = set_add_state(held, cur);
@@ -136,7 +138,6 @@ static enum store_err needed_sets(struct store *s, struct pairset *durable,
 	for (i = 0; i < nb; i++)
 		state_unref(bases[i]);
 	free(bases);
-	commits_snapshot_release(v, n);
 	return err;
 }
 
@@ -198,20 +199,19 @@ out:
 static enum store_err collect(struct store *s, const struct store_pair *cand,
 			      size_t n, struct store_gc_info *info)
 {
-	struct pairset durable = {0}, held = {0};
+	struct pairset held = {0};
 	enum store_err err;
 	size_t i;
 
-	err = needed_sets(s, &durable, &held);
+	err = needed_sets(s, &held);
 	for (i = 0; i < n && !err; i++) {
-		if (set_has(&durable, &cand[i]))
+		if (durable(s, &cand[i]))
 			continue;
 		if (set_has(&held, &cand[i]))
 			err = defer(s, &cand[i]);
 		else
 			remove_file(s, &cand[i], info);
 	}
-	set_release(&durable);
 	set_release(&held);
 	count(s, info);
 	return err;
@@ -243,31 +243,16 @@ void gc_collect_deferred(struct store *s)
 }
 
 /* The file `commits` without c: the persisted commits of memory but c. */
-static enum store_err file_without(struct store *s,
-				   const struct commits_entry *c)
+static enum store_err file_without(struct store *s, const struct store_id *c)
 {
-	const struct commits_entry **v = NULL, **keep = NULL;
+	struct store_commits_reader *r = NULL;
 	enum store_err err;
-	size_t n = 0, i, k = 0, len;
-	char *buf = NULL;
 
-	pthread_mutex_lock(&s->lock);
-	err = commits_snapshot(&s->cs, &v, &n);
-	pthread_mutex_unlock(&s->lock);
-	if (err)
-		return err;
-	keep = malloc((n ? n : 1) * sizeof(*keep));
-	err = keep ? STORE_OK : STORE_ENOMEM;
-	for (i = 0; keep && i < n; i++)
-		if (v[i] != c && atomic_load(&v[i]->persisted))
-			keep[k++] = v[i];
+	err = commits_file_reader(s, COMMITS_READ_PERSISTED, c, &r);
 	if (!err)
-		err = commits_file_format(keep, k, &buf, &len);
-	if (!err)
-		err = commits_file_write(s, buf, len);
-	free(buf);
-	free(keep);
-	commits_snapshot_release(v, n);
+		err = commits_file_write(s, commits_file_reader_fill, r,
+					 commits_file_reader_count(r));
+	commits_file_reader_close(r);
 	return err;
 }
 
@@ -275,14 +260,21 @@ enum store_err store_commit_delete(struct store *s,
 				   const struct store_id *commit)
 {
 	struct store_gc_info info = {0, 0};
-	struct commits_entry *c;
+	struct store_pair *pairs = NULL;
 	const struct commits_entry *found;
 	enum store_err err = STORE_OK;
+	int in_file;
+	size_t n = 0;
 
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->op_lock);
 	pthread_mutex_lock(&s->persist_lock);
 	pthread_mutex_lock(&s->lock);
 	found = commits_find(&s->cs, commit);
+	/* a file not known as it is may hold it (a failed append) */
+	in_file = found && (found->persisted || !s->cf.known);
 	pthread_mutex_unlock(&s->lock);
 	if (!found) {
 		err = STORE_ENOCOMMIT;
@@ -290,17 +282,18 @@ enum store_err store_commit_delete(struct store *s,
 	}
 	/* no replay may bring it back; gone durably, then its files */
 	err = journal_settle(s, commit);
-	if (!err && atomic_load(&found->persisted))
-		err = file_without(s, found);
+	if (!err && in_file && (s->cf.exists || !s->cf.known))
+		err = file_without(s, commit);
 	if (err)
 		goto out;
 	pthread_mutex_lock(&s->lock);
-	c = commits_remove(&s->cs, commit);
-	s->gc.commits_deleted++;
+	err = commits_remove(&s->cs, commit, &pairs, &n);
+	if (!err)
+		s->gc.commits_deleted++;
 	pthread_mutex_unlock(&s->lock);
-	if (c)
-		err = collect(s, c->pairs, c->n, &info);
-	commits_entry_unref(c);
+	if (!err)
+		err = collect(s, pairs, n, &info);
+	free(pairs);
 out:
 	pthread_mutex_unlock(&s->persist_lock);
 	pthread_mutex_unlock(&s->op_lock);
@@ -310,7 +303,7 @@ out:
 /* One name of the directory: a module commit file nothing needs? */
 struct sweep {
 	struct store *s;
-	struct pairset durable, held;
+	struct pairset held;
 	struct store_gc_info *info;
 };
 
@@ -328,7 +321,7 @@ static enum store_err sweep_name(void *ctx, const char *name)
 	store_id_parse(&p.commit, name + STORE_HEX_LEN + 1, STORE_HEX_LEN);
 	if (!modules_find(w->s, &p.module))
 		return STORE_OK; /* not a module of this store: not ours */
-	if (set_has(&w->durable, &p) || set_has(&w->held, &p))
+	if (set_has(&w->held, &p) || durable(w->s, &p))
 		return STORE_OK;
 	remove_file(w->s, &p, w->info);
 	return STORE_OK;
@@ -346,15 +339,17 @@ enum store_err store_gc(struct store *s, struct store_gc_info *info)
 	memset(&w, 0, sizeof(w));
 	w.s = s;
 	w.info = info;
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->op_lock);
 	pthread_mutex_lock(&s->persist_lock);
-	err = needed_sets(s, &w.durable, &w.held);
+	err = needed_sets(s, &w.held);
 	if (!err)
 		err = fs_each_name(&s->fs, sweep_name, &w);
 	pthread_mutex_unlock(&s->persist_lock);
 	pthread_mutex_unlock(&s->op_lock);
 	count(s, info);
-	set_release(&w.durable);
 	set_release(&w.held);
 	return err;
 }
@@ -365,6 +360,7 @@ enum store_err gc_retain(struct store *s, unsigned int keep)
 	struct store_id oldest;
 	int more;
 
+	err = store_commits_ready(s);
 	while (keep && !err) {
 		pthread_mutex_lock(&s->lock);
 		more = s->cs.n > keep;

@@ -20,6 +20,11 @@ enum store_err store_commit_get(struct store *s, const struct store_id *commit,
 {
 	enum store_err err;
 
+	*pairs = NULL;
+	*n = 0;
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->lock);
 	err = commits_get_pairs(&s->cs, commit, pairs, n);
 	pthread_mutex_unlock(&s->lock);
@@ -33,22 +38,11 @@ static enum store_err commit_member(struct store *s,
 				    const struct module **m,
 				    struct store_id *mc)
 {
-	const struct commits_entry *c;
-	const struct store_pair *p = NULL;
-	struct store_pair key;
-	enum store_err err = STORE_ENOCOMMIT;
+	enum store_err err;
 
-	key.module = *mod;
 	pthread_mutex_lock(&s->lock);
-	c = commits_find(&s->cs, commit);
-	if (c) {
-		p = c->n ? bsearch(&key, c->pairs, c->n, sizeof(*c->pairs),
-				   ids_pair_cmp)
-			 : NULL;
-		err = STORE_ENOMODULE;
-	}
-	if (p) {
-		*mc = p->commit;
+	err = commits_member(&s->cs, commit, mod, mc);
+	if (!err) {
 		*m = modules_find_locked(s, mod);
 		/* a commit of a module not deployed */
 		err = *m ? STORE_OK : STORE_ECORRUPT;
@@ -68,7 +62,9 @@ enum store_err store_commit_open(struct store *s, const struct store_id *commit,
 
 	*fd = -1;
 	*size = 0;
-	err = commit_member(s, commit, mod, &m, &mc);
+	err = store_commits_ready(s);
+	if (!err)
+		err = commit_member(s, commit, mod, &m, &mc);
 	if (err)
 		return err;
 	/* commit files are written once and never modified: no lock */
@@ -83,47 +79,87 @@ enum store_err store_commit_open(struct store *s, const struct store_id *commit,
 	return err;
 }
 
-/* The commits store's entries as they are now, read without the lock. */
-static enum store_err snapshot(struct store *s, const struct commits_entry ***v,
-			       size_t *n)
+enum store_err store_commits_reader_open(struct store *s,
+					 struct store_commits_reader **r)
 {
-	enum store_err err;
+	enum store_err err = store_commits_ready(s);
 
-	pthread_mutex_lock(&s->lock);
-	err = commits_snapshot(&s->cs, v, n);
-	pthread_mutex_unlock(&s->lock);
-	return err;
+	*r = NULL;
+	if (err)
+		return err;
+	return commits_file_reader(s, COMMITS_READ_ALL, NULL, r);
+}
+
+void store_commits_reader_close(struct store_commits_reader *r)
+{
+	commits_file_reader_close(r);
 }
 
 enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
 				     void *ctx)
 {
-	const struct commits_entry **v;
+	struct commits_cursor cur = {0};
+	const struct commits_entry *c;
+	const struct store_pair *pairs = NULL;
+	struct store_id *ids = NULL;
 	enum store_err err;
-	size_t i, n;
+	size_t i, n = 0, np = 0;
 
-	err = snapshot(s, &v, &n);
+	err = store_commits_ready(s);
 	if (err)
 		return err;
-	for (i = 0; i < n; i++)
-		if (fn(ctx, &v[i]->id, v[i]->pairs, v[i]->n))
+	pthread_mutex_lock(&s->lock);
+	err = commits_ids(&s->cs, 0, &ids, &n);
+	pthread_mutex_unlock(&s->lock);
+	for (i = 0; !err && i < n; i++) {
+		pthread_mutex_lock(&s->lock);
+		c = commits_find(&s->cs, &ids[i]);
+		if (c)
+			err =
+			    commits_cursor_pairs(&s->cs, &cur, c, &pairs, &np);
+		pthread_mutex_unlock(&s->lock);
+		if (!err && c && fn(ctx, &ids[i], pairs, np))
 			break;
-	commits_snapshot_release(v, n);
-	return STORE_OK;
+	}
+	pthread_mutex_lock(&s->lock);
+	commits_cursor_release(&s->cs, &cur);
+	pthread_mutex_unlock(&s->lock);
+	free(ids);
+	return err;
 }
 
 enum store_err store_commits_text(struct store *s, char **out, size_t *len)
 {
-	const struct commits_entry **v;
+	struct store_commits_reader *r = NULL;
 	enum store_err err;
-	size_t n;
+	char *buf = NULL, *b;
+	size_t cap = 0, got = 1;
 
-	err = snapshot(s, &v, &n);
-	if (err)
+	*out = NULL;
+	*len = 0;
+	err = store_commits_reader_open(s, &r);
+	while (!err && got) {
+		if (cap - *len < 65536) {
+			cap = cap ? cap * 2 : 65536;
+			b = realloc(buf, cap + 1);
+			if (!b) {
+				err = STORE_ENOMEM;
+				break;
+			}
+			buf = b;
+		}
+		err = store_commits_read(r, buf + *len, cap - *len, &got);
+		*len += got;
+	}
+	store_commits_reader_close(r);
+	if (err) {
+		free(buf);
+		*len = 0;
 		return err;
-	err = commits_file_format(v, n, out, len);
-	commits_snapshot_release(v, n);
-	return err;
+	}
+	buf[*len] = '\0';
+	*out = buf;
+	return STORE_OK;
 }
 
 size_t store_commits_count(struct store *s)
@@ -136,47 +172,81 @@ size_t store_commits_count(struct store *s)
 	return n;
 }
 
+/* --- persist -------------------------------------------------------------- */
+
+/* The commits the file does not hold, appended; *whole when it cannot. */
+static enum store_err persist_append(struct store *s, int *whole)
+{
+	struct store_commits_reader *r = NULL;
+	enum store_err err;
+
+	*whole = 1;
+	if (!s->cf.known || !s->cf.exists)
+		return STORE_OK;
+	err = commits_file_reader(s, COMMITS_READ_UNPERSISTED, NULL, &r);
+	if (!err)
+		err = commits_file_append(s, commits_file_reader_fill, r,
+					  commits_file_reader_count(r), whole);
+	if (!err && !*whole)
+		commits_file_reader_mark(r);
+	commits_file_reader_close(r);
+	return err;
+}
+
 enum store_err store_persist(struct store *s)
 {
+	struct store_commits_reader *r = NULL;
 	enum store_err err;
-	char *buf = NULL;
-	size_t len;
+	int whole = 1;
 
-	const struct commits_entry **v = NULL;
-	size_t n = 0, i;
-
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	/* formatted and written without store.lock: sessions go on */
 	pthread_mutex_lock(&s->persist_lock);
-	err = snapshot(s, &v, &n);
-	if (!err)
-		err = commits_file_format(v, n, &buf, &len);
-	if (!err)
-		err = commits_file_write(s, buf, len);
-	for (i = 0; !err && i < n; i++)
-		atomic_store(
-		    &((struct commits_entry *)(uintptr_t)v[i])->persisted, 1);
+	err = persist_append(s, &whole);
+	if (!err && whole) {
+		err = commits_file_reader(s, COMMITS_READ_ALL, NULL, &r);
+		if (!err)
+			err = commits_file_write(s, commits_file_reader_fill, r,
+						 commits_file_reader_count(r));
+		if (!err)
+			commits_file_reader_mark(r);
+	}
 	pthread_mutex_unlock(&s->persist_lock);
-	commits_snapshot_release(v, n);
-	free(buf);
+	commits_file_reader_close(r);
 	return err;
+}
+
+/* --- restore -------------------------------------------------------------- */
+
+static enum store_err add_to(void *ctx, const struct store_id *id,
+			     const struct store_pair *pairs, size_t n)
+{
+	return commits_add(ctx, id, pairs, n, 1);
 }
 
 /* Merge the file `commits` into the commits store. */
 static enum store_err merge_commits_file(struct store *s)
 {
 	struct commits tmp = {0};
+	struct commits_cursor cur = {0};
+	const struct store_pair *pairs;
 	enum store_err err;
-	size_t i;
+	size_t i, n;
 
-	err = commits_file_load(s, &tmp);
+	err = commits_file_load(s, add_to, &tmp, 0);
 	if (err)
 		goto out;
 	pthread_mutex_lock(&s->lock);
-	for (i = 0; i < tmp.n && !err; i++)
-		err = commits_add(&s->cs, &tmp.v[i]->id, tmp.v[i]->pairs,
-				  tmp.v[i]->n, 1);
+	for (i = 0; i < tmp.n && !err; i++) {
+		err = commits_cursor_pairs(&tmp, &cur, tmp.v[i], &pairs, &n);
+		if (!err)
+			err = commits_add(&s->cs, &tmp.v[i]->id, pairs, n, 1);
+	}
 	pthread_mutex_unlock(&s->lock);
 out:
+	commits_cursor_release(&tmp, &cur);
 	commits_release(&tmp);
 	return err;
 }
@@ -188,6 +258,9 @@ enum store_err store_restore(struct store *s, const struct store_id *commit)
 	enum store_err err;
 	size_t n;
 
+	err = store_commits_ready(s);
+	if (err)
+		return err;
 	pthread_mutex_lock(&s->op_lock);
 	err = journal_unwedge(s);
 	if (err)

@@ -54,6 +54,8 @@ static struct store *store_new(const struct store_options *opts)
 	pthread_mutex_init(&s->persist_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->tree_lock, NULL);
+	pthread_cond_init(&s->load.cv, NULL);
+	s->load.done = 1;
 	return s;
 }
 
@@ -88,7 +90,9 @@ enum store_err store_open(struct store **out, const struct store_options *opts)
 	if (!err)
 		err = fs_each_name(&s->fs, remove_tmp, s);
 	if (!err)
-		err = commits_file_load(s, &s->cs);
+		err = commits_file_open_load(
+		    s, opts->background_load_bytes ? opts->background_load_bytes
+						   : STORE_BACKGROUND_LOAD);
 	if (err) {
 		store_close(s);
 		return err;
@@ -101,6 +105,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
+	commits_file_load_stop(s);
 	session_free_all(s);
 	state_publish(s, NULL);
 	modules_release(s);
@@ -113,5 +118,6 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->tree_lock);
 	treecache_release(&s->tc);
+	pthread_cond_destroy(&s->load.cv);
 	free(s);
 }

@@ -156,6 +156,9 @@ enum store_err store_session_begin(struct store *s, const struct store_id *base,
 	if (err)
 		return err;
 	if (base) {
+		err = store_commits_ready(s);
+		if (err)
+			return err;
 		pthread_mutex_lock(&s->lock);
 		err = commits_get_pairs(&s->cs, base, &pairs, &n);
 		pthread_mutex_unlock(&s->lock);

@@ -44,6 +44,7 @@
 #define STORE_MAX_MODULE_LIMIT (64ULL << 30)
 /* Sessions' written pages held in memory, at most (then in files). */
 #define STORE_DEFAULT_SESSION_MEMORY (64ULL << 20)
+#define STORE_BACKGROUND_LOAD	     (16ULL << 20)
 
 struct store;
 
@@ -112,6 +113,10 @@ struct store_options {
 	uint64_t tree_cache_size;
 	/* pages a diff lists, in all; 0 means STORE_DEFAULT_MAX_DIFF_PAGES */
 	uint64_t max_diff_pages;
+	/* a file `commits` larger than this many bytes is read after open
+	 * returns, by a thread of the store, so the state answers at once
+	 * (0 means 16 MiB); what needs the commits store waits for it */
+	uint64_t background_load_bytes;
 	store_fault_fn fault; /* NULL in production */
 	void *fault_ctx;
 };
@@ -120,9 +125,17 @@ struct store_options {
  * Open (creating it if missing) the state directory opts->dir: take its
  * lock, finish an interrupted commit or restore from .journal, remove
  * temporaries, load the current state from the _last_id files and the
- * commits store from `commits` if present. *out is freed with store_close().
+ * commits store from `commits` if present (a large one in the background:
+ * see background_load_bytes). *out is freed with store_close().
  */
 enum store_err store_open(struct store **out, const struct store_options *opts);
+
+/*
+ * Wait until the commits store holds the file `commits` (at once unless a
+ * background load runs); the load's error, such as STORE_ECORRUPT, which
+ * every call that needs the commits store returns from then on.
+ */
+enum store_err store_commits_ready(struct store *s);
 
 /* Drop every session and release the store. NULL is a no-op. */
 void store_close(struct store *s);
@@ -352,13 +365,27 @@ enum store_err store_commits_foreach(struct store *s, store_commit_fn fn,
  */
 enum store_err store_commits_text(struct store *s, char **out, size_t *len);
 
+/*
+ * That text in pieces, for answers too large to hold at once: the commits
+ * of the store when the reader was opened, oldest first (one deleted
+ * meanwhile is left out). No lock of the store is held while it formats.
+ */
+struct store_commits_reader;
+enum store_err store_commits_reader_open(struct store *s,
+					 struct store_commits_reader **r);
+/* Up to cap bytes of the text into buf; *got is 0 at the end. */
+enum store_err store_commits_read(struct store_commits_reader *r, char *buf,
+				  size_t cap, size_t *got);
+void store_commits_reader_close(struct store_commits_reader *r);
+
 /* Number of commits in the commits store. */
 size_t store_commits_count(struct store *s);
 
 /*
  * Write the commits store to the file `commits`, durably. Sessions, reads
  * and commits go on meanwhile: no lock they take is held while it formats
- * and writes.
+ * and writes. Once the file holds commits, a persist appends only those it
+ * does not hold yet (commits_file.h tells how a cut cannot damage it).
  */
 enum store_err store_persist(struct store *s);
 

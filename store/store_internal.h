@@ -37,6 +37,7 @@
 #define STORE_INTERNAL_H
 
 #include "commits.h"
+#include "commits_file.h"
 #include "fs.h"
 #include "gc.h"
 #include "journal.h"
@@ -70,6 +71,8 @@ struct store {
 	struct sessions sess;		    /* session.c */
 	atomic_uint_fast64_t ov_mem;	    /* overlay.c: pages in memory */
 	struct commits cs;		    /* commits.c */
+	struct commits_file cf;		    /* commits_file.c */
+	struct commits_load load;	    /* commits_file.c */
 	struct journal_state jrn;	    /* journal.c */
 	struct gc_state gc;		    /* gc.c */
 	atomic_uint_fast64_t bytes_written; /* commit.c */
