@@ -107,7 +107,8 @@ $(O)/tests/unit_openapi: $(O)/tests/unit_openapi.o $(TLIB) $(LIBAPI) $(LIBSTORE)
 # `make test` runs the whole suite, then again built with ASan and UBSan,
 # then the concurrency tests built with TSan. `make test-suite` runs the
 # suite of one build only (SANITIZE= chooses which).
-TSAN_TESTS := unit_sessions unit_model e2e_concurrent e2e_sigterm e2e_kill
+TSAN_TESTS := unit_sessions unit_model e2e_concurrent e2e_sigterm e2e_kill \
+	unit_proofs e2e_proofs
 
 test:
 	@tools/install-deps

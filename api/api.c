@@ -604,6 +604,40 @@ static void allow_add(char *allow, size_t size, const char *method)
 	snprintf(allow + n, size - n, "%s%s", n ? ", " : "", method);
 }
 
+/* Position of API_TEXT_PARAM among the {x} segments of pattern, or -1. */
+static long text_param_at(const char *pattern)
+{
+	const char *p = pattern;
+	long k = 0;
+
+	for (; (p = strchr(p, '{')); p++, k++)
+		if (!strncmp(p, API_TEXT_PARAM, strlen(API_TEXT_PARAM)))
+			return k;
+	return -1;
+}
+
+/*
+ * Keep the text of the API_TEXT_PARAM segment for the handler: a decimal
+ * number without its leading zeros ("007" is 7), anything else as it is.
+ */
+static void text_param_set(struct api_request *r, const char *seg, size_t len)
+{
+	size_t i, n;
+
+	r->param_digits = len > 0;
+	for (i = 0; i < len; i++)
+		if (seg[i] < '0' || seg[i] > '9')
+			r->param_digits = 0;
+	while (r->param_digits && len > 1 && *seg == '0') {
+		seg++;
+		len--;
+	}
+	n = len < sizeof(r->param) - 1 ? len : sizeof(r->param) - 1;
+	memcpy(r->param, seg, n);
+	r->param[n] = '\0';
+	r->param_len = len;
+}
+
 /*
  * Find the route of the request: r->route, r->ids; or an error recorded
  * (404 not_found, 405 method_not_allowed with r->allow, 400 invalid_id).
@@ -646,6 +680,10 @@ static int route_find(struct api_request *r, const char *url)
 		return -1;
 	}
 	for (k = 0; k < match_n; k++) {
+		if ((long)k == text_param_at(r->route->pattern)) {
+			text_param_set(r, match_seg[k], match_len[k]);
+			continue;
+		}
 		if (store_id_parse(&r->ids[k], match_seg[k], match_len[k]) !=
 		    STORE_OK) {
 			api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_id",

@@ -15,8 +15,14 @@
 /* Largest JSON request body, whatever --max-body says. */
 #define API_JSON_MAX (64 * 1024)
 
-/* Path parameters of one route: {mod}, {sid}, {commit}. */
-#define API_MAX_PARAMS 2
+/* Path parameters of one route: {mod}, {sid}, {commit}, {index}. */
+#define API_MAX_PARAMS 3
+
+/*
+ * The one path parameter that is not an id: its text is kept as it came
+ * (r->param) for the handler to parse; every other {x} is an id.
+ */
+#define API_TEXT_PARAM "{index}"
 
 /* Block size asked of libmicrohttpd for streamed session memory. */
 #define API_READ_BLOCK (64 * 1024)
@@ -124,6 +130,11 @@ struct api_request {
 
 	struct store_id ids[API_MAX_PARAMS]; /* path ids, in pattern order */
 	size_t nids;
+	/* API_TEXT_PARAM: its first bytes, its whole length, whether all
+	 * of it is decimal digits */
+	char param[24];
+	size_t param_len;
+	int param_digits;
 
 	/* The error to answer with (the first one recorded wins). */
 	unsigned int err_status;

@@ -190,41 +190,6 @@ static enum MHD_Result gc(struct api_request *r)
 					(json_int_t)info.freed_bytes));
 }
 
-/*
- * GET /commits/{commit}/modules/{mod}/memory: the module's memory as the
- * commit holds it, from its commit file (sendfile).
- */
-static enum MHD_Result commit_memory(struct api_request *r)
-{
-	struct MHD_Response *resp = NULL;
-	enum store_err err;
-	uint64_t size = 0;
-	int fd = -1;
-
-	err = store_commit_open(r->api->o.store, &r->ids[0], &r->ids[1], &fd,
-				&size);
-	if (err != STORE_OK) {
-		api_fail_store(r, err,
-			       "opening the module's memory in the "
-			       "commit");
-		goto out;
-	}
-	resp = MHD_create_response_from_fd64(size, fd);
-	if (!resp) {
-		api_fail_store(r, STORE_ENOMEM, "serving the memory");
-		goto out;
-	}
-	fd = -1; /* the response owns it */
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"application/octet-stream");
-out:
-	if (fd >= 0)
-		close(fd);
-	if (!resp)
-		return api_reply_error(r);
-	return api_reply(r, MHD_HTTP_OK, resp, size);
-}
-
 /* --- metrics -------------------------------------------------------------- */
 
 static void metric_head(FILE *f, const char *name, const char *type,
@@ -343,6 +308,28 @@ static void metrics_write(FILE *f, struct api_metrics *m,
 		     st->bytes_on_disk);
 }
 
+/* The tree cache of proofs and diffs (--tree-cache-size). */
+static void metrics_tree_cache(FILE *f, struct store *s)
+{
+	struct store_tree_cache_stats tc;
+
+	store_tree_cache_stats(s, &tc);
+	metric_gauge(f, "modstore_tree_cache_bytes", "gauge",
+		     "Bytes of page trees of older module commits kept for "
+		     "proofs and diffs.",
+		     tc.bytes);
+	metric_gauge(f, "modstore_tree_cache_limit_bytes", "gauge",
+		     "The bound on modstore_tree_cache_bytes "
+		     "(--tree-cache-size).",
+		     tc.limit);
+	metric_gauge(f, "modstore_tree_cache_trees", "gauge",
+		     "Page trees in the tree cache.", tc.trees);
+	metric_gauge(f, "modstore_tree_rebuilds_total", "counter",
+		     "Page trees rebuilt by hashing a commit file, since the "
+		     "store opened.",
+		     tc.builds);
+}
+
 static enum MHD_Result metrics(struct api_request *r)
 {
 	struct api_metrics *m = &r->api->m;
@@ -364,6 +351,7 @@ static enum MHD_Result metrics(struct api_request *r)
 		goto out;
 	}
 	metrics_write(f, m, &st);
+	metrics_tree_cache(f, r->api->o.store);
 	if (fclose(f) != 0) {
 		f = NULL;
 		api_fail_store(r, STORE_ENOMEM, "building the metrics");
@@ -584,36 +572,31 @@ static int if_range_ok(const char *v, const char *etag)
 	return !v || (*etag && strcmp(v, etag) == 0);
 }
 
-static enum MHD_Result module_memory(struct api_request *r)
+/*
+ * Answer the memory in fd (size bytes; the answer takes fd over) as GET
+ * /modules/{mod}/memory does: Accept-Ranges: bytes, the ETag etag (none
+ * when ""), one Range honoured with 206 unless an If-Range names another
+ * validator, 416 with Content-Range: bytes * /SIZE when it is outside.
+ */
+static enum MHD_Result reply_memory(struct api_request *r, int fd,
+				    uint64_t size, const char *etag)
 {
-	struct store_module_info info;
 	struct MHD_Response *resp = NULL;
-	enum store_err err;
-	uint64_t off = 0, len;
+	uint64_t off = 0, len = size;
 	unsigned int status = MHD_HTTP_OK;
-	char hex[STORE_HEX_LEN + 1], etag[STORE_HEX_LEN + 3] = "", buf[96];
-	int fd = -1, rng = 0;
+	char buf[96];
+	int rng = 0;
 
-	err = store_module_open(r->api->o.store, &r->ids[0], &fd, &info);
-	if (err != STORE_OK) {
-		api_fail_store(r, err, "opening the module's memory");
-		goto out;
-	}
-	len = info.size;
-	if (info.has_commit) {
-		store_id_hex(&info.last_commit, hex);
-		snprintf(etag, sizeof(etag), "\"%s\"", hex);
-	}
 	if (if_range_ok(api_header(r, MHD_HTTP_HEADER_IF_RANGE), etag))
-		rng = range_parse(api_header(r, MHD_HTTP_HEADER_RANGE),
-				  info.size, &off, &len);
+		rng = range_parse(api_header(r, MHD_HTTP_HEADER_RANGE), size,
+				  &off, &len);
 	if (rng < 0) {
 		r->has_range_size = 1;
-		r->range_size = info.size;
+		r->range_size = size;
 		api_fail(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
 			 store_errname(STORE_ERANGE),
 			 "the range is outside the %llu bytes of memory",
-			 (unsigned long long)info.size);
+			 (unsigned long long)size);
 		goto out;
 	}
 	/* The response owns fd from here on: sendfile, no copy. */
@@ -637,7 +620,7 @@ static enum MHD_Result module_memory(struct api_request *r)
 		snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu",
 			 (unsigned long long)off,
 			 (unsigned long long)(off + len - 1),
-			 (unsigned long long)info.size);
+			 (unsigned long long)size);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
 					buf);
 	}
@@ -647,6 +630,304 @@ out:
 	if (!resp)
 		return api_reply_error(r);
 	return api_reply(r, status, resp, len);
+}
+
+/* "\"HEX\"" of id into etag. */
+static void etag_of(const struct store_id *id, char etag[STORE_HEX_LEN + 3])
+{
+	char hex[STORE_HEX_LEN + 1];
+
+	store_id_hex(id, hex);
+	snprintf(etag, STORE_HEX_LEN + 3, "\"%s\"", hex);
+}
+
+static enum MHD_Result module_memory(struct api_request *r)
+{
+	struct store_module_info info;
+	enum store_err err;
+	char etag[STORE_HEX_LEN + 3] = "";
+	int fd = -1;
+
+	err = store_module_open(r->api->o.store, &r->ids[0], &fd, &info);
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "opening the module's memory");
+		return api_reply_error(r);
+	}
+	if (info.has_commit)
+		etag_of(&info.last_commit, etag);
+	return reply_memory(r, fd, info.size, etag);
+}
+
+/*
+ * GET /commits/{commit}/modules/{mod}/memory: the module's memory as the
+ * commit holds it, from its commit file (sendfile), with ETag "MC" and
+ * ranges as GET /modules/{mod}/memory.
+ */
+static enum MHD_Result commit_memory(struct api_request *r)
+{
+	struct store_id mc;
+	enum store_err err;
+	char etag[STORE_HEX_LEN + 3];
+	uint64_t size = 0;
+	int fd = -1;
+
+	err = store_commit_module(r->api->o.store, &r->ids[0], &r->ids[1], &mc);
+	if (err == STORE_OK)
+		err = store_commit_open(r->api->o.store, &r->ids[0], &r->ids[1],
+					&fd, &size);
+	if (err != STORE_OK) {
+		api_fail_store(r, err,
+			       "opening the module's memory in the "
+			       "commit");
+		return api_reply_error(r);
+	}
+	etag_of(&mc, etag);
+	return reply_memory(r, fd, size, etag);
+}
+
+/* --- proofs and diffs ----------------------------------------------------- */
+
+/* Append the 64 hex digits of id, quoted. */
+static char *put_id(char *p, const struct store_id *id)
+{
+	*p++ = '"';
+	store_id_hex(id, p);
+	p += STORE_HEX_LEN;
+	*p++ = '"';
+	return p;
+}
+
+/* Append ["HEX",...] of n ids. */
+static char *put_ids(char *p, const struct store_id *ids, size_t n)
+{
+	size_t i;
+
+	*p++ = '[';
+	for (i = 0; i < n; i++) {
+		if (i)
+			*p++ = ',';
+		p = put_id(p, &ids[i]);
+	}
+	*p++ = ']';
+	return p;
+}
+
+/*
+ * Standard base64 (RFC 4648, with padding) of len bytes into out, which
+ * holds 4 * ((len + 2) / 3) bytes; the end. A page is not secret: no need
+ * for sodium_bin2base64's constant time, which cost a tenth of a proof.
+ */
+static char *put_base64(char *out, const unsigned char *in, size_t len)
+{
+	static const char t[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i;
+	uint32_t v;
+
+	for (i = 0; i + 3 <= len; i += 3) {
+		v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+		    in[i + 2];
+		*out++ = t[v >> 18];
+		*out++ = t[v >> 12 & 63];
+		*out++ = t[v >> 6 & 63];
+		*out++ = t[v & 63];
+	}
+	if (i < len) {
+		v = (uint32_t)in[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)in[i + 1] << 8;
+		*out++ = t[v >> 18];
+		*out++ = t[v >> 12 & 63];
+		*out++ = i + 1 < len ? t[v >> 6 & 63] : '=';
+		*out++ = '=';
+	}
+	return out;
+}
+
+/*
+ * The proof as http-api.md gives it, written directly (a proof is at most
+ * about 14 KiB: a page in base64 and two paths of at most 64 ids). NULL
+ * when out of memory.
+ */
+static char *proof_text(const struct store_page_proof *pf, size_t *len)
+{
+	size_t b64 = sodium_base64_ENCODED_LEN(STORE_PAGE_SIZE,
+					       sodium_base64_VARIANT_ORIGINAL);
+	size_t cap =
+	    512 + b64 +
+	    (pf->page_path_len + pf->module_path_len) * (STORE_HEX_LEN + 3);
+	char *b = malloc(cap), *p;
+
+	if (!b)
+		return NULL;
+	p = b;
+	p += sprintf(p, "{\"commit\":");
+	p = put_id(p, &pf->commit);
+	p += sprintf(p, ",\"module\":");
+	p = put_id(p, &pf->module);
+	p += sprintf(p, ",\"module_commit\":");
+	p = put_id(p, &pf->module_commit);
+	p += sprintf(p, ",\"page_index\":%llu,\"page_count\":%llu,\"page\":\"",
+		     (unsigned long long)pf->page_index,
+		     (unsigned long long)pf->page_count);
+	p = put_base64(p, pf->page, STORE_PAGE_SIZE);
+	p += sprintf(p, "\",\"page_path\":");
+	p = put_ids(p, pf->page_path, pf->page_path_len);
+	p += sprintf(p,
+		     ",\"module_index\":%llu,\"module_count\":%llu,"
+		     "\"module_path\":",
+		     (unsigned long long)pf->module_index,
+		     (unsigned long long)pf->module_count);
+	p = put_ids(p, pf->module_path, pf->module_path_len);
+	p += sprintf(p, "}\n");
+	*len = (size_t)(p - b);
+	return b;
+}
+
+/* GET /commits/{commit}/modules/{mod}/pages/{index}: a page and its proof. */
+static enum MHD_Result page_proof(struct api_request *r)
+{
+	struct store_page_proof *pf = NULL;
+	enum store_err err;
+	uint64_t index;
+	char *body = NULL;
+	size_t len = 0;
+
+	if (!r->param_digits) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_index",
+			 "the page index must be a decimal number");
+		goto out;
+	}
+	/* a number too large for 64 bits is past the end all the same */
+	if (api_parse_u64(r->param,
+			  r->param_len < sizeof(r->param) ? r->param_len
+							  : sizeof(r->param),
+			  &index) < 0)
+		index = UINT64_MAX;
+	pf = malloc(sizeof(*pf));
+	if (!pf) {
+		api_fail_store(r, STORE_ENOMEM, "proving the page");
+		goto out;
+	}
+	err = store_page_proof(r->api->o.store, &r->ids[0], &r->ids[1], index,
+			       pf);
+	if (err == STORE_ERANGE) {
+		api_fail(r, MHD_HTTP_RANGE_NOT_SATISFIABLE, store_errname(err),
+			 "page %s is past the end of the module's %llu pages",
+			 r->param, (unsigned long long)pf->page_count);
+		goto out;
+	}
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "proving the page");
+		goto out;
+	}
+	body = proof_text(pf, &len);
+	free(pf);
+	return api_reply_json_text(r, MHD_HTTP_OK, body, len);
+out:
+	free(pf);
+	return api_reply_error(r);
+}
+
+/* Append an id or null. */
+static char *put_id_or_null(char *p, int has, const struct store_id *id)
+{
+	if (has)
+		return put_id(p, id);
+	memcpy(p, "null", 4);
+	return p + 4;
+}
+
+/* Append a size or null. */
+static char *put_size_or_null(char *p, int has, uint64_t v)
+{
+	if (has)
+		return p + sprintf(p, "%llu", (unsigned long long)v);
+	memcpy(p, "null", 4);
+	return p + 4;
+}
+
+/*
+ * The diff as http-api.md gives it, written directly: its pages are at
+ * most the store's max_diff_pages, 21 bytes each at most. NULL when out
+ * of memory.
+ */
+static char *diff_text(const struct store_id *from, const struct store_id *to,
+		       const struct store_diff *d, int pages, size_t *len)
+{
+	size_t cap = 256 + d->n * 512 + d->total_pages * 21, i, k;
+	char *b = malloc(cap), *p;
+
+	if (!b)
+		return NULL;
+	p = b;
+	p += sprintf(p, "{\"from\":");
+	p = put_id(p, from);
+	p += sprintf(p, ",\"to\":");
+	p = put_id(p, to);
+	p += sprintf(p, ",\"modules\":[");
+	for (i = 0; i < d->n; i++) {
+		const struct store_diff_module *m = &d->m[i];
+
+		if (i)
+			*p++ = ',';
+		p += sprintf(p, "{\"id\":");
+		p = put_id(p, &m->module);
+		p += sprintf(p, ",\"from\":");
+		p = put_id_or_null(p, m->has_from, &m->from);
+		p += sprintf(p, ",\"to\":");
+		p = put_id_or_null(p, m->has_to, &m->to);
+		p += sprintf(p, ",\"size_from\":");
+		p = put_size_or_null(p, m->has_from, m->size_from);
+		p += sprintf(p, ",\"size_to\":");
+		p = put_size_or_null(p, m->has_to, m->size_to);
+		if (pages) {
+			p += sprintf(p, ",\"pages\":[");
+			for (k = 0; k < m->npages; k++)
+				p += sprintf(p, k ? ",%llu" : "%llu",
+					     (unsigned long long)m->pages[k]);
+			*p++ = ']';
+		}
+		*p++ = '}';
+	}
+	p += sprintf(p, "]}\n");
+	*len = (size_t)(p - b);
+	return b;
+}
+
+/* GET /commits/{from}/diff/{to}[?pages=0]: the modules and pages that differ.
+ */
+static enum MHD_Result commit_diff(struct api_request *r)
+{
+	struct store_diff d;
+	enum store_err err;
+	uint64_t pages = 1;
+	char *body;
+	size_t len = 0;
+	int present;
+
+	if (api_query_u64(r, "pages", &pages, &present) < 0 || pages > 1) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, store_errname(STORE_EINVAL),
+			 "pages must be 0 (leave the pages out) or 1");
+		return api_reply_error(r);
+	}
+	if (!present)
+		pages = 1;
+	err = store_commit_diff(r->api->o.store, &r->ids[0], &r->ids[1],
+				(int)pages, &d);
+	if (err == STORE_ETOOBIG) {
+		api_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, store_errname(err),
+			 "the diff lists more pages than the server's limit "
+			 "(--max-diff-pages); ?pages=0 leaves them out");
+		return api_reply_error(r);
+	}
+	if (err != STORE_OK) {
+		api_fail_store(r, err, "comparing the commits");
+		return api_reply_error(r);
+	}
+	body = diff_text(&r->ids[0], &r->ids[1], &d, (int)pages, &len);
+	store_diff_release(&d);
+	return api_reply_json_text(r, MHD_HTTP_OK, body, len);
 }
 
 /* --- sessions ------------------------------------------------------------- */
@@ -1034,6 +1315,10 @@ const struct api_route api_routes[] = {
     {DELETE, "/commits/{commit}", commit_delete, NULL, NULL, API_BODY_NONE, 0},
     {GET, "/commits/{commit}/modules/{mod}/memory", commit_memory, NULL, NULL,
      API_BODY_NONE, 0},
+    {GET, "/commits/{commit}/modules/{mod}/pages/{index}", page_proof, NULL,
+     NULL, API_BODY_NONE, 0},
+    {GET, "/commits/{commit}/diff/{to}", commit_diff, NULL, NULL, API_BODY_NONE,
+     0},
     {POST, "/persist", persist, NULL, NULL, API_BODY_NONE, 0},
     {POST, "/restore/{commit}", restore, NULL, NULL, API_BODY_NONE, 0},
     {POST, "/gc", gc, NULL, NULL, API_BODY_NONE, 0},

@@ -1655,6 +1655,218 @@ static void scenario_wrk(void)
 	row("GET module memory vs etcd", v, p, r, "peer, reported", -1);
 }
 
+/* --- proofs, diffs and pull of a 256 MiB module (issue #12) ----------------
+ */
+
+/* nginx serving root/www with a file f4k of 4 KiB; its port. */
+static int proofs_nginx(pid_t *pid)
+{
+	char tmp[600], conf[2048], ep[600], log[600];
+	unsigned char blk[STORE_PAGE_SIZE];
+	int port = free_port();
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s/www-proofs", tmproot);
+	mkdir(tmp, 0755);
+	snprintf(tmp, sizeof(tmp), "%s/www-proofs/f4k", tmproot);
+	f = fopen(tmp, "w");
+	rnd_bytes(blk, sizeof(blk));
+	if (!f || fwrite(blk, 1, sizeof(blk), f) != sizeof(blk) ||
+	    fclose(f) != 0)
+		die("cannot write a temporary file");
+	snprintf(tmp, sizeof(tmp), "%s/nginx-proofs-body", tmproot);
+	mkdir(tmp, 0700);
+	snprintf(conf, sizeof(conf),
+		 "%sdaemon off;\nmaster_process on;\nworker_processes auto;\n"
+		 "pid %s/nginx-proofs.pid;\n"
+		 "error_log %s/nginx-proofs-error.log warn;\n"
+		 "events { worker_connections 1024; }\n"
+		 "http {\n  access_log %s/nginx-proofs-access.log;\n"
+		 "  client_body_temp_path %s/nginx-proofs-body;\n"
+		 "  server {\n    listen 127.0.0.1:%d;\n"
+		 "    root %s/www-proofs;\n  }\n}\n",
+		 geteuid() == 0 ? "user root;\n" : "", tmproot, tmproot,
+		 tmproot, tmproot, port, tmproot);
+	snprintf(tmp, sizeof(tmp), "%s/nginx-proofs.conf", tmproot);
+	write_file(tmp, conf);
+	{
+		const char *argv[] = {"nginx", "-p", tmproot, "-e",
+				      ep,      "-c", tmp,     NULL};
+
+		snprintf(ep, sizeof(ep), "%s/nginx-proofs-error.log", tmproot);
+		snprintf(log, sizeof(log), "%s/nginx-proofs.out", tmproot);
+		*pid = spawn(argv, log, "PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+	}
+	snprintf(tmp, sizeof(tmp), "http://127.0.0.1:%d/f4k", port);
+	wait_ready(tmp, NULL);
+	return port;
+}
+
+/* A sample of GET /metrics without labels. */
+static double proofs_metric(struct cli *k, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	want(cli_req(k, "GET", "/metrics", NULL, 0, 0), 200, "metrics", k);
+	for (p = k->body; p && *p;
+	     p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (!strncmp(p, name, n) && p[n] == ' ')
+			return atof(p + n + 1);
+	die("a metric is missing");
+	return 0;
+}
+
+/*
+ * One module of 256 MiB, written full of data and committed (A), then 1%
+ * of its pages changed by one byte each and committed (B, the current
+ * state). Rows: proofs of random pages of B under wrk against nginx
+ * serving a 4 KiB file; the diff A -> B, first (A's tree rebuilt from its
+ * file) and then with both trees at hand; `modstore pull` of B from a file
+ * holding A, the bytes the daemon sent against the changed pages.
+ */
+static void scenario_proofs(void)
+{
+	const char *args[] = {"--max-module-size", "1G", "--max-body", "1G",
+			      NULL};
+	struct e2e_daemon d;
+	struct e2e_resp resp;
+	struct cli k;
+	char mod[65], sid[65], ca[65], cb[65], path[512], url[600];
+	char script[600], file[600], cmd[2048], v[64], p[64], r[32];
+	double tw[20], rn[WRK_ROUNDS], rp[WRK_ROUNDS], cold, warm, t0;
+	double n_rps, p_rps, sent0, sent1, changed;
+	size_t *pages, i, npages = 0;
+	pid_t nginx;
+	int nport, round;
+	const char *bin = getenv("MODSTORED");
+	char cli_bin[600];
+
+	if (start_daemon(&d, "proofs", args) < 0)
+		die("cannot start modstored");
+	cli_init(&k, d.url);
+	deploy(&k, "bench proofs module", BIGSIZE, mod);
+	session(&k, sid);
+	snprintf(path, sizeof(path), "/sessions/%s/modules/%s/memory?offset=0",
+		 sid, mod);
+	if (e2e_upload(&d, "PUT", path, 12, BIGSIZE, &resp) < 0 ||
+	    resp.status != 204)
+		die("upload of 256 MiB");
+	e2e_resp_release(&resp);
+	commit(&k, sid, ca);
+	/* 1% of the pages, distinct: a partial Fisher-Yates shuffle */
+	pages = calloc(BIGPAGES, sizeof(*pages));
+	if (!pages)
+		die("out of memory");
+	for (i = 0; i < BIGPAGES; i++)
+		pages[i] = i;
+	for (i = 0; i < BIGDIRTY; i++) {
+		size_t j = i + rnd() % (BIGPAGES - i), x = pages[i];
+
+		pages[i] = pages[j];
+		pages[j] = x;
+	}
+	session(&k, sid);
+	for (i = 0; i < BIGDIRTY; i++) {
+		uint64_t off = pages[i] * STORE_PAGE_SIZE + 17;
+		unsigned char b;
+
+		/* the byte of the upload's pattern, changed for sure */
+		e2e_pattern(12, off, &b, 1);
+		b ^= 0xFF;
+		put(&k, sid, mod, off, &b, 1);
+	}
+	free(pages);
+	commit(&k, sid, cb);
+
+	/* the diff: the first rebuilds A's tree, later ones have both */
+	snprintf(path, sizeof(path), "/commits/%s/diff/%s", ca, cb);
+	t0 = now_ms();
+	want(cli_req(&k, "GET", path, NULL, 0, 1), 200, "diff", &k);
+	cold = now_ms() - t0;
+	npages = json_array_size(json_object_get(
+	    json_array_get(json_object_get(k.json, "modules"), 0), "pages"));
+	if (npages != BIGDIRTY)
+		die("the diff does not list the changed pages");
+	for (i = 0; i < 20; i++) {
+		t0 = now_ms();
+		want(cli_req(&k, "GET", path, NULL, 0, 0), 200, "diff", &k);
+		tw[i] = now_ms() - t0;
+	}
+	warm = median(tw, 20);
+
+	/* pull: a file holding A becomes B */
+	snprintf(file, sizeof(file), "%s/pull-file", tmproot);
+	snprintf(cmd, sizeof(cmd),
+		 "curl -sf -o '%s' '%s/commits/%s/modules/%s/memory'", file,
+		 d.url, ca, mod);
+	if (system(cmd) != 0)
+		die("downloading commit A's memory");
+	snprintf(cli_bin, sizeof(cli_bin), "%.*s/modstore",
+		 (int)(strrchr(bin, '/') ? strrchr(bin, '/') - bin : 1),
+		 strrchr(bin, '/') ? bin : ".");
+	sent0 = proofs_metric(&k, "modstore_http_sent_bytes_total");
+	snprintf(cmd, sizeof(cmd),
+		 "MODSTORE_URL='%s' '%s' pull %s %s '%s' --from %s "
+		 ">'%s/pull.out' 2>&1",
+		 d.url, cli_bin, cb, mod, file, ca, tmproot);
+	if (system(cmd) != 0)
+		die("modstore pull failed");
+	sent1 = proofs_metric(&k, "modstore_http_sent_bytes_total");
+	changed = (double)BIGDIRTY * STORE_PAGE_SIZE;
+
+	/* proofs of random pages under wrk, against nginx's 4 KiB file */
+	nport = proofs_nginx(&nginx);
+	snprintf(script, sizeof(script), "%s/proofs.lua", tmproot);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "math.randomseed(12)\n"
+	    "request = function()\n"
+	    "  return wrk.format(\"GET\", \"/commits/%s/modules/%s/pages/\""
+	    " .. math.random(0, %llu))\n"
+	    "end\n",
+	    cb, mod, (unsigned long long)(BIGPAGES - 1));
+	write_file(script, cmd);
+	for (round = 0; round < WRK_ROUNDS; round++) {
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/f4k", nport);
+		rn[round] = wrk_rps(url, NULL, "nginx 4 KiB");
+		rp[round] = wrk_rps(d.url, script, "proofs");
+	}
+	n_rps = median(rn, WRK_ROUNDS);
+	p_rps = median(rp, WRK_ROUNDS);
+	stop(nginx);
+	cli_done(&k);
+	e2e_stop(&d, SIGTERM);
+
+	snprintf(v, sizeof(v), "%.0f req/s", p_rps);
+	snprintf(p, sizeof(p), "nginx 4 KiB %.0f req/s", n_rps);
+	snprintf(r, sizeof(r), "%.2fx", p_rps / n_rps);
+	row("proofs, random pages of 256 MiB", v, p, r, ">= 0.5x nginx",
+	    p_rps >= 0.5 * n_rps);
+	snprintf(v, sizeof(v), "%.2f ms", warm);
+	snprintf(p, sizeof(p), "655 of 65536 pages");
+	row("diff 256 MiB, 1% changed", v, p, "-", "<= 10 ms (trees at hand)",
+	    warm <= 10);
+	snprintf(v, sizeof(v), "%.0f ms", cold);
+	row("diff 256 MiB, first (rebuild)", v, "hashes 256 MiB once", "-",
+	    "reported", -1);
+	snprintf(v, sizeof(v), "%.2f MiB", (sent1 - sent0) / (1 << 20));
+	snprintf(p, sizeof(p), "changed %.2f MiB", changed / (1 << 20));
+	snprintf(r, sizeof(r), "%.3fx", (sent1 - sent0) / changed);
+	row("pull of that change: bytes sent", v, p, r, "<= 1.1x changed",
+	    sent1 - sent0 <= 1.1 * changed);
+	snprintf(path, sizeof(path), "%s/pull.out", tmproot);
+	{
+		FILE *f = fopen(path, "r");
+		char line[512];
+
+		while (f && fgets(line, sizeof(line), f))
+			fprintf(notes, "proofs: modstore pull: %s", line);
+		if (f)
+			fclose(f);
+	}
+}
+
 /* --- resident memory with 1 GiB in the state --------------------------------
  */
 
@@ -2107,6 +2319,8 @@ int main(int argc, char **argv)
 		scenario_hash();
 	if (wanted(argc, argv, "wrk"))
 		scenario_wrk();
+	if (wanted(argc, argv, "proofs"))
+		scenario_proofs();
 	if (wanted(argc, argv, "rss"))
 		scenario_rss();
 	if (wanted(argc, argv, "start"))

@@ -14,8 +14,10 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +118,11 @@ static const char usage_text[] =
     "  health                         check that the server answers\n"
     "  verify COMMIT                  download COMMIT's memory, recompute "
     "every id\n"
+    "  prove COMMIT MOD PAGE          fetch a page's proof and check it "
+    "here\n"
+    "  diff FROM TO                   the modules and pages that differ\n"
+    "  pull TO MOD FILE --from FROM   fetch only the changed pages into "
+    "FILE\n"
     "\n"
     "Options:\n"
     "  --url URL   the server (default $MODSTORE_URL, else " CLI_DEFAULT_URL
@@ -129,8 +136,8 @@ static const char usage_text[] =
     "bar when standard error is a terminal.\n"
     "\n"
     "Exit status:\n"
-    "  0  success (verify: everything matches)\n"
-    "  1  verify found a mismatch (each one is printed)\n"
+    "  0  success (verify, prove, pull: everything matches)\n"
+    "  1  verify, prove or pull found a mismatch (each one is printed)\n"
     "  2  usage error\n"
     "  3  the server answered with an error (its code and message are "
     "printed)\n"
@@ -1203,6 +1210,646 @@ out:
 	return ret;
 }
 
+/* --- prove, diff, pull ---------------------------------------------------- */
+
+/* An id member of a JSON object; -1 when absent or malformed. */
+static int json_id(const json_t *j, const char *key, struct store_id *out)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+
+	return s && store_id_parse(out, s, strlen(s)) == STORE_OK ? 0 : -1;
+}
+
+/* A non-negative integer member; -1 when absent or malformed. */
+static int json_u64(const json_t *j, const char *key, uint64_t *out)
+{
+	const json_t *v = json_object_get(j, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return -1;
+	*out = (uint64_t)json_integer_value(v);
+	return 0;
+}
+
+static int json_path(const json_t *j, const char *key, struct store_id *out,
+		     size_t *n)
+{
+	const json_t *a = json_object_get(j, key), *e;
+	size_t i;
+
+	if (!json_is_array(a) || json_array_size(a) > STORE_PROOF_MAX_PATH)
+		return -1;
+	json_array_foreach(a, i, e)
+	{
+		const char *s = json_string_value(e);
+
+		if (!s || store_id_parse(&out[i], s, strlen(s)) != STORE_OK)
+			return -1;
+	}
+	*n = json_array_size(a);
+	return 0;
+}
+
+/* A proof answer into p; -1 when it is not one. */
+static int proof_parse(const json_t *j, struct store_page_proof *p)
+{
+	const char *b64 = json_string_value(json_object_get(j, "page"));
+	size_t len = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (json_id(j, "commit", &p->commit) ||
+	    json_id(j, "module", &p->module) ||
+	    json_id(j, "module_commit", &p->module_commit) ||
+	    json_u64(j, "page_index", &p->page_index) ||
+	    json_u64(j, "page_count", &p->page_count) ||
+	    json_u64(j, "module_index", &p->module_index) ||
+	    json_u64(j, "module_count", &p->module_count) ||
+	    json_path(j, "page_path", p->page_path, &p->page_path_len) ||
+	    json_path(j, "module_path", p->module_path, &p->module_path_len) ||
+	    !b64)
+		return -1;
+	if (sodium_base642bin(p->page, sizeof(p->page), b64, strlen(b64), NULL,
+			      &len, NULL, sodium_base64_VARIANT_ORIGINAL) ||
+	    len != STORE_PAGE_SIZE)
+		return -1;
+	return 0;
+}
+
+/*
+ * Check proof p of page `page` of mod in commit (NULL: whatever p says)
+ * with RFC 9162 2.1.3.2, printing each step to out. CLI_OK or
+ * CLI_MISMATCH.
+ */
+static int proof_report(FILE *out, const struct store_page_proof *p,
+			const struct store_id *commit,
+			const struct store_id *mod, const uint64_t *page)
+{
+	char c[STORE_HEX_LEN + 1], m[STORE_HEX_LEN + 1], mc[STORE_HEX_LEN + 1];
+	char got[STORE_HEX_LEN + 1];
+	struct store_id leaf;
+	int bad = 0;
+
+	store_id_hex(&p->commit, c);
+	store_id_hex(&p->module, m);
+	store_id_hex(&p->module_commit, mc);
+	if ((commit && !store_id_equal(commit, &p->commit)) ||
+	    (mod && !store_id_equal(mod, &p->module)) ||
+	    (page && *page != p->page_index)) {
+		fprintf(out,
+			"MISMATCH: the answer is a proof of page %llu of "
+			"module %s in commit %s, not the one asked for\n",
+			(unsigned long long)p->page_index, m, c);
+		bad = 1;
+	}
+	store_page_leaf(p->page, &leaf);
+	store_id_hex(&leaf, got);
+	if (store_proof_verify(p->page_index, p->page_count, &leaf,
+			       p->page_path, p->page_path_len,
+			       &p->module_commit)) {
+		fprintf(out,
+			"page %llu of %llu: leaf %s and a path of %zu give "
+			"module commit %s: OK\n",
+			(unsigned long long)p->page_index,
+			(unsigned long long)p->page_count, got,
+			p->page_path_len, mc);
+	} else {
+		fprintf(out,
+			"page %llu of %llu: MISMATCH: leaf %s and its path of "
+			"%zu do not give module commit %s\n",
+			(unsigned long long)p->page_index,
+			(unsigned long long)p->page_count, got,
+			p->page_path_len, mc);
+		bad = 1;
+	}
+	store_module_leaf(&p->module, &p->module_commit, &leaf);
+	store_id_hex(&leaf, got);
+	if (store_proof_verify(p->module_index, p->module_count, &leaf,
+			       p->module_path, p->module_path_len,
+			       &p->commit)) {
+		fprintf(out,
+			"module %s (%llu of %llu): leaf %s and a path of %zu "
+			"give commit %s: OK\n",
+			m, (unsigned long long)p->module_index,
+			(unsigned long long)p->module_count, got,
+			p->module_path_len, c);
+	} else {
+		fprintf(out,
+			"module %s (%llu of %llu): MISMATCH: leaf %s and its "
+			"path of %zu do not give commit %s\n",
+			m, (unsigned long long)p->module_index,
+			(unsigned long long)p->module_count, got,
+			p->module_path_len, c);
+		bad = 1;
+	}
+	if (bad) {
+		fprintf(out, "FAILED: the proof of page %llu does not hold\n",
+			(unsigned long long)p->page_index);
+		return CLI_MISMATCH;
+	}
+	fprintf(out, "OK: page %llu of module %s is in commit %s\n",
+		(unsigned long long)p->page_index, m, c);
+	return CLI_OK;
+}
+
+static int cmd_prove(struct cli *c, int argc, char **argv)
+{
+	static const struct option longs[] = {
+	    {"file", required_argument, NULL, 'f'},
+	    {"output", required_argument, NULL, 'o'},
+	    HELP_OPT,
+	    {0}};
+	char commit[STORE_HEX_LEN + 1], mod[STORE_HEX_LEN + 1], path[256];
+	struct store_page_proof *p = NULL;
+	struct store_id cid, mid;
+	const char *file = NULL, *output = NULL;
+	json_error_t e;
+	json_t *j = NULL;
+	uint64_t page = 0;
+	FILE *f;
+	int o, ret;
+
+	while ((o = opt_next(argc, argv, "f:o:h", longs)) != -1) {
+		switch (o) {
+		case 'f':
+			file = optarg;
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		case 'h':
+			return help_of("prove");
+		default:
+			return usage_err("prove", NULL);
+		}
+	}
+	if (file ? argc - optind != 0 : argc - optind != 3)
+		return usage_err("prove", file
+					      ? "--file takes no other argument"
+					      : "COMMIT MOD PAGE");
+	if (!file && (id_arg("COMMIT", argv[optind], commit) < 0 ||
+		      id_arg("MOD", argv[optind + 1], mod) < 0 ||
+		      u64_arg("PAGE", argv[optind + 2], &page) < 0))
+		return CLI_USAGE;
+	p = malloc(sizeof(*p));
+	if (!p) {
+		errmsg("prove: out of memory");
+		return CLI_LOCAL;
+	}
+	if (file) {
+		j = json_load_file(file, 0, &e);
+		if (!j) {
+			errmsg("prove: %s: %s", file, e.text);
+			ret = CLI_LOCAL;
+			goto out;
+		}
+	} else {
+		snprintf(path, sizeof(path),
+			 "/commits/%s/modules/%s/pages/%llu", commit, mod,
+			 (unsigned long long)page);
+		ret = json_call(c, "GET", path, NULL, "prove", &j);
+		if (ret != CLI_OK)
+			goto out;
+	}
+	if (proof_parse(j, p) < 0) {
+		errmsg("prove: the answer is not a page proof");
+		ret = file ? CLI_LOCAL : CLI_CONNECT;
+		goto out;
+	}
+	store_id_parse(&cid, commit, STORE_HEX_LEN);
+	store_id_parse(&mid, mod, STORE_HEX_LEN);
+	/* with --json, standard output has the JSON; the checks go to
+	 * standard error */
+	ret = proof_report(c->json ? stderr : stdout, p, file ? NULL : &cid,
+			   file ? NULL : &mid, file ? NULL : &page);
+	if (ret == CLI_OK && output) {
+		f = fopen(output, "wb");
+		if (!f ||
+		    fwrite(p->page, 1, STORE_PAGE_SIZE, f) != STORE_PAGE_SIZE) {
+			errmsg("prove: %s: %s", output, strerror(errno));
+			ret = CLI_LOCAL;
+		}
+		if (f && fclose(f) != 0 && ret == CLI_OK) {
+			errmsg("prove: %s: %s", output, strerror(errno));
+			ret = CLI_LOCAL;
+		}
+	}
+out:
+	json_decref(j);
+	free(p);
+	return ret;
+}
+
+/* Print pages as ranges: "3-7,9,12-13". */
+static void print_pages(const json_t *pages)
+{
+	size_t i, n = json_array_size(pages), k;
+	json_int_t a, b;
+
+	for (i = 0; i < n; i = k) {
+		a = json_integer_value(json_array_get(pages, i));
+		for (k = i + 1; k < n; k++)
+			if (json_integer_value(json_array_get(pages, k)) !=
+			    a + (json_int_t)(k - i))
+				break;
+		b = a + (json_int_t)(k - i - 1);
+		if (a == b)
+			printf("%s%" JSON_INTEGER_FORMAT, i ? "," : "", a);
+		else
+			printf("%s%" JSON_INTEGER_FORMAT
+			       "-%" JSON_INTEGER_FORMAT,
+			       i ? "," : "", a, b);
+	}
+}
+
+static int cmd_diff(struct cli *c, int argc, char **argv)
+{
+	static const struct option longs[] = {
+	    {"no-pages", no_argument, NULL, 'N'}, HELP_OPT, {0}};
+	char from[STORE_HEX_LEN + 1], to[STORE_HEX_LEN + 1], path[256];
+	json_t *j = NULL, *m;
+	size_t i;
+	int o, ret, no_pages = 0;
+
+	while ((o = opt_next(argc, argv, "Nh", longs)) != -1) {
+		switch (o) {
+		case 'N':
+			no_pages = 1;
+			break;
+		case 'h':
+			return help_of("diff");
+		default:
+			return usage_err("diff", NULL);
+		}
+	}
+	if (argc - optind != 2)
+		return usage_err("diff", "FROM TO");
+	if (id_arg("FROM", argv[optind], from) < 0 ||
+	    id_arg("TO", argv[optind + 1], to) < 0)
+		return CLI_USAGE;
+	snprintf(path, sizeof(path), "/commits/%s/diff/%s%s", from, to,
+		 no_pages ? "?pages=0" : "");
+	ret = json_call(c, "GET", path, NULL, "diff", &j);
+	if (ret != CLI_OK || c->json)
+		goto out;
+	json_array_foreach(json_object_get(j, "modules"), i, m)
+	{
+		json_t *f = json_object_get(m, "from"),
+		       *t = json_object_get(m, "to");
+		json_t *pages = json_object_get(m, "pages");
+
+		printf("%s %s -> %s",
+		       json_string_value(json_object_get(m, "id")),
+		       json_is_string(f) ? json_string_value(f) : "-",
+		       json_is_string(t) ? json_string_value(t) : "-");
+		printf(" %" JSON_INTEGER_FORMAT " -> %" JSON_INTEGER_FORMAT
+		       " bytes",
+		       json_integer_value(json_object_get(m, "size_from")),
+		       json_integer_value(json_object_get(m, "size_to")));
+		if (json_is_array(pages)) {
+			printf(", %zu page%s", json_array_size(pages),
+			       json_array_size(pages) == 1 ? "" : "s");
+			if (json_array_size(pages)) {
+				printf(": ");
+				print_pages(pages);
+			}
+		}
+		printf("\n");
+	}
+	printf("%zu module%s differ%s\n",
+	       json_array_size(json_object_get(j, "modules")),
+	       json_array_size(json_object_get(j, "modules")) == 1 ? "" : "s",
+	       json_array_size(json_object_get(j, "modules")) == 1 ? "s" : "");
+out:
+	json_decref(j);
+	return ret;
+}
+
+/* The ranges of a pull, fetched over one connection. */
+struct pull {
+	struct cli *c;
+	CURL *h;
+	int fd;
+	uint64_t off;	      /* where the next body byte goes */
+	uint64_t received;    /* body bytes of memory received */
+	uint64_t requests;    /* ranges fetched */
+	uint64_t done, total; /* pages, for the bar */
+	long status;
+	int write_failed;
+	struct cli_buf err; /* the body of an error answer */
+	double bar_last;
+	int bar_drawn;
+};
+
+static size_t pull_write(char *p, size_t size, size_t n, void *ctx)
+{
+	struct pull *pl = ctx;
+	size_t len = size * n, w = 0;
+	ssize_t k;
+
+	curl_easy_getinfo(pl->h, CURLINFO_RESPONSE_CODE, &pl->status);
+	if (pl->status != 206)
+		return buf_add(&pl->err, p, len);
+	while (w < len) {
+		k = pwrite(pl->fd, p + w, len - w, (off_t)(pl->off + w));
+		if (k < 0) {
+			pl->write_failed = errno;
+			return 0;
+		}
+		w += (size_t)k;
+	}
+	pl->off += len;
+	pl->received += len;
+	return len;
+}
+
+static void pull_bar(struct pull *pl, int last)
+{
+	char bar[41];
+	double t = now_s();
+	int i, fill;
+
+	if (!pl->c->progress_ok || !pl->total)
+		return;
+	if (!last && pl->bar_drawn && t - pl->bar_last < 0.1)
+		return;
+	pl->bar_last = t;
+	fill = (int)(40.0 * (double)pl->done / (double)pl->total);
+	for (i = 0; i < 40; i++)
+		bar[i] = i < fill ? '#' : ' ';
+	bar[40] = '\0';
+	fprintf(stderr, "\r[%s] %3d%% %llu/%llu pages", bar,
+		(int)(100.0 * (double)pl->done / (double)pl->total),
+		(unsigned long long)pl->done, (unsigned long long)pl->total);
+	pl->bar_drawn = 1;
+	if (last)
+		fputc('\n', stderr);
+}
+
+/* Fetch pages [first, first + n) of memory url into the file at their place. */
+static int pull_range(struct pull *pl, const char *url, uint64_t first,
+		      uint64_t n)
+{
+	char range[64];
+	CURLcode rc;
+
+	snprintf(range, sizeof(range), "%llu-%llu",
+		 (unsigned long long)(first * STORE_PAGE_SIZE),
+		 (unsigned long long)((first + n) * STORE_PAGE_SIZE - 1));
+	curl_easy_setopt(pl->h, CURLOPT_URL, url);
+	curl_easy_setopt(pl->h, CURLOPT_RANGE, range);
+	pl->off = first * STORE_PAGE_SIZE;
+	pl->status = 0;
+	pl->err.len = 0;
+	rc = curl_easy_perform(pl->h);
+	curl_easy_getinfo(pl->h, CURLINFO_RESPONSE_CODE, &pl->status);
+	pl->requests++;
+	if (pl->write_failed) {
+		errmsg("pull: writing the file: %s",
+		       strerror(pl->write_failed));
+		return CLI_LOCAL;
+	}
+	if (rc != CURLE_OK) {
+		errmsg("pull: %s: %s", url, curl_easy_strerror(rc));
+		return CLI_CONNECT;
+	}
+	if (pl->status != 206 || pl->off != (first + n) * STORE_PAGE_SIZE) {
+		struct cli_xfer x = {0};
+
+		x.status = pl->status;
+		x.resp = pl->err;
+		if (pl->status == 206)
+			errmsg("pull: the range %s came short", range);
+		else
+			print_http_error(&x, "pull");
+		return pl->status >= 300 || pl->status < 200 ? CLI_HTTP
+							     : CLI_CONNECT;
+	}
+	pl->done += n;
+	pull_bar(pl, 0);
+	return CLI_OK;
+}
+
+/* The module commit of mod in commit (GET /commits/{commit}). */
+static int commit_mc(struct cli *c, const char *commit, const char *mod,
+		     struct store_id *mc)
+{
+	char path[128];
+	json_t *j = NULL;
+	int ret, json = c->json;
+
+	snprintf(path, sizeof(path), "/commits/%s", commit);
+	c->json = 0;
+	ret = json_call(c, "GET", path, NULL, "pull", &j);
+	c->json = json;
+	if (ret == CLI_OK && json_id(j, mod, mc) < 0) {
+		errmsg("pull: commit %s does not hold module %s", commit, mod);
+		ret = CLI_HTTP;
+	}
+	json_decref(j);
+	return ret;
+}
+
+/* The file's memory hashed: its module commit id. */
+static int file_mc(const char *file, int fd, uint64_t size, struct store_id *mc)
+{
+	void *map;
+
+	if (size == 0) {
+		store_memory_id(NULL, 0, mc);
+		return CLI_OK;
+	}
+	map = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		errmsg("pull: mapping %s: %s", file, strerror(errno));
+		return CLI_LOCAL;
+	}
+	store_memory_id(map, (size_t)size, mc);
+	munmap(map, (size_t)size);
+	return CLI_OK;
+}
+
+static int cmd_pull(struct cli *c, int argc, char **argv)
+{
+	static const struct option longs[] = {
+	    {"from", required_argument, NULL, 'F'}, HELP_OPT, {0}};
+	char to[STORE_HEX_LEN + 1], from[STORE_HEX_LEN + 1];
+	char mod[STORE_HEX_LEN + 1], url[2048], auth[1024];
+	char want_hex[STORE_HEX_LEN + 1], got_hex[STORE_HEX_LEN + 1];
+	struct pull pl = {0};
+	struct curl_slist *hdrs = NULL;
+	struct store_id want, got, mid;
+	const char *from_arg = NULL, *file;
+	json_t *j = NULL, *m, *entry = NULL, *pages = NULL;
+	struct stat sb;
+	uint64_t size_to = 0, npages = 0, a, n, diff_bytes = 0;
+	size_t i, k;
+	int o, ret, json = c->json, round, all = 0;
+
+	pl.fd = -1;
+	while ((o = opt_next(argc, argv, "F:h", longs)) != -1) {
+		switch (o) {
+		case 'F':
+			from_arg = optarg;
+			break;
+		case 'h':
+			return help_of("pull");
+		default:
+			return usage_err("pull", NULL);
+		}
+	}
+	if (argc - optind != 3)
+		return usage_err("pull", "TO MOD FILE --from FROM");
+	if (!from_arg)
+		return usage_err("pull", "--from FROM is needed: the commit "
+					 "whose memory FILE holds");
+	if (id_arg("TO", argv[optind], to) < 0 ||
+	    id_arg("MOD", argv[optind + 1], mod) < 0 ||
+	    id_arg("--from", from_arg, from) < 0)
+		return CLI_USAGE;
+	file = argv[optind + 2];
+	store_id_parse(&mid, mod, STORE_HEX_LEN);
+	ret = commit_mc(c, to, mod, &want);
+	if (ret != CLI_OK)
+		return ret;
+	/*
+	 * The pages to fetch. A diff that lists more pages than the server
+	 * allows (413) is asked again without them, and all of TO's memory
+	 * is fetched.
+	 */
+	c->json = 0;
+	for (round = 0; round < 2; round++) {
+		struct cli_xfer x = {0};
+
+		x.c = c;
+		x.method = "GET";
+		snprintf(x.path, sizeof(x.path), "/commits/%s/diff/%s%s", from,
+			 to, round ? "?pages=0" : "");
+		ret = xfer_run(&x, "pull");
+		if (ret == CLI_OK) {
+			diff_bytes += x.resp.len;
+			j = xfer_json(&x, "pull");
+			if (!j)
+				ret = CLI_CONNECT;
+		}
+		xfer_release(&x);
+		if (round > 0 || ret != CLI_HTTP || x.status != 413)
+			break;
+		all = 1;
+		errmsg("pull: fetching all of the memory instead");
+	}
+	c->json = json;
+	if (ret != CLI_OK)
+		goto out;
+	json_array_foreach(json_object_get(j, "modules"), i, m)
+	{
+		struct store_id id;
+
+		if (json_id(m, "id", &id) == 0 && store_id_equal(&id, &mid))
+			entry = m;
+	}
+	pl.fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (pl.fd < 0 || fstat(pl.fd, &sb) < 0) {
+		errmsg("pull: %s: %s", file, strerror(errno));
+		ret = CLI_LOCAL;
+		goto out;
+	}
+	if (entry) {
+		pages = json_object_get(entry, "pages");
+		if (json_u64(entry, "size_to", &size_to) < 0 ||
+		    (!all && !json_is_array(pages))) {
+			errmsg("pull: the diff's answer makes no sense");
+			ret = CLI_CONNECT;
+			goto out;
+		}
+		npages =
+		    all ? size_to / STORE_PAGE_SIZE : json_array_size(pages);
+	} else {
+		size_to = (uint64_t)sb.st_size; /* the same module commit */
+	}
+	/* fetch the changed pages, adjacent ones in one range */
+	snprintf(url, sizeof(url), "%s/commits/%s/modules/%s/memory", c->url,
+		 to, mod);
+	pl.c = c;
+	pl.total = npages;
+	pl.h = curl_easy_init();
+	if (!pl.h) {
+		errmsg("pull: cannot start libcurl");
+		ret = CLI_CONNECT;
+		goto out;
+	}
+	if (c->token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+			 c->token);
+		hdrs = curl_slist_append(hdrs, auth);
+		curl_easy_setopt(pl.h, CURLOPT_HTTPHEADER, hdrs);
+	}
+	curl_easy_setopt(pl.h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(pl.h, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(pl.h, CURLOPT_WRITEFUNCTION, pull_write);
+	curl_easy_setopt(pl.h, CURLOPT_WRITEDATA, &pl);
+	for (i = 0; i < npages && ret == CLI_OK; i = k) {
+		json_int_t v =
+		    all ? (json_int_t)i
+			: json_integer_value(json_array_get(pages, i));
+
+		a = (uint64_t)v;
+		for (k = i + 1; k < npages && !all; k++)
+			if (json_integer_value(json_array_get(pages, k)) !=
+			    v + (json_int_t)(k - i))
+				break;
+		if (all)
+			k = npages;
+		n = (uint64_t)(k - i);
+		if (v < 0 || (a + n) * STORE_PAGE_SIZE > size_to) {
+			errmsg("pull: the diff lists a page past the end");
+			ret = CLI_CONNECT;
+			break;
+		}
+		ret = pull_range(&pl, url, a, n);
+	}
+	if (pl.bar_drawn)
+		pull_bar(&pl, 1);
+	if (ret != CLI_OK)
+		goto out;
+	if (ftruncate(pl.fd, (off_t)size_to) < 0 || fsync(pl.fd) < 0) {
+		errmsg("pull: %s: %s", file, strerror(errno));
+		ret = CLI_LOCAL;
+		goto out;
+	}
+	ret = file_mc(file, pl.fd, size_to, &got);
+	if (ret != CLI_OK)
+		goto out;
+	store_id_hex(&want, want_hex);
+	store_id_hex(&got, got_hex);
+	printf("fetched %llu page%s in %llu range%s: %llu bytes of memory "
+	       "(and %llu bytes of diff)\n",
+	       (unsigned long long)pl.done, pl.done == 1 ? "" : "s",
+	       (unsigned long long)pl.requests, pl.requests == 1 ? "" : "s",
+	       (unsigned long long)pl.received, (unsigned long long)diff_bytes);
+	if (!store_id_equal(&got, &want)) {
+		printf("MISMATCH: %s (%llu bytes) hashes to %s, but commit %s "
+		       "holds module commit %s of module %s\n",
+		       file, (unsigned long long)size_to, got_hex, to, want_hex,
+		       mod);
+		ret = CLI_MISMATCH;
+		goto out;
+	}
+	printf("OK: %s is module %s of commit %s (module commit %s, %llu "
+	       "bytes)\n",
+	       file, mod, to, want_hex, (unsigned long long)size_to);
+out:
+	if (pl.h)
+		curl_easy_cleanup(pl.h);
+	curl_slist_free_all(hdrs);
+	free(pl.err.p);
+	if (pl.fd >= 0 && close(pl.fd) < 0 && ret == CLI_OK) {
+		errmsg("pull: %s: %s", file, strerror(errno));
+		ret = CLI_LOCAL;
+	}
+	json_decref(j);
+	return ret;
+}
+
 /* --- the table of commands ------------------------------------------------ */
 
 static const struct cli_cmd cmds[] = {
@@ -1302,6 +1949,45 @@ static const struct cli_cmd cmds[] = {
      "commit id (RFC 6962 Merkle tree of BLAKE2b page leaves) and the\n"
      "commit id here, and print OK or exactly what does not match. Exit 0\n"
      "when everything matches, 1 when anything does not.\n"},
+    {"prove", cmd_prove,
+     "usage: modstore prove [-o FILE] COMMIT MOD PAGE\n"
+     "       modstore prove --file PROOF.json [-o FILE]\n"
+     "\n"
+     "Fetch the proof that page PAGE of module MOD is in commit COMMIT\n"
+     "(GET /commits/COMMIT/modules/MOD/pages/PAGE) and check it here,\n"
+     "trusting nothing the server says: the page's leaf H(0x00 || page)\n"
+     "and its audit path must give the module commit (RFC 9162 2.1.3.2\n"
+     "inclusion verification), then the module's leaf H(0x00 || MOD ||\n"
+     "MODCOMMIT) and its path must give COMMIT. Prints each step. Exit 0\n"
+     "when the proof holds, 1 when it does not.\n"
+     "\n"
+     "  -f, --file FILE    check a proof saved earlier (its JSON) instead\n"
+     "  -o, --output FILE  write the page's 4096 bytes to FILE once checked\n"},
+    {"diff", cmd_diff,
+     "usage: modstore diff [--no-pages] FROM TO\n"
+     "\n"
+     "List the modules whose memory differs between commits FROM and TO,\n"
+     "one a line: MOD FROM_MODCOMMIT -> TO_MODCOMMIT (- when the commit\n"
+     "does not hold the module), the sizes, and the pages a holder of\n"
+     "FROM's memory must fetch to have TO's, as ranges (3-7,9).\n"
+     "\n"
+     "  -N, --no-pages   leave the pages out (GET ...?pages=0)\n"},
+    {"pull", cmd_pull,
+     "usage: modstore pull TO MOD FILE --from FROM\n"
+     "\n"
+     "Turn FILE, which holds module MOD's memory as commit FROM has it,\n"
+     "into its memory as commit TO has it, fetching only the pages that\n"
+     "differ: the diff of FROM and TO, then one Range request of\n"
+     "GET /commits/TO/modules/MOD/memory per run of adjacent changed\n"
+     "pages, written in place; FILE is then cut or grown to TO's size\n"
+     "and checked against TO's module commit id (recomputed here). FILE\n"
+     "is made when missing (FROM without MOD). Prints the pages, ranges\n"
+     "and bytes received; a progress bar on a terminal. When the diff\n"
+     "lists more pages than the server allows (HTTP 413), all of TO's\n"
+     "memory is fetched instead. Exit 0 when FILE is TO's memory, 1 when\n"
+     "the result does not match.\n"
+     "\n"
+     "  -F, --from FROM  the commit whose memory FILE holds (needed)\n"},
 };
 
 static const struct cli_cmd *cmd_find(const char *name)

@@ -76,6 +76,8 @@ struct server_config {
 	unsigned int max_connections;
 	unsigned int max_per_ip; /* 0: no limit per address */
 	unsigned int conn_timeout;
+	uint64_t tree_cache_size; /* 0: the store's default */
+	uint64_t max_diff_pages;  /* 0: the store's default */
 };
 
 /*
@@ -157,6 +159,15 @@ static const char usage_text[] =
     "    --connection-timeout SEC MODSTORE_CONNECTION_TIMEOUT\n"
     "        A connection that sends nothing for SEC seconds (while it\n"
     "        sends its request or between requests) is closed. Default 30.\n"
+    "    --tree-cache-size SIZE   MODSTORE_TREE_CACHE_SIZE\n"
+    "        Page trees of older module commits kept for page proofs and\n"
+    "        diffs (64 bytes per page; the current state's trees are not\n"
+    "        counted). A tree not kept is rebuilt by hashing its commit\n"
+    "        file. Default 256M.\n"
+    "    --max-diff-pages N       MODSTORE_MAX_DIFF_PAGES\n"
+    "        Pages one diff may list, in all; a larger one is refused with\n"
+    "        413 (?pages=0 has no such limit). K, M, G allowed. Default\n"
+    "        1M.\n"
     "    -h, --help               This text.\n"
     "    -V, --version            The version.\n"
     "\n"
@@ -278,6 +289,8 @@ enum opt_id {
 	OPT_MAX_PER_IP,
 	OPT_CONN_TIMEOUT,
 	OPT_KEEP_COMMITS,
+	OPT_TREE_CACHE_SIZE,
+	OPT_MAX_DIFF_PAGES,
 };
 
 /*
@@ -346,6 +359,15 @@ static int config_set(struct server_config *c, int id, const char *v,
 		if (parse_uint(v, &c->conn_timeout) < 0 || !c->conn_timeout)
 			want = "a number of seconds above 0";
 		break;
+	case OPT_TREE_CACHE_SIZE:
+		if (parse_size(v, &c->tree_cache_size) < 0 ||
+		    !c->tree_cache_size)
+			want = "a size above 0";
+		break;
+	case OPT_MAX_DIFF_PAGES:
+		if (parse_size(v, &c->max_diff_pages) < 0 || !c->max_diff_pages)
+			want = "a number of pages above 0";
+		break;
 	case OPT_LOG_FORMAT:
 		if (!strcmp(v, "text"))
 			c->log_format = API_LOG_TEXT;
@@ -380,6 +402,8 @@ static const struct option longopts[] = {
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
     {"connection-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
+    {"tree-cache-size", required_argument, NULL, OPT_TREE_CACHE_SIZE},
+    {"max-diff-pages", required_argument, NULL, OPT_MAX_DIFF_PAGES},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -415,6 +439,8 @@ static const struct {
     {OPT_MAX_CONNECTIONS, "MODSTORE_MAX_CONNECTIONS"},
     {OPT_MAX_PER_IP, "MODSTORE_MAX_CONNECTIONS_PER_IP"},
     {OPT_CONN_TIMEOUT, "MODSTORE_CONNECTION_TIMEOUT"},
+    {OPT_TREE_CACHE_SIZE, "MODSTORE_TREE_CACHE_SIZE"},
+    {OPT_MAX_DIFF_PAGES, "MODSTORE_MAX_DIFF_PAGES"},
 };
 
 /* 0 to run, 1 to exit 0 (help, version), 2 on a usage error. */
@@ -780,6 +806,8 @@ int main(int argc, char **argv)
 	so.max_module_size = cfg.max_module_size;
 	so.max_sessions = cfg.max_sessions;
 	so.keep_commits = cfg.keep_commits;
+	so.tree_cache_size = cfg.tree_cache_size;
+	so.max_diff_pages = cfg.max_diff_pages;
 	err = store_open(&store, &so);
 	if (err != STORE_OK) {
 		fprintf(stderr, "modstored: cannot open the store in %s: %s\n",

@@ -41,6 +41,11 @@ static struct store *store_new(const struct store_options *opts)
 				    : STORE_DEFAULT_SESSION_MEMORY;
 	s->max_sessions = opts->max_sessions;
 	s->keep_commits = opts->keep_commits;
+	s->max_diff_pages = opts->max_diff_pages ? opts->max_diff_pages
+						 : STORE_DEFAULT_MAX_DIFF_PAGES;
+	treecache_init(&s->tc, opts->tree_cache_size
+				   ? opts->tree_cache_size
+				   : STORE_DEFAULT_TREE_CACHE);
 	s->session_ended = gc_collect_deferred;
 	atomic_init(&s->bytes_written, 0);
 	atomic_init(&s->ov_mem, 0);
@@ -112,6 +117,7 @@ void store_close(struct store *s)
 	pthread_mutex_destroy(&s->persist_lock);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->tree_lock);
+	treecache_release(&s->tc);
 	pthread_cond_destroy(&s->load.cv);
 	free(s);
 }

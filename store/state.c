@@ -160,19 +160,26 @@ out:
 static enum store_err entry_build_tree(struct store *s, const struct entry *e,
 				       struct tree **out)
 {
-	size_t npages = (size_t)(e->size / STORE_PAGE_SIZE);
+	return state_build_tree(s, e->mod, &e->mc, e->size, 0, out);
+}
+
+enum store_err state_build_tree(struct store *s, const struct module *m,
+				const struct store_id *mc, uint64_t size,
+				int missing_ok, struct tree **out)
+{
+	size_t npages = (size_t)(size / STORE_PAGE_SIZE);
 	char name[NAME_LEN];
 	struct store_id root;
 	enum store_err err;
 	int fd;
 
 	ids_zero_root(npages, &root);
-	if (store_id_equal(&root, &e->mc)) {
+	if (store_id_equal(&root, mc)) {
 		*out = tree_new_zero(npages);
 		return *out ? STORE_OK : STORE_ENOMEM;
 	}
-	names_commit(name, e->mod->hex, &e->mc);
-	err = fs_open_ro(&s->fs, name, 0, &fd);
+	names_commit(name, m->hex, mc);
+	err = fs_open_ro(&s->fs, name, missing_ok, &fd);
 	if (err)
 		return err;
 	err = tree_from_fd(fd, npages, out);
@@ -180,7 +187,7 @@ static enum store_err entry_build_tree(struct store *s, const struct entry *e,
 	if (err)
 		return err;
 	tree_root(*out, &root);
-	if (!store_id_equal(&root, &e->mc)) {
+	if (!store_id_equal(&root, mc)) {
 		tree_unref(
 		    *out); /* the file does not hold what its name says */
 		*out = NULL;

@@ -48,6 +48,15 @@ enum store_err state_pairs(const struct state *st, struct store_pair **out);
  */
 enum store_err state_entry_tree(struct store *s, struct entry *e,
 				struct tree **out);
+/*
+ * The page tree of module commit mc of m, whose memory is size bytes:
+ * hashed from its file MOD_MC (or made without reading for an all-zero
+ * memory) and checked against mc (STORE_ECORRUPT). A missing file is
+ * STORE_ENOCOMMIT with missing_ok, else STORE_ECORRUPT. Caller unrefs.
+ */
+enum store_err state_build_tree(struct store *s, const struct module *m,
+				const struct store_id *mc, uint64_t size,
+				int missing_ok, struct tree **out);
 /* The tree pointer of e, a reference or NULL, read under tree_lock. */
 struct tree *state_entry_tree_ref(struct store *s, const struct entry *e);
 

@@ -108,6 +108,11 @@ struct store_options {
 	unsigned int max_sessions; /* 0 means no limit */
 	/* after each commit, delete the oldest beyond the newest N; 0: none */
 	unsigned int keep_commits;
+	/* bytes of page trees of module commits kept for proofs and diffs
+	 * (beyond the current state's); 0 means STORE_DEFAULT_TREE_CACHE */
+	uint64_t tree_cache_size;
+	/* pages a diff lists, in all; 0 means STORE_DEFAULT_MAX_DIFF_PAGES */
+	uint64_t max_diff_pages;
 	/* a file `commits` larger than this many bytes is read after open
 	 * returns, by a thread of the store, so the state answers at once
 	 * (0 means 16 MiB); what needs the commits store waits for it */
@@ -431,5 +436,116 @@ struct store_stats {
 };
 
 enum store_err store_get_stats(struct store *s, struct store_stats *st);
+
+/* --- proofs and diffs (pages.c, proof.c) --------------------------------- */
+
+/* Page trees kept for proofs and diffs, by default: 256 MiB. */
+#define STORE_DEFAULT_TREE_CACHE (256ULL << 20)
+/* Pages one diff lists, by default: 1 Mi pages (4 GiB of changed memory). */
+#define STORE_DEFAULT_MAX_DIFF_PAGES (1ULL << 20)
+/* Longest audit path: a tree of 2^64 leaves. */
+#define STORE_PROOF_MAX_PATH 64
+
+/*
+ * The proof that a page belongs to a commit (http-api.md, "Proof of one
+ * page"): the page, its audit path among the page leaves of the module
+ * commit (RFC 6962 PATH(i, D[n]), nearest the leaf first) and the module
+ * leaf's audit path among the commit's module leaves ordered by id.
+ */
+struct store_page_proof {
+	struct store_id commit, module, module_commit;
+	uint64_t page_index, page_count;
+	unsigned char page[STORE_PAGE_SIZE];
+	size_t page_path_len;
+	struct store_id page_path[STORE_PROOF_MAX_PATH];
+	uint64_t module_index, module_count;
+	size_t module_path_len;
+	struct store_id module_path[STORE_PROOF_MAX_PATH];
+};
+
+/*
+ * The proof of page index of module mod in commit. STORE_ENOCOMMIT for a
+ * commit not in the commits store, STORE_ENOMODULE when the commit does
+ * not hold mod, STORE_ERANGE when index >= the module's pages. The page
+ * tree comes from the current state when the module commit is current,
+ * else from the tree cache, else it is rebuilt from the commit file (the
+ * whole memory hashed once, then cached; see README.md).
+ */
+enum store_err store_page_proof(struct store *s, const struct store_id *commit,
+				const struct store_id *mod, uint64_t index,
+				struct store_page_proof *out);
+
+/* H(0x00 || page): the leaf of a page of STORE_PAGE_SIZE bytes. */
+void store_page_leaf(const void *page, struct store_id *out);
+
+/* H(0x00 || mod || mc): a module's leaf in a commit. */
+void store_module_leaf(const struct store_id *mod, const struct store_id *mc,
+		       struct store_id *out);
+
+/*
+ * RFC 9162 section 2.1.3.2: 1 when the audit path of n ids proves that
+ * leaf is leaf number index of a tree of count leaves whose root is root,
+ * 0 otherwise (also for index >= count or a path of the wrong length).
+ */
+int store_proof_verify(uint64_t index, uint64_t count,
+		       const struct store_id *leaf, const struct store_id *path,
+		       size_t n, const struct store_id *root);
+
+/*
+ * Both steps of a page proof, as a client makes them: the page's leaf and
+ * page_path give module_commit, then the module leaf and module_path give
+ * commit. STORE_OK, or STORE_EMISMATCH and *step (may be NULL) = 1 when
+ * the page step fails, 2 when the module step does.
+ */
+enum store_err store_page_proof_check(const struct store_page_proof *p,
+				      int *step);
+
+/* One module whose module commit differs between two commits. */
+struct store_diff_module {
+	struct store_id module;
+	int has_from, has_to; /* 0: that commit does not hold the module */
+	struct store_id from, to;
+	uint64_t size_from, size_to; /* bytes; valid with has_from, has_to */
+	size_t npages;
+	uint64_t *pages; /* ascending page indices to fetch; owned */
+};
+
+struct store_diff {
+	size_t n;
+	struct store_diff_module *m; /* sorted by module id; owned */
+	uint64_t total_pages;	     /* sum of the npages */
+};
+
+/*
+ * The modules whose module commit differs between commits from and to,
+ * sorted by id. With pages, each lists the pages of to that are beyond the
+ * end of from or differ from it (none when to does not hold the module),
+ * found by walking both page trees and pruning equal subtrees; without, no
+ * tree is needed. STORE_ENOCOMMIT when either commit is unknown,
+ * STORE_ETOOBIG when more than max_diff_pages pages would be listed.
+ * Release *out with store_diff_release().
+ */
+enum store_err store_commit_diff(struct store *s, const struct store_id *from,
+				 const struct store_id *to, int pages,
+				 struct store_diff *out);
+void store_diff_release(struct store_diff *d);
+
+/*
+ * The module commit of mod in commit: STORE_ENOCOMMIT, STORE_ENOMODULE as
+ * store_commit_open().
+ */
+enum store_err store_commit_module(struct store *s,
+				   const struct store_id *commit,
+				   const struct store_id *mod,
+				   struct store_id *mc);
+
+struct store_tree_cache_stats {
+	uint64_t bytes, limit; /* bytes of trees held; the bound */
+	uint64_t trees;	       /* trees held */
+	uint64_t builds;       /* trees rebuilt from commit files, since open */
+	uint64_t hits;	       /* trees found in the cache, since open */
+};
+
+void store_tree_cache_stats(struct store *s, struct store_tree_cache_stats *st);
 
 #endif /* STORE_H */

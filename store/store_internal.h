@@ -18,6 +18,9 @@
  *   session.c       sessions
  *   gc.c            delete, retention and gc: the files nothing needs
  *   commit.c        the commit of a session: prepare, plan, publish, finish
+ *   proof.c         audit paths, their verification, diffs of trees (pure)
+ *   treecache.c     page trees of older module commits, bounded in bytes
+ *   pages.c         proofs of pages and diffs of commits
  *   history.c       the commits store's queries, persist, restore
  *   stats.c         figures
  *   open.c          store_open(), store_close()
@@ -41,6 +44,7 @@
 #include "modules.h"
 #include "session.h"
 #include "store.h"
+#include "treecache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,6 +57,7 @@ struct store {
 	uint64_t max_session_memory; /* open.c, at open */
 	unsigned int max_sessions;   /* open.c, at open */
 	unsigned int keep_commits;   /* open.c, at open */
+	uint64_t max_diff_pages;     /* open.c, at open */
 	/* open.c, at open: gc.c's gc_collect_deferred(), called by session.c
 	 * when a session ends (the one call upward, through this pointer) */
 	void (*session_ended)(struct store *s);
@@ -71,6 +76,7 @@ struct store {
 	struct journal_state jrn;	    /* journal.c */
 	struct gc_state gc;		    /* gc.c */
 	atomic_uint_fast64_t bytes_written; /* commit.c */
+	struct tree_cache tc;		    /* treecache.c; pages.c fills it */
 };
 
 #endif /* STORE_INTERNAL_H */
