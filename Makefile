@@ -4,7 +4,7 @@
 # into build/<variant>/, leaving the plain build alone.
 
 comma     := ,
-PKGS      := libmicrohttpd jansson libsodium libcurl
+PKGS      := libmicrohttpd jansson libsodium libcurl gnutls
 CC        ?= cc
 SANITIZE  ?=
 RUN_DIR   ?= ./state
