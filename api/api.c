@@ -1055,8 +1055,7 @@ static int framing_check(struct api_request *r, const char *version)
 	size_t n;
 
 	memset(&f, 0, sizeof(f));
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header,
-				  &f);
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
 	if (!f.ncl && !f.nte)
 		return 0;
 	r->close = 1;
@@ -1074,10 +1073,9 @@ static int framing_check(struct api_request *r, const char *version)
 		n = strlen(f.cl);
 		if (n && n == strspn(f.cl, "0123456789") &&
 		    api_parse_u64(f.cl, n, &len) < 0) {
-			api_fail(r, MHD_HTTP_CONTENT_TOO_LARGE,
-				 "body_too_large",
-				 "Content-Length %.40s is beyond any limit",
-				 f.cl);
+			api_fail(
+			    r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+			    "Content-Length %.40s is beyond any limit", f.cl);
 			return -1;
 		}
 		if (api_parse_u64(f.cl, n, &len) < 0) {

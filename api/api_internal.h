@@ -118,11 +118,11 @@ struct api_request {
 	char method[16];
 	char *path; /* owned copy, for the log */
 	struct timespec start;
-	int started;  /* the access handler has seen the request */
-	int bad_path; /* the raw path decodes to a byte outside 0x20-0x7e */
+	int started;	/* the access handler has seen the request */
+	int bad_path;	/* the raw path decodes to a byte outside 0x20-0x7e */
 	int has_raw;	/* api_uri_log saw the raw target... */
 	size_t raw_len; /* ...of this length (up to a NUL) */
-	int close;    /* answer with Connection: close (broken framing) */
+	int close;	/* answer with Connection: close (broken framing) */
 
 	unsigned int status; /* answered with, 0 until then */
 	uint64_t bytes_out;  /* body bytes of the answer */

@@ -44,7 +44,7 @@ struct cli {
 	char url[1024]; /* without a trailing slash */
 	const char *token;
 	const char *cacert, *cert, *key; /* HTTPS files, or NULL */
-	int json; /* print the server's JSON as it is */
+	int json;			 /* print the server's JSON as it is */
 	int progress_ok;
 };
 
@@ -217,8 +217,7 @@ static int u64_arg(const char *what, const char *s, uint64_t *out)
 	*out = v * mul;
 	return 0;
 bad:
-	errmsg("%s '%s' is not a number of bytes (4096, 4K, 64M, 1G)", what,
-	       s);
+	errmsg("%s '%s' is not a number of bytes (4096, 4K, 64M, 1G)", what, s);
 	return -1;
 }
 

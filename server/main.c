@@ -57,7 +57,7 @@
 #define SERVER_DEFAULT_MAX_BODY	   (64ULL * 1024 * 1024)
 #define SERVER_DEFAULT_MAX_SESSION 64U
 #define SERVER_DEFAULT_TIMEOUT	   600U
-#define SERVER_TICK_SEC		   1 /* housekeeping */
+#define SERVER_TICK_SEC		   1		 /* housekeeping */
 #define SERVER_TLS_FILE_MAX	   (1024 * 1024) /* a PEM file, bytes */
 #define SERVER_TLS_PRIORITIES	   "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
@@ -1093,8 +1093,7 @@ int main(int argc, char **argv)
 	heap_setup();
 	if (cfg.token_file && !(token = token_read(cfg.token_file)))
 		goto out;
-	if (cfg.read_token_file &&
-	    !(rtoken = token_read(cfg.read_token_file)))
+	if (cfg.read_token_file && !(rtoken = token_read(cfg.read_token_file)))
 		goto out;
 	if (rtoken && !strcmp(rtoken, token)) {
 		fprintf(stderr, "modstored: --read-token-file holds the token "
@@ -1102,7 +1101,8 @@ int main(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
-	if (cfg.tls_cert && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+	if (cfg.tls_cert &&
+	    MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
 		fprintf(stderr, "modstored: --tls-cert: this libmicrohttpd "
 				"has no TLS\n");
 		ret = 2;
