@@ -189,6 +189,16 @@ enum MHD_Result api_reply_json_text(struct api_request *r, unsigned int status,
 enum MHD_Result api_reply(struct api_request *r, unsigned int status,
 			  struct MHD_Response *resp, uint64_t bytes);
 
+/*
+ * Queue the memory of fd (size bytes; taken over, closed in every case)
+ * with sendfile: 200, or 206 for one satisfiable "bytes=" range of Range
+ * (416 with Content-Range when none is), Accept-Ranges, and etag ("\"HEX\""
+ * or "" for none) as ETag, which If-Range must name for the range to
+ * apply.
+ */
+enum MHD_Result api_reply_memory(struct api_request *r, int fd, uint64_t size,
+				 const char *etag);
+
 /* Queue an empty answer (204). */
 enum MHD_Result api_reply_empty(struct api_request *r, unsigned int status);
 

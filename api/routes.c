@@ -163,13 +163,16 @@ static enum MHD_Result gc(struct api_request *r)
 
 /*
  * GET /commits/{commit}/modules/{mod}/memory: the module's memory as the
- * commit holds it, from its commit file (sendfile).
+ * commit holds it, from its commit file (sendfile); ETag "MC", ranges as
+ * GET /modules/{mod}/memory.
  */
 static enum MHD_Result commit_memory(struct api_request *r)
 {
-	struct MHD_Response *resp = NULL;
+	struct store_pair *pairs = NULL;
 	enum store_err err;
+	char hex[STORE_HEX_LEN + 1], etag[STORE_HEX_LEN + 3] = "";
 	uint64_t size = 0;
+	size_t i, n = 0;
 	int fd = -1;
 
 	err = store_commit_open(r->api->o.store, &r->ids[0], &r->ids[1], &fd,
@@ -178,22 +181,19 @@ static enum MHD_Result commit_memory(struct api_request *r)
 		api_fail_store(r, err,
 			       "opening the module's memory in the "
 			       "commit");
-		goto out;
-	}
-	resp = MHD_create_response_from_fd64(size, fd);
-	if (!resp) {
-		api_fail_store(r, STORE_ENOMEM, "serving the memory");
-		goto out;
-	}
-	fd = -1; /* the response owns it */
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"application/octet-stream");
-out:
-	if (fd >= 0)
-		close(fd);
-	if (!resp)
 		return api_reply_error(r);
-	return api_reply(r, MHD_HTTP_OK, resp, size);
+	}
+	/* the module commit, for the ETag (none if it is gone meanwhile) */
+	if (store_commit_get(r->api->o.store, &r->ids[0], &pairs, &n) ==
+	    STORE_OK)
+		for (i = 0; i < n; i++)
+			if (!memcmp(&pairs[i].module, &r->ids[1],
+				    sizeof(r->ids[1]))) {
+				store_id_hex(&pairs[i].commit, hex);
+				snprintf(etag, sizeof(etag), "\"%s\"", hex);
+			}
+	free(pairs);
+	return api_reply_memory(r, fd, size, etag);
 }
 
 /* --- metrics -------------------------------------------------------------- */
@@ -496,128 +496,24 @@ out:
 	return api_reply(r, MHD_HTTP_OK, resp, len);
 }
 
-/*
- * A single byte range "bytes=a-b", "bytes=a-" or "bytes=-n" of size bytes:
- * 1 and *off, *len when satisfiable, -1 when not, 0 when the header is to
- * be ignored (absent, malformed or several ranges: the whole is served).
- */
-static int range_parse(const char *v, uint64_t size, uint64_t *off,
-		       uint64_t *len)
-{
-	const char *dash, *end;
-	uint64_t a, b;
-
-	if (!v || strncasecmp(v, "bytes=", 6) != 0)
-		return 0;
-	v += 6;
-	while (*v == ' ')
-		v++;
-	end = v + strlen(v);
-	while (end > v && end[-1] == ' ')
-		end--;
-	if (memchr(v, ',', (size_t)(end - v)))
-		return 0;
-	dash = memchr(v, '-', (size_t)(end - v));
-	if (!dash)
-		return 0;
-	if (dash == v) { /* suffix: the last n bytes */
-		if (api_parse_u64(dash + 1, (size_t)(end - dash - 1), &b) < 0)
-			return 0;
-		if (b == 0)
-			return -1;
-		if (b > size)
-			b = size;
-		*off = size - b;
-		*len = b;
-		return 1;
-	}
-	if (api_parse_u64(v, (size_t)(dash - v), &a) < 0)
-		return 0;
-	if (dash + 1 == end) {
-		b = size ? size - 1 : 0;
-	} else {
-		if (api_parse_u64(dash + 1, (size_t)(end - dash - 1), &b) < 0 ||
-		    b < a)
-			return 0;
-		if (b >= size)
-			b = size - 1;
-	}
-	if (a >= size)
-		return -1;
-	*off = a;
-	*len = b - a + 1;
-	return 1;
-}
-
-/* 1 when an If-Range validator names etag (an empty etag never matches). */
-static int if_range_ok(const char *v, const char *etag)
-{
-	return !v || (*etag && strcmp(v, etag) == 0);
-}
-
+/* GET /modules/{mod}/memory: the backing file; ETag its module commit. */
 static enum MHD_Result module_memory(struct api_request *r)
 {
 	struct store_module_info info;
-	struct MHD_Response *resp = NULL;
 	enum store_err err;
-	uint64_t off = 0, len;
-	unsigned int status = MHD_HTTP_OK;
-	char hex[STORE_HEX_LEN + 1], etag[STORE_HEX_LEN + 3] = "", buf[96];
-	int fd = -1, rng = 0;
+	char hex[STORE_HEX_LEN + 1], etag[STORE_HEX_LEN + 3] = "";
+	int fd = -1;
 
 	err = store_module_open(r->api->o.store, &r->ids[0], &fd, &info);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "opening the module's memory");
-		goto out;
+		return api_reply_error(r);
 	}
-	len = info.size;
 	if (info.has_commit) {
 		store_id_hex(&info.last_commit, hex);
 		snprintf(etag, sizeof(etag), "\"%s\"", hex);
 	}
-	if (if_range_ok(api_header(r, MHD_HTTP_HEADER_IF_RANGE), etag))
-		rng = range_parse(api_header(r, MHD_HTTP_HEADER_RANGE),
-				  info.size, &off, &len);
-	if (rng < 0) {
-		r->has_range_size = 1;
-		r->range_size = info.size;
-		api_fail(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
-			 store_errname(STORE_ERANGE),
-			 "the range is outside the %llu bytes of memory",
-			 (unsigned long long)info.size);
-		goto out;
-	}
-	/* The response owns fd from here on: sendfile, no copy. */
-	if (rng > 0) {
-		status = MHD_HTTP_PARTIAL_CONTENT;
-		resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
-	} else {
-		resp = MHD_create_response_from_fd64(len, fd);
-	}
-	if (!resp) {
-		api_fail_store(r, STORE_ENOMEM, "serving the memory");
-		goto out;
-	}
-	fd = -1;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"application/octet-stream");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-	if (*etag)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-	if (rng > 0) {
-		snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu",
-			 (unsigned long long)off,
-			 (unsigned long long)(off + len - 1),
-			 (unsigned long long)info.size);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
-					buf);
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	if (!resp)
-		return api_reply_error(r);
-	return api_reply(r, status, resp, len);
+	return api_reply_memory(r, fd, info.size, etag);
 }
 
 /* --- sessions ------------------------------------------------------------- */
@@ -955,6 +851,10 @@ static enum MHD_Result session_commit(struct api_request *r)
 				 api_elapsed_ns(&t0));
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "committing the session");
+		/* a 412 names the current root (contract v1.1) */
+		if (err == STORE_EMISMATCH &&
+		    store_root(r->api->o.store, &root) == STORE_OK)
+			api_fail_member(r, "root", api_json_id(&root));
 		return api_reply_error(r);
 	}
 	if (r->api->o.auto_persist) {
