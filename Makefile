@@ -62,7 +62,7 @@ E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
 .SECONDARY:
 
 .PHONY: all test test-suite test-tsan test-valgrind run deps clean format format-check \
-	tests fuzz fuzz-build torture
+	tests fuzz fuzz-build torture test-openapi
 all: $(DAEMON) $(CLIBIN)
 SHIM     := $(O)/faultshim.so
 tests: $(UNIT_BIN) $(E2E_BIN) $(SHIM)
@@ -116,6 +116,7 @@ test:
 	@tools/install-deps
 	@$(MAKE) -s format-check
 	$(MAKE) test-suite
+	$(MAKE) test-openapi
 	$(MAKE) test-powercut
 	$(MAKE) SANITIZE=address,undefined test-suite
 	$(MAKE) SANITIZE=thread test-tsan
@@ -125,6 +126,16 @@ test:
 test-suite: all tests
 	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run \
 		$(UNIT_BIN) $(E2E_BIN)
+
+# docs/openapi.yaml: `redocly lint` (no error), then Prism as a validating
+# proxy in front of the real daemon while tests/openapi/conformance drives
+# every route through it. Both from npm, in build/node (tools/install-deps).
+NODE_BIN := build/node/node_modules/.bin
+test-openapi: all
+	@tools/install-deps
+	$(NODE_BIN)/redocly lint --format=stylish docs/openapi.yaml
+	@MODSTORED=$(DAEMON) PRISM=$(NODE_BIN)/prism tests/run \
+		tests/openapi/conformance
 
 # end-to-end tests with the daemon under valgrind memcheck
 VALGRIND_TESTS := e2e_routes e2e_walkthrough e2e_restart e2e_token
@@ -143,7 +154,7 @@ test-tsan: all tests
 docker-test:
 	docker/test.sh
 
-run: $(DAEMON)
+run: $(DAEMON) $(CLIBIN)
 	$(DAEMON) --dir $(RUN_DIR) --listen $(RUN_LISTEN)
 
 deps:
