@@ -21,6 +21,9 @@
 /* Block size asked of libmicrohttpd for streamed session memory. */
 #define API_READ_BLOCK (64 * 1024)
 
+/* A session read up to this size is copied into its answer whole. */
+#define API_READ_SMALL (16 * 1024)
+
 /* Room for the route table in the metrics; routes.c checks it. */
 #define API_MAX_ROUTES 32
 

@@ -667,6 +667,27 @@ static enum MHD_Result session_read(struct api_request *r)
 	if (!len) {
 		resp = MHD_create_response_from_buffer(0, NULL,
 						       MHD_RESPMEM_PERSISTENT);
+	} else if (len <= API_READ_SMALL) {
+		/*
+		 * A small read is copied whole: libmicrohttpd then sends the
+		 * headers and the body in one round (one writev, or two TLS
+		 * records back to back) rather than a round for each.
+		 */
+		char *buf = malloc((size_t)len);
+
+		if (!buf)
+			goto nomem;
+		err = store_session_read(r->api->o.store, &r->ids[0],
+					 &r->ids[1], off, buf, (size_t)len);
+		if (err != STORE_OK) {
+			free(buf);
+			api_fail_store(r, err, "reading the session's memory");
+			goto out;
+		}
+		resp = MHD_create_response_from_buffer_with_free_callback(
+		    (size_t)len, buf, free);
+		if (!resp)
+			free(buf);
 	} else {
 		/* Read from the store a block at a time as MHD sends. */
 		mr = malloc(sizeof(*mr));
