@@ -752,11 +752,18 @@ void api_request_completed(void *cls, struct MHD_Connection *conn,
 	(void)conn;
 	if (!r)
 		return;
-	log_request(r, toe);
-	metrics_count(r);
+	/*
+	 * A request the handler never saw (libmicrohttpd answered it, or
+	 * the client left during its headers) is neither logged nor
+	 * counted, as before api_uri_log made its state early.
+	 */
+	if (r->started) {
+		log_request(r, toe);
+		metrics_count(r);
+		atomic_fetch_sub(&api->inflight, 1);
+	}
 	request_free(r);
 	*req_cls = NULL;
-	atomic_fetch_sub(&api->inflight, 1);
 }
 
 enum api_access {
@@ -979,7 +986,6 @@ static struct api_request *request_new(struct api *api,
 	r->conn = conn;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	snprintf(r->method, sizeof(r->method), "-"); /* until request_start */
-	atomic_fetch_add(&api->inflight, 1);
 	return r;
 }
 
@@ -1033,6 +1039,8 @@ static void request_start(struct api_request *r, const char *url,
 			  const char *method)
 {
 	r->started = 1;
+	/* in flight from its headers on, as the drain at a stop counts */
+	atomic_fetch_add(&r->api->inflight, 1);
 	snprintf(r->method, sizeof(r->method), "%s", method);
 	/* The log's copy: no control character can break a log line. */
 	r->path = strdup(url);
