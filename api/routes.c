@@ -187,8 +187,7 @@ static enum MHD_Result commit_memory(struct api_request *r)
 	if (store_commit_get(r->api->o.store, &r->ids[0], &pairs, &n) ==
 	    STORE_OK)
 		for (i = 0; i < n; i++)
-			if (!memcmp(&pairs[i].module, &r->ids[1],
-				    sizeof(r->ids[1]))) {
+			if (store_id_equal(&pairs[i].module, &r->ids[1])) {
 				store_id_hex(&pairs[i].commit, hex);
 				snprintf(etag, sizeof(etag), "\"%s\"", hex);
 			}
