@@ -156,12 +156,14 @@ stop() {
 	[ "$rc" = 0 ] || fail "modstored exited $rc on SIGTERM"
 }
 
-# Run a command inside the current container.
+# Run a command inside the current container (with the mounts of
+# in_mounts: buildah gives each run its own).
+in_mounts=()
 in_container() {
 	if [ $engine = docker ]; then
 		docker exec "$current" "$@"
 	else
-		buildah run --isolation chroot "$current" -- "$@"
+		buildah run --isolation chroot "${in_mounts[@]}" "$current" -- "$@"
 	fi
 }
 
@@ -252,6 +254,7 @@ else
 fi
 containers+=("$c")
 current=$c
+in_mounts=(-v "$tls:$S_DIR:ro")
 C_ARGS=(--cacert "$tls/ca.pem" --cert "$tls/client.pem" --key "$tls/client.key")
 up=
 for _ in $(seq 300); do
