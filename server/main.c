@@ -769,6 +769,28 @@ static void tls_require_client_cert(void *cls, struct MHD_Connection *conn,
 	gnutls_session_set_verify_cert(ci->tls_session, NULL, 0);
 }
 
+/*
+ * MHD_OPTION_EXTERNAL_LOGGER: libmicrohttpd's own complaints (a failed TLS
+ * handshake, a malformed request) as lines of the daemon's log, in its
+ * format, rather than raw text in the middle of a JSON log. cls points to
+ * the configured enum api_log_format.
+ */
+static void server_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void server_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	const enum api_log_format *lf = cls;
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	say(*lf, "warn", "libmicrohttpd: %s", msg);
+}
+
 /* --- libmicrohttpd 0.9.75 and a malformed Content-Length ---------------- */
 
 /*
@@ -1163,13 +1185,15 @@ int main(int argc, char **argv)
 	 * wakes each worker through its ITC.
 	 */
 	/*
-	 * The TLS options come last, each MHD_OPTION_END when not wanted, so
-	 * that the list stops there.
+	 * The logger comes first (libmicrohttpd wants it so); the TLS
+	 * options last, each MHD_OPTION_END when not wanted, so that the
+	 * list stops there.
 	 */
 	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
 		MHD_USE_ERROR_LOG | (tls.cert ? MHD_USE_TLS : 0);
 	d = MHD_start_daemon(
 	    flags, 0, NULL, NULL, api_access_handler, api,
+	    MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, &cfg.log_format,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg.threads,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg.conn_timeout,

@@ -2,7 +2,8 @@
  * e2e_ux.c - small things a user meets first: a bad option value names
  * the option (--threads abc, -t abc, MODSTORE_THREADS); the JSON log
  * prints "ms" with three decimals, never %.17g's 0.0899940000000005;
- * the CLI takes --size 4K; `make run` builds bin/modstore too; the
+ * libmicrohttpd's own messages are JSON lines of that log too; the CLI
+ * takes --size 4K; `make run` builds bin/modstore too; the
  * README lists the connection options rather than calling the limits
  * fixed; docker/base-image.sh takes its Debian mirror from the machine's
  * apt sources (deb822 or one-line) and names no host itself.
@@ -98,6 +99,30 @@ static int json_ms_lines(const char *log, int *bad)
 	return n;
 }
 
+/* Lines of the log, or -1 when one is not a JSON object. */
+static int all_json(const char *log)
+{
+	char line[8192];
+	int n = 0, mhd = 0;
+	FILE *f = fopen(log, "r");
+
+	if (!f)
+		return -1;
+	while (n >= 0 && fgets(line, sizeof(line), f)) {
+		json_t *j = json_loads(line, 0, NULL);
+
+		if (!json_is_object(j)) {
+			fprintf(stderr, "not JSON: %.200s\n", line);
+			n = -2;
+		}
+		mhd += strstr(line, "\"libmicrohttpd: ") != NULL;
+		json_decref(j);
+		n++;
+	}
+	fclose(f);
+	return mhd ? n : -1;
+}
+
 static void test_json_log_and_cli(struct e2e_tmp *tmp)
 {
 	const char *args[] = {"--log-format", "json", NULL};
@@ -130,7 +155,22 @@ static void test_json_log_and_cli(struct e2e_tmp *tmp)
 	snprintf(cmd, sizeof(cmd), "%s --url %s deploy --size 4Q %s", cli,
 		 d.url, code);
 	CHECK(run(cmd, out, sizeof(out)) == 2);
+	/* libmicrohttpd's own complaint (a 431) is a JSON line too */
+	snprintf(code, sizeof(code), "%s/big-header", tmp->root);
+	f = fopen(code, "w");
+	if (f) {
+		fputs("X-Big: ", f);
+		for (i = 0; i < 100000; i++)
+			fputc('b', f);
+		fputc('\n', f);
+		fclose(f);
+	}
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -o /dev/null -w '%%{http_code}' -H @%s %s/root", code,
+		 d.url);
+	CHECK(run(cmd, out, sizeof(out)) == 0 && !strcmp(out, "431"));
 	CHECK(e2e_stop(&d, SIGTERM) == 0);
+	CHECK(all_json(tmp->log) > 20);
 	n = json_ms_lines(tmp->log, &bad);
 	printf("JSON log: %d request lines, %d with another ms\n", n, bad);
 	CHECK(n >= 20 && bad == 0);
