@@ -811,10 +811,21 @@ typedef enum MHD_Result (*server_lookup_fn)(struct MHD_Connection *,
 					    size_t, const char **, size_t *);
 static server_lookup_fn server_real_lookup;
 
+typedef struct MHD_Response *(*server_from_buffer_fn)(
+    size_t, void *, enum MHD_ResponseMemoryMode);
+typedef enum MHD_Result (*server_queue_fn)(struct MHD_Connection *,
+					   unsigned int, struct MHD_Response *);
+static server_from_buffer_fn server_real_from_buffer;
+static server_queue_fn server_real_queue;
+
 __attribute__((constructor)) static void server_lookup_init(void)
 {
 	server_real_lookup =
 	    (server_lookup_fn)dlsym(RTLD_NEXT, "MHD_lookup_connection_value_n");
+	server_real_from_buffer = (server_from_buffer_fn)dlsym(
+	    RTLD_NEXT, "MHD_create_response_from_buffer");
+	server_real_queue =
+	    (server_queue_fn)dlsym(RTLD_NEXT, "MHD_queue_response");
 }
 
 enum MHD_Result MHD_lookup_connection_value_n(struct MHD_Connection *conn,
@@ -840,6 +851,89 @@ enum MHD_Result MHD_lookup_connection_value_n(struct MHD_Connection *conn,
 		*value_ptr = v;
 	if (value_size_ptr)
 		*value_size_ptr = n;
+	return rc;
+}
+
+/*
+ * libmicrohttpd's own error answers (414, 431, 505, a malformed request
+ * line, header or chunk, a chunk too large) have a fixed HTML body and no
+ * hook; it makes each with MHD_create_response_from_buffer() of one of
+ * its static "<html><head><title>" texts and queues it at once with
+ * MHD_queue_response(), from the connection's thread, both through its
+ * PLT. The daemon's own two functions preempt them: the response made from
+ * such a text is remembered (per thread) and, when queued, replaced by
+ * the contract's JSON error for its status, with Content-Type. The api
+ * never makes an HTML answer, so nothing else is touched.
+ */
+static _Thread_local struct MHD_Response *server_html_error;
+
+struct MHD_Response *
+MHD_create_response_from_buffer(size_t size, void *buffer,
+				enum MHD_ResponseMemoryMode mode)
+{
+	static const char html[] = "<html><head><title>";
+	struct MHD_Response *resp;
+
+	if (!server_real_from_buffer)
+		return NULL;
+	resp = server_real_from_buffer(size, buffer, mode);
+	if (resp && mode == MHD_RESPMEM_PERSISTENT && buffer &&
+	    size >= sizeof(html) - 1 && !memcmp(buffer, html, sizeof(html) - 1))
+		server_html_error = resp;
+	return resp;
+}
+
+/* The JSON error body that stands for libmicrohttpd's answer of status. */
+static const char *server_mhd_error_body(unsigned int status)
+{
+	switch (status) {
+	case MHD_HTTP_CONTENT_TOO_LARGE:
+		return "{\"error\":\"body_too_large\",\"message\":\"a chunk "
+		       "size or Content-Length beyond any limit\"}\n";
+	case MHD_HTTP_URI_TOO_LONG:
+		return "{\"error\":\"uri_too_long\",\"message\":\"the request "
+		       "line is longer than a connection's 64 KiB of "
+		       "buffers\"}\n";
+	case MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE:
+		return "{\"error\":\"headers_too_large\",\"message\":\"the "
+		       "header block is larger than a connection's 64 KiB of "
+		       "buffers\"}\n";
+	case MHD_HTTP_HTTP_VERSION_NOT_SUPPORTED:
+		return "{\"error\":\"http_version_not_supported\",\"message\":"
+		       "\"this server speaks HTTP versions 1.0 and 1.1\"}\n";
+	case MHD_HTTP_INTERNAL_SERVER_ERROR:
+		return "{\"error\":\"internal\",\"message\":\"the request "
+		       "could not be processed\"}\n";
+	default:
+		return "{\"error\":\"invalid_request\",\"message\":\"the "
+		       "request line, a header line or a chunk of the body is "
+		       "malformed\"}\n";
+	}
+}
+
+enum MHD_Result MHD_queue_response(struct MHD_Connection *conn,
+				   unsigned int status,
+				   struct MHD_Response *resp)
+{
+	struct MHD_Response *json;
+	const char *body;
+	enum MHD_Result rc;
+
+	if (!server_real_queue)
+		return MHD_NO;
+	if (!resp || resp != server_html_error)
+		return server_real_queue(conn, status, resp);
+	server_html_error = NULL;
+	body = server_mhd_error_body(status);
+	json = server_real_from_buffer(strlen(body), (void *)(uintptr_t)body,
+				       MHD_RESPMEM_PERSISTENT);
+	if (!json) /* out of memory: libmicrohttpd's own is still right */
+		return server_real_queue(conn, status, resp);
+	MHD_add_response_header(json, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/json");
+	/* the queue holds its reference; the caller destroys resp */
+	rc = server_real_queue(conn, status, json);
+	MHD_destroy_response(json);
 	return rc;
 }
 
@@ -1094,9 +1188,12 @@ int main(int argc, char **argv)
 	memset(&hk, 0, sizeof(hk));
 	atomic_init(&hk.completed, 0);
 
-	if (!server_real_lookup) {
+	if (!server_real_lookup || !server_real_from_buffer ||
+	    !server_real_queue) {
 		fprintf(stderr, "modstored: libmicrohttpd's "
-				"MHD_lookup_connection_value_n is missing\n");
+				"MHD_lookup_connection_value_n, "
+				"MHD_create_response_from_buffer or "
+				"MHD_queue_response is missing\n");
 		goto out;
 	}
 	if (sodium_init() < 0) {

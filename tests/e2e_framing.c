@@ -11,10 +11,10 @@
  * ends: the bytes after the headers never run as a request. The errors
  * libmicrohttpd answers itself (414, 431, 505, a malformed chunk, a chunk
  * too large, a malformed header line) are one well-formed answer each,
- * with Connection: close. A path holding a NUL or a byte outside
- * printable ASCII, encoded or raw, is 404 not_found and never reaches a
- * shorter route: DELETE /sessions/S%00/x keeps S, GET /modules/M%00x is
- * not M.
+ * with Connection: close and the contract's JSON error body. A path holding a
+ * NUL or a byte outside printable ASCII, encoded or raw, is 404 not_found and
+ * never reaches a shorter route: DELETE /sessions/S%00/x keeps S, GET
+ * /modules/M%00x is not M.
  */
 #include "e2e.h"
 
@@ -139,8 +139,8 @@ static int status_of(const struct wire *w)
 
 /*
  * One answer, well-formed (its Content-Length is its body), status want,
- * Connection: close, then EOF; code: its JSON error code, or NULL for an
- * answer of libmicrohttpd itself.
+ * Connection: close, then EOF; code: its JSON error code, or NULL for any
+ * body.
  */
 static void expect_closed(const char *what, const struct wire *w, int want,
 			  const char *code)
@@ -259,7 +259,10 @@ static void test_framing(void)
 	free(w);
 }
 
-/* The answers libmicrohttpd makes itself: one each, well-formed, closed. */
+/*
+ * The answers libmicrohttpd makes itself: one each, well-formed, closed,
+ * and JSON (the daemon replaces its HTML bodies).
+ */
 static void test_mhd_errors(void)
 {
 	struct wire *w = malloc(sizeof(*w));
@@ -274,32 +277,32 @@ static void test_mhd_errors(void)
 	n += big;
 	n += (size_t)snprintf(req + n, 64, " HTTP/1.1\r\nHost: x\r\n\r\n");
 	exchange(req, n, w);
-	expect_closed("414", w, 414, NULL);
+	expect_closed("414", w, 414, "uri_too_long");
 	/* 431: a header block too large */
 	n = (size_t)snprintf(req, 64, "GET /root HTTP/1.1\r\nX-Big: ");
 	memset(req + n, 'b', big);
 	n += big;
 	n += (size_t)snprintf(req + n, 64, "\r\n\r\n");
 	exchange(req, n, w);
-	expect_closed("431", w, 431, NULL);
+	expect_closed("431", w, 431, "headers_too_large");
 	/* 505: HTTP/2.0 and HTTP/0.5 in a request line */
 	exchange_str("GET /root HTTP/2.0\r\nHost: x\r\n\r\n", w);
-	expect_closed("505", w, 505, NULL);
+	expect_closed("505", w, 505, "http_version_not_supported");
 	exchange_str("GET /root HTTP/0.5\r\nHost: x\r\n\r\n", w);
-	expect_closed("505 old", w, 505, NULL);
+	expect_closed("505 old", w, 505, "http_version_not_supported");
 	/* 400: a malformed chunk; 413: a chunk size past 2^64 */
 	exchange_str("POST /sessions HTTP/1.1\r\nHost: x\r\n"
 		     "Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
 		     w);
-	expect_closed("bad chunk", w, 400, NULL);
+	expect_closed("bad chunk", w, 400, "invalid_request");
 	exchange_str("POST /sessions HTTP/1.1\r\nHost: x\r\n"
 		     "Transfer-Encoding: chunked\r\n\r\n"
 		     "FFFFFFFFFFFFFFFFFFFF\r\n",
 		     w);
-	expect_closed("chunk too large", w, 413, NULL);
+	expect_closed("chunk too large", w, 413, "body_too_large");
 	/* 400: a header line without a colon */
 	exchange_str("GET /root HTTP/1.1\r\nHost: x\r\nNoColon\r\n\r\n", w);
-	expect_closed("header without colon", w, 400, NULL);
+	expect_closed("header without colon", w, 400, "invalid_request");
 out:
 	free(req);
 	free(w);

@@ -60,6 +60,8 @@ static const char *const api_codes[] = {
     "method_not_allowed", "body_too_large",
     "internal",		  "forbidden",
     "invalid_framing",	  "unsupported_transfer_coding",
+    "invalid_request",	  "uri_too_long",
+    "headers_too_large",  "http_version_not_supported",
 };
 
 static int enum_has(char **enums, size_t n, const char *code)
