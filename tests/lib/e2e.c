@@ -806,3 +806,19 @@ void e2e_tmp_done(struct e2e_tmp *t)
 	free(t->root);
 	t->root = NULL;
 }
+
+int e2e_sanitized(pid_t pid)
+{
+	char path[64], line[512];
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "libasan") || strstr(line, "libtsan");
+	fclose(f);
+	return found;
+}

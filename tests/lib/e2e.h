@@ -149,6 +149,9 @@ int e2e_wait_until(e2e_cond_fn cond, void *ctx, int timeout_ms);
 /* A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"), or 0. */
 uint64_t e2e_proc_kib(pid_t pid, const char *field);
 
+/* 1 when process pid runs with a sanitizer runtime (its own allocator). */
+int e2e_sanitized(pid_t pid);
+
 /* CHECK the status, printing method, status and body when it differs. */
 #define E2E_STATUS(r, want)                                                    \
 	e2e_check_status(__FILE__, __LINE__, (r), (want), NULL)
