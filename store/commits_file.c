@@ -154,12 +154,15 @@ static enum store_err parse(const char *buf, size_t len, struct fs_map *map,
 			    commits_file_fn fn, void *ctx,
 			    struct commits_file_parse_info *info)
 {
-	struct parser ps = {buf, buf + len, map};
+	struct parser ps = {buf, buf, map};
 	struct store_pair *pairs = NULL;
 	size_t cap = 0;
 	enum store_err err = STORE_ECORRUPT;
 
 	memset(info, 0, sizeof(*info));
+	if (!len)
+		return STORE_OK; /* an empty file (buf may be NULL) */
+	ps.end = buf + len;
 	skip_ws(&ps);
 	if (ps.p == ps.end)
 		return STORE_OK; /* an empty file: no commits */
