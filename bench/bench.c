@@ -994,14 +994,35 @@ static void scenario_syscalls(void)
 /* --- large module -----------------------------------------------------------
  */
 
+/*
+ * Deploy a module of BIGSIZE and commit it full of data (seed: the bytes),
+ * so the copies the layout makes are real; its id into mod, the commit's
+ * into cid (or NULL).
+ */
+static void big_module(struct e2e_daemon *d, struct cli *k, const char *code,
+		       unsigned seed, char *mod, char *cid)
+{
+	struct e2e_resp resp;
+	char sid[65], path[256];
+
+	deploy(k, code, BIGSIZE, mod);
+	session(k, sid);
+	snprintf(path, sizeof(path), "/sessions/%s/modules/%s/memory?offset=0",
+		 sid, mod);
+	if (e2e_upload(d, "PUT", path, seed, BIGSIZE, &resp) < 0 ||
+	    resp.status != 204)
+		die("upload of 256 MiB");
+	e2e_resp_release(&resp);
+	commit(k, sid, cid);
+}
+
 static void scenario_big(void)
 {
 	const char *args[] = {"--max-module-size", "1G", "--max-body", "1G",
 			      NULL};
 	struct e2e_daemon d;
-	struct e2e_resp resp;
 	struct cli k;
-	char mod[65], sid[65], path[256], file[600], copy[600], cmd[2048];
+	char mod[65], sid[65], file[600], copy[600], cmd[2048];
 	char v[64], p[64], r[32];
 	double t[BIGREPS], c[BIGREPS], med, cmed;
 	uint64_t w[BIGREPS], wmed;
@@ -1011,16 +1032,7 @@ static void scenario_big(void)
 	if (start_daemon(&d, "big", args) < 0)
 		die("cannot start modstored");
 	cli_init(&k, d.url);
-	deploy(&k, "bench big module", BIGSIZE, mod);
-	/* full of data first: the copy the layout makes is then real */
-	session(&k, sid);
-	snprintf(path, sizeof(path), "/sessions/%s/modules/%s/memory?offset=0",
-		 sid, mod);
-	if (e2e_upload(&d, "PUT", path, 7, BIGSIZE, &resp) < 0 ||
-	    resp.status != 204)
-		die("upload of 256 MiB");
-	e2e_resp_release(&resp);
-	commit(&k, sid, NULL);
+	big_module(&d, &k, "bench big module", 7, mod, NULL);
 	pages = calloc(BIGPAGES, sizeof(*pages));
 	if (!pages)
 		die("out of memory");
@@ -1730,7 +1742,6 @@ static void scenario_proofs(void)
 	const char *args[] = {"--max-module-size", "1G", "--max-body", "1G",
 			      NULL};
 	struct e2e_daemon d;
-	struct e2e_resp resp;
 	struct cli k;
 	char mod[65], sid[65], ca[65], cb[65], path[512], url[600];
 	char script[600], file[600], cmd[2048], v[64], p[64], r[32];
@@ -1745,15 +1756,7 @@ static void scenario_proofs(void)
 	if (start_daemon(&d, "proofs", args) < 0)
 		die("cannot start modstored");
 	cli_init(&k, d.url);
-	deploy(&k, "bench proofs module", BIGSIZE, mod);
-	session(&k, sid);
-	snprintf(path, sizeof(path), "/sessions/%s/modules/%s/memory?offset=0",
-		 sid, mod);
-	if (e2e_upload(&d, "PUT", path, 12, BIGSIZE, &resp) < 0 ||
-	    resp.status != 204)
-		die("upload of 256 MiB");
-	e2e_resp_release(&resp);
-	commit(&k, sid, ca);
+	big_module(&d, &k, "bench proofs module", 12, mod, ca);
 	/* 1% of the pages, distinct: a partial Fisher-Yates shuffle */
 	pages = calloc(BIGPAGES, sizeof(*pages));
 	if (!pages)
