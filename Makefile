@@ -43,6 +43,7 @@ O := build/$(VARIANT)
 STORE_SRC  := $(wildcard store/*.c)
 API_SRC    := $(wildcard api/*.c)
 SERVER_SRC := $(wildcard server/*.c)
+CLUSTER_SRC := $(wildcard cluster/*.c)
 CLI_SRC    := $(wildcard cli/*.c)
 TLIB_SRC   := $(wildcard tests/lib/*.c)
 UNIT_SRC   := $(wildcard tests/unit_*.c)
@@ -52,6 +53,7 @@ obj = $(patsubst %.c,$(O)/%.o,$(1))
 
 LIBSTORE := $(O)/libstore.a
 LIBAPI   := $(O)/libapi.a
+LIBCLUSTER := $(O)/libcluster.a
 TLIB     := $(O)/libtest.a
 DAEMON   := $(BIN)/modstored
 CLIBIN   := $(if $(CLI_SRC),$(BIN)/modstore)
@@ -74,7 +76,7 @@ $(SHIM): tests/shim/faultshim.c
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Istore -Iapi -Itests/lib -c -o $@ $<
+	$(CC) $(CFLAGS) -Istore -Iapi -Icluster -Itests/lib -c -o $@ $<
 
 $(LIBSTORE): $(call obj,$(STORE_SRC))
 	@mkdir -p $(dir $@)
@@ -82,11 +84,14 @@ $(LIBSTORE): $(call obj,$(STORE_SRC))
 $(LIBAPI): $(call obj,$(API_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
+$(LIBCLUSTER): $(call obj,$(CLUSTER_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
 $(TLIB): $(call obj,$(TLIB_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(DAEMON): $(call obj,$(SERVER_SRC)) $(LIBAPI) $(LIBSTORE)
+$(DAEMON): $(call obj,$(SERVER_SRC)) $(LIBCLUSTER) $(LIBAPI) $(LIBSTORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 $(BIN)/modstore: $(call obj,$(CLI_SRC)) $(LIBSTORE)
@@ -181,6 +186,7 @@ fuzz: fuzz-build
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 FORMAT_SRC := $(wildcard store/*.[ch] api/*.[ch] server/*.[ch] cli/*.[ch] \
+		cluster/*.[ch] \
 		bench/*.[ch] tests/*.c tests/lib/*.[ch] tests/fuzz/*.[ch] \
 		tests/shim/*.c)
 # `make bench`: the benchmark suite of bench/README.md against its peers

@@ -203,6 +203,7 @@ enum MHD_Result api_reply(struct api_request *r, unsigned int status,
 		return MHD_NO;
 	if (atomic_load(&r->api->closing))
 		add_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	api_cluster_headers(r, resp);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	if (ret == MHD_YES) {
@@ -515,6 +516,7 @@ static void request_free(struct api_request *r)
 		return;
 	free(r->path);
 	free(r->buf);
+	free(r->location);
 	store_upload_free(r->upload);
 	free(r);
 }
@@ -723,7 +725,7 @@ static int request_begin(struct api_request *r, const char *url)
 			 "this server needs Authorization: Bearer <token>");
 		return -1;
 	}
-	if (found < 0)
+	if (found < 0 || api_cluster_gate(r) < 0)
 		return -1;
 	cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && api_parse_u64(cl, strlen(cl), &len) == 0 &&
