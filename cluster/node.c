@@ -55,6 +55,7 @@ struct cluster_node {
 	int leader_known;
 	char leader_url[256];
 	int64_t lease, leader_rev;
+	int64_t seen_rev; /* the leader key's create revision, as last read */
 	uint64_t applied, head;
 	uint64_t renewed_ms; /* when the last successful renewal was sent */
 	int diverged, lease_lost, ready;
@@ -62,6 +63,8 @@ struct cluster_node {
 
 	uint64_t acked_seq; /* the pending record acked last, and its fence */
 	int64_t acked_fence;
+	uint64_t failed_seq; /* the last one whose files could not be had */
+	int64_t failed_fence;
 	uint64_t published_ms;
 	pthread_t loop_thread, lease_thread;
 	int started;
@@ -170,6 +173,13 @@ static int fetch_get(struct cluster_node *n, const char *base, const char *path,
 	curl_easy_setopt(n->peer, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
 	curl_easy_setopt(n->peer, CURLOPT_TIMEOUT_MS, 120000L);
 	curl_easy_setopt(n->peer, CURLOPT_NOSIGNAL, 1L);
+	/*
+	 * A new connection each time: libmicrohttpd's pool binds a
+	 * connection to one worker, and the leader's worker that waits for
+	 * our ack would never serve a kept-alive one (a 5 s stall).
+	 */
+	curl_easy_setopt(n->peer, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(n->peer, CURLOPT_FORBID_REUSE, 1L);
 	if (n->token) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 			 n->token);
@@ -578,6 +588,14 @@ static int follow_log(struct cluster_node *n, int *caught_up)
 		}
 		err = apply(n, &r);
 		log_record_release(&r);
+		if (err && n->failed_seq != n->fold.seq + 1) {
+			n->failed_seq = n->fold.seq + 1;
+			n->failed_fence = 0;
+			say(n, "warn",
+			    "cluster: record %" PRIu64 " cannot be "
+			    "applied yet: %s",
+			    n->failed_seq, store_strerror(err));
+		}
 		if (!err)
 			set_applied(n, n->fold.seq);
 	}
@@ -596,6 +614,7 @@ static void follow_pending(struct cluster_node *n)
 	enum store_err err;
 	int64_t lease;
 	size_t nk = 0;
+	int stale;
 
 	pthread_mutex_lock(&n->write_lock);
 	key(n, want, "pending/%020" PRIu64, n->fold.seq + 1);
@@ -606,12 +625,26 @@ static void follow_pending(struct cluster_node *n)
 		return;
 	}
 	etcd_kvs_free(kvs, nk);
-	if (n->acked_seq == n->fold.seq + 1 && n->acked_fence == r.fence) {
+	pthread_mutex_lock(&n->lock);
+	stale = !n->leader_known || r.fence != n->seen_rev;
+	pthread_mutex_unlock(&n->lock);
+	/* a pending record of a former leader never becomes a record */
+	if (stale ||
+	    (n->acked_seq == n->fold.seq + 1 && n->acked_fence == r.fence)) {
 		pthread_mutex_unlock(&n->write_lock);
 		log_record_release(&r);
 		return;
 	}
 	err = prepare(n, &r);
+	if (err &&
+	    (n->failed_seq != n->fold.seq + 1 || n->failed_fence != r.fence)) {
+		n->failed_seq = n->fold.seq + 1;
+		n->failed_fence = r.fence;
+		say(n, "warn",
+		    "cluster: the files of pending record %" PRIu64
+		    " are not here yet: %s",
+		    n->failed_seq, store_strerror(err));
+	}
 	if (!err) {
 		key(n, k, "acks/%" PRId64 ".%020" PRIu64 "/%s", r.fence,
 		    n->fold.seq + 1, n->id);
@@ -642,6 +675,7 @@ static int read_leader(struct cluster_node *n, int64_t *rev)
 		return -1;
 	pthread_mutex_lock(&n->lock);
 	n->leader_known = 0;
+	n->seen_rev = 0;
 	if (nk) {
 		j = json_loads(kvs[0].value, 0, NULL);
 		u = json_string_value(json_object_get(j, "url"));
@@ -649,6 +683,7 @@ static int read_leader(struct cluster_node *n, int64_t *rev)
 			snprintf(n->leader_url, sizeof(n->leader_url), "%s", u);
 			n->leader_known = 1;
 			*rev = kvs[0].create_rev;
+			n->seen_rev = *rev;
 		}
 		json_decref(j);
 	}
@@ -817,11 +852,17 @@ static void *loop_main(void *arg)
 {
 	struct cluster_node *n = arg;
 	struct timespec until;
+	uint64_t t0;
 
 	pthread_mutex_lock(&n->lock);
 	while (!n->stop) {
 		pthread_mutex_unlock(&n->lock);
+		t0 = now_ms();
 		tick(n);
+		if (now_ms() - t0 > 1000)
+			say(n, "warn",
+			    "cluster: one turn of the loop took %llu ms",
+			    (unsigned long long)(now_ms() - t0));
 		pthread_mutex_lock(&n->lock);
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += NODE_TICK_MS * 1000000L;
