@@ -4,7 +4,7 @@
 # into build/<variant>/, leaving the plain build alone.
 
 comma     := ,
-PKGS      := libmicrohttpd jansson libsodium libcurl
+PKGS      := libmicrohttpd jansson libsodium libcurl gnutls
 CC        ?= cc
 SANITIZE  ?=
 RUN_DIR   ?= ./state
@@ -64,7 +64,7 @@ E2E_BIN  := $(patsubst tests/%.c,$(O)/tests/%,$(E2E_SRC))
 .SECONDARY:
 
 .PHONY: all test test-suite test-tsan test-valgrind run deps clean format format-check \
-	tests fuzz fuzz-build torture
+	tests fuzz fuzz-build torture test-openapi
 all: $(DAEMON) $(CLIBIN)
 SHIM     := $(O)/faultshim.so
 tests: $(UNIT_BIN) $(E2E_BIN) $(SHIM)
@@ -105,6 +105,9 @@ $(O)/tests/unit_%: $(O)/tests/unit_%.o $(TLIB) $(LIBSTORE)
 		-o $@ $^ $(LDLIBS_ALL)
 $(O)/tests/e2e_%: $(O)/tests/e2e_%.o $(TLIB) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+# e2e_access walks the api's route table (both tokens on every route)
+$(O)/tests/e2e_access: $(O)/tests/e2e_access.o $(TLIB) $(LIBAPI) $(LIBSTORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 # unit_openapi compares docs/openapi.yaml with the api's route table
 $(O)/tests/unit_openapi: $(O)/tests/unit_openapi.o $(TLIB) $(LIBAPI) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
@@ -119,6 +122,7 @@ test:
 	@tools/install-deps
 	@$(MAKE) -s format-check
 	$(MAKE) test-suite
+	$(MAKE) test-openapi
 	$(MAKE) test-powercut
 	$(MAKE) SANITIZE=address,undefined test-suite
 	$(MAKE) SANITIZE=thread test-tsan
@@ -128,6 +132,16 @@ test:
 test-suite: all tests
 	@O=$(O) BIN=$(BIN) FAULTSHIM=$(abspath $(SHIM)) tests/run \
 		$(UNIT_BIN) $(E2E_BIN)
+
+# docs/openapi.yaml: `redocly lint` (no error), then Prism as a validating
+# proxy in front of the real daemon while tests/openapi/conformance drives
+# every route through it. Both from npm, in build/node (tools/install-deps).
+NODE_BIN := build/node/node_modules/.bin
+test-openapi: all
+	@tools/install-deps
+	$(NODE_BIN)/redocly lint --format=stylish docs/openapi.yaml
+	@MODSTORED=$(DAEMON) PRISM=$(NODE_BIN)/prism tests/run \
+		tests/openapi/conformance
 
 # end-to-end tests with the daemon under valgrind memcheck
 VALGRIND_TESTS := e2e_routes e2e_walkthrough e2e_restart e2e_token
@@ -146,7 +160,7 @@ test-tsan: all tests
 docker-test:
 	docker/test.sh
 
-run: $(DAEMON)
+run: $(DAEMON) $(CLIBIN)
 	$(DAEMON) --dir $(RUN_DIR) --listen $(RUN_LISTEN)
 
 deps:

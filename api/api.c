@@ -3,10 +3,20 @@
  * route matching, incremental bodies, the store error table, answers and
  * the request log, and the counters of GET /metrics (atomics, updated as
  * each request completes). The routes themselves are in routes.c.
+ *
+ * Before any route is looked for, a request's framing is checked as RFC
+ * 9112 section 6 wants it behind a proxy (framing_check): one
+ * Content-Length at most, a plain decimal, never with Transfer-Encoding;
+ * Transfer-Encoding only "chunked". Anything else is answered at once
+ * with 400 invalid_framing or 501 unsupported_transfer_coding and
+ * "Connection: close", the body unread. And a path is matched whole: one
+ * whose raw form decodes to a NUL or any byte outside printable ASCII
+ * (api_uri_log sees it before libmicrohttpd decodes it) matches no route.
  */
 #include "api.h"
 #include "api_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -122,11 +132,19 @@ struct api *api_new(const struct api_options *opts)
 		return NULL;
 	api->o = *opts;
 	api->o.token = NULL;
+	api->o.read_token = NULL;
 	if (opts->token) {
 		api->has_token = 1;
 		crypto_generichash(api->token_hash, sizeof(api->token_hash),
 				   (const unsigned char *)opts->token,
 				   strlen(opts->token), NULL, 0);
+	}
+	if (opts->token && opts->read_token) {
+		api->has_read_token = 1;
+		crypto_generichash(api->read_token_hash,
+				   sizeof(api->read_token_hash),
+				   (const unsigned char *)opts->read_token,
+				   strlen(opts->read_token), NULL, 0);
 	}
 	atomic_init(&api->inflight, 0);
 	atomic_init(&api->closing, 0);
@@ -138,6 +156,7 @@ void api_free(struct api *api)
 	if (!api)
 		return;
 	sodium_memzero(api->token_hash, sizeof(api->token_hash));
+	sodium_memzero(api->read_token_hash, sizeof(api->read_token_hash));
 	free(api);
 }
 
@@ -181,6 +200,16 @@ void api_fail(struct api_request *r, unsigned int status, const char *code,
 			*p = '?';
 }
 
+void api_fail_member(struct api_request *r, const char *name, json_t *value)
+{
+	if (!value)
+		return;
+	if (!r->err_extra)
+		r->err_extra = json_object();
+	if (!r->err_extra || json_object_set_new(r->err_extra, name, value))
+		json_decref(value);
+}
+
 void api_fail_store(struct api_request *r, enum store_err err, const char *what)
 {
 	api_fail(r, api_status_of(err), store_errname(err), "%s: %s", what,
@@ -194,6 +223,71 @@ static void add_header(struct MHD_Response *resp, const char *name,
 	(void)MHD_add_response_header(resp, name, value);
 }
 
+/*
+ * 1 when an If-None-Match list names etag: "*", or one of its entity tags
+ * ("X" or W/"X", weak comparison, the hex digits in either case).
+ */
+static int etag_listed(const char *list, const char *etag)
+{
+	size_t n = strlen(etag);
+	const char *p = list, *end;
+
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (!*p)
+			break;
+		if (*p == '*')
+			return 1;
+		if (!strncmp(p, "W/", 2))
+			p += 2;
+		end = p;
+		if (*end == '"') {
+			end = strchr(p + 1, '"');
+			end = end ? end + 1 : p + strlen(p);
+		} else {
+			end = p + strcspn(p, ", \t");
+		}
+		if ((size_t)(end - p) == n && strncasecmp(p, etag, n) == 0)
+			return 1;
+		p = end;
+	}
+	return 0;
+}
+
+/*
+ * A GET or HEAD whose answer (200 or 206) carries an ETag that the
+ * request's If-None-Match names is answered 304, without a body, with the
+ * ETag: one place, so that every route with an ETag honours it.
+ */
+static struct MHD_Response *not_modified(struct api_request *r,
+					 unsigned int *status,
+					 struct MHD_Response *resp,
+					 uint64_t *bytes)
+{
+	struct MHD_Response *nm;
+	const char *inm, *etag;
+
+	if ((*status != MHD_HTTP_OK && *status != MHD_HTTP_PARTIAL_CONTENT) ||
+	    (strcmp(r->method, MHD_HTTP_METHOD_GET) != 0 &&
+	     strcmp(r->method, MHD_HTTP_METHOD_HEAD) != 0))
+		return resp;
+	etag = MHD_get_response_header(resp, MHD_HTTP_HEADER_ETAG);
+	if (!etag)
+		return resp;
+	inm = api_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (!inm || !etag_listed(inm, etag))
+		return resp;
+	nm = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!nm)
+		return resp; /* out of memory: the full answer is right too */
+	add_header(nm, MHD_HTTP_HEADER_ETAG, etag);
+	MHD_destroy_response(resp);
+	*status = MHD_HTTP_NOT_MODIFIED;
+	*bytes = 0;
+	return nm;
+}
+
 enum MHD_Result api_reply(struct api_request *r, unsigned int status,
 			  struct MHD_Response *resp, uint64_t bytes)
 {
@@ -201,7 +295,8 @@ enum MHD_Result api_reply(struct api_request *r, unsigned int status,
 
 	if (!resp)
 		return MHD_NO;
-	if (atomic_load(&r->api->closing))
+	resp = not_modified(r, &status, resp, &bytes);
+	if (r->close || atomic_load(&r->api->closing))
 		add_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	api_cluster_headers(r, resp);
 	ret = MHD_queue_response(r->conn, status, resp);
@@ -281,6 +376,8 @@ enum MHD_Result api_reply_error(struct api_request *r)
 			 "no answer");
 	j = json_pack("{s:s, s:s}", "error", r->err_code, "message",
 		      r->err_msg);
+	if (j && r->err_extra)
+		json_object_update_missing(j, r->err_extra);
 	if (j)
 		resp = json_response(j, &len);
 	json_decref(j);
@@ -289,6 +386,10 @@ enum MHD_Result api_reply_error(struct api_request *r)
 	switch (r->err_status) {
 	case MHD_HTTP_UNAUTHORIZED:
 		add_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+		break;
+	case MHD_HTTP_FORBIDDEN:
+		add_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+			   "Bearer error=\"insufficient_scope\"");
 		break;
 	case MHD_HTTP_METHOD_NOT_ALLOWED:
 		add_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
@@ -366,7 +467,127 @@ enum MHD_Result api_reply_empty(struct api_request *r, unsigned int status)
 	return api_reply(r, status, resp, 0);
 }
 
+/* --- memory: ranges and If-Range ------------------------------------------ */
+
+/*
+ * A single byte range "bytes=a-b", "bytes=a-" or "bytes=-n" of size bytes:
+ * 1 and *off, *len when satisfiable, -1 when not, 0 when the header is to
+ * be ignored (absent, malformed or several ranges: the whole is served).
+ */
+static int range_parse(const char *v, uint64_t size, uint64_t *off,
+		       uint64_t *len)
+{
+	const char *dash, *end;
+	uint64_t a, b;
+
+	if (!v || strncasecmp(v, "bytes=", 6) != 0)
+		return 0;
+	v += 6;
+	while (*v == ' ')
+		v++;
+	end = v + strlen(v);
+	while (end > v && end[-1] == ' ')
+		end--;
+	if (memchr(v, ',', (size_t)(end - v)))
+		return 0;
+	dash = memchr(v, '-', (size_t)(end - v));
+	if (!dash)
+		return 0;
+	if (dash == v) { /* suffix: the last n bytes */
+		if (api_parse_u64(dash + 1, (size_t)(end - dash - 1), &b) < 0)
+			return 0;
+		if (b == 0)
+			return -1;
+		if (b > size)
+			b = size;
+		*off = size - b;
+		*len = b;
+		return 1;
+	}
+	if (api_parse_u64(v, (size_t)(dash - v), &a) < 0)
+		return 0;
+	if (dash + 1 == end) {
+		b = size ? size - 1 : 0;
+	} else {
+		if (api_parse_u64(dash + 1, (size_t)(end - dash - 1), &b) < 0 ||
+		    b < a)
+			return 0;
+		if (b >= size)
+			b = size - 1;
+	}
+	if (a >= size)
+		return -1;
+	*off = a;
+	*len = b - a + 1;
+	return 1;
+}
+
+/* 1 when an If-Range validator names etag (an empty etag never matches). */
+static int if_range_ok(const char *v, const char *etag)
+{
+	return !v || (*etag && strcmp(v, etag) == 0);
+}
+
+enum MHD_Result api_reply_memory(struct api_request *r, int fd, uint64_t size,
+				 const char *etag)
+{
+	struct MHD_Response *resp = NULL;
+	uint64_t off = 0, len = size;
+	unsigned int status = MHD_HTTP_OK;
+	char buf[96];
+	int rng = 0;
+
+	if (if_range_ok(api_header(r, MHD_HTTP_HEADER_IF_RANGE), etag))
+		rng = range_parse(api_header(r, MHD_HTTP_HEADER_RANGE), size,
+				  &off, &len);
+	if (rng < 0) {
+		r->has_range_size = 1;
+		r->range_size = size;
+		api_fail(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
+			 store_errname(STORE_ERANGE),
+			 "the range is outside the %llu bytes of memory",
+			 (unsigned long long)size);
+		goto out;
+	}
+	/* The response owns fd from here on: sendfile, no copy. */
+	if (rng > 0) {
+		status = MHD_HTTP_PARTIAL_CONTENT;
+		resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
+	} else {
+		resp = MHD_create_response_from_fd64(len, fd);
+	}
+	if (!resp) {
+		api_fail_store(r, STORE_ENOMEM, "serving the memory");
+		goto out;
+	}
+	fd = -1;
+	add_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+		   "application/octet-stream");
+	add_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+	if (*etag)
+		add_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+	if (rng > 0) {
+		snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu",
+			 (unsigned long long)off,
+			 (unsigned long long)(off + len - 1),
+			 (unsigned long long)size);
+		add_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, buf);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (!resp)
+		return api_reply_error(r);
+	return api_reply(r, status, resp, len);
+}
+
 /* --- small parsers -------------------------------------------------------- */
+
+static unsigned int hexval(unsigned char c)
+{
+	return c <= '9' ? (unsigned int)(c - '0')
+			: (unsigned int)((c | 0x20) - 'a' + 10);
+}
 
 int api_parse_u64(const char *s, size_t len, uint64_t *out)
 {
@@ -495,15 +716,17 @@ static void log_request(const struct api_request *r,
 			(unsigned long long)r->bytes_out, ms, how);
 		return;
 	}
-	j = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:f, s:b}", "time", when,
-		      "method", r->method, "path", r->path ? r->path : "-",
-		      "status", (int)r->status, "bytes",
-		      (json_int_t)r->bytes_out, "bytes_in",
-		      (json_int_t)r->bytes_in, "ms", ms, "complete",
-		      toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	j = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "time", when, "method",
+		      r->method, "path", r->path ? r->path : "-", "status",
+		      (int)r->status, "bytes", (json_int_t)r->bytes_out,
+		      "bytes_in", (json_int_t)r->bytes_in);
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	if (s)
-		fprintf(stderr, "%s\n", s);
+	/* ms with three decimals, as the text log: not %.17g's 0.0899940...5 */
+	if (s && *s)
+		fprintf(stderr, "%.*s,\"ms\":%.3f,\"complete\":%s}\n",
+			(int)strlen(s) - 1, s, ms,
+			toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true"
+								   : "false");
 	free(s);
 	json_decref(j);
 }
@@ -517,6 +740,7 @@ static void request_free(struct api_request *r)
 	free(r->path);
 	free(r->buf);
 	free(r->location);
+	json_decref(r->err_extra);
 	store_upload_free(r->upload);
 	free(r);
 }
@@ -530,27 +754,75 @@ void api_request_completed(void *cls, struct MHD_Connection *conn,
 	(void)conn;
 	if (!r)
 		return;
-	log_request(r, toe);
-	metrics_count(r);
+	/*
+	 * A request the handler never saw (libmicrohttpd answered it, or
+	 * the client left during its headers) is neither logged nor
+	 * counted, as before api_uri_log made its state early.
+	 */
+	if (r->started) {
+		log_request(r, toe);
+		metrics_count(r);
+		atomic_fetch_sub(&api->inflight, 1);
+	}
 	request_free(r);
 	*req_cls = NULL;
-	atomic_fetch_sub(&api->inflight, 1);
 }
 
-/* 1 when the request carries the configured bearer token. */
-static int token_ok(struct api_request *r)
+enum api_access {
+	ACCESS_NONE = 0, /* no token, or a wrong one */
+	ACCESS_READ,	 /* the read token: GET and HEAD */
+	ACCESS_ALL,	 /* the token */
+};
+
+/*
+ * What the request's bearer token allows. The token is hashed and the hash
+ * compared with both in constant time, each comparison always made.
+ */
+static enum api_access token_access(struct api_request *r)
 {
 	unsigned char h[crypto_generichash_BYTES];
 	const char *v = api_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+	int all, read;
 
 	if (!v || strncasecmp(v, "Bearer ", 7) != 0)
-		return 0;
+		return ACCESS_NONE;
 	v += 7;
 	while (*v == ' ')
 		v++;
 	crypto_generichash(h, sizeof(h), (const unsigned char *)v, strlen(v),
 			   NULL, 0);
-	return sodium_memcmp(h, r->api->token_hash, sizeof(h)) == 0;
+	all = sodium_memcmp(h, r->api->token_hash, sizeof(h)) == 0;
+	read = sodium_memcmp(h, r->api->read_token_hash, sizeof(h)) == 0 &&
+	       r->api->has_read_token;
+	sodium_memzero(h, sizeof(h));
+	return all ? ACCESS_ALL : read ? ACCESS_READ : ACCESS_NONE;
+}
+
+/* The token check of request_begin: 0, or -1 after api_fail(). */
+static int access_check(struct api_request *r, int found)
+{
+	enum api_access a;
+
+	if (!r->api->has_token ||
+	    (found == 0 && (r->route->flags & API_ROUTE_PUBLIC)))
+		return found;
+	a = token_access(r);
+	if (a == ACCESS_NONE) {
+		/* before anything else is looked at: no route listing */
+		r->err_status = 0;
+		api_fail(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+			 "this server needs Authorization: Bearer <token>");
+		return -1;
+	}
+	if (a == ACCESS_READ && strcmp(r->method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(r->method, MHD_HTTP_METHOD_HEAD) != 0) {
+		r->err_status = 0;
+		api_fail(r, MHD_HTTP_FORBIDDEN, "forbidden",
+			 "the read token allows GET and HEAD only, not %s",
+			 r->method);
+		return -1;
+	}
+	return found;
 }
 
 /*
@@ -651,6 +923,12 @@ static int route_find(struct api_request *r, const char *url)
 	size_t i, k, nseg, match_n = 0;
 	int path_known = 0;
 
+	if (r->bad_path) {
+		api_fail(r, MHD_HTTP_NOT_FOUND, "not_found",
+			 "no route: the path holds a byte outside printable "
+			 "ASCII");
+		return -1;
+	}
 	for (i = 0; i < api_nroutes; i++) {
 		const struct api_route *rt = &api_routes[i];
 
@@ -716,16 +994,12 @@ static int request_begin(struct api_request *r, const char *url)
 	uint64_t len;
 	int found = route_find(r, url);
 
-	/* Without the token, every answer but /health's is 401. */
-	if (r->api->has_token &&
-	    !(found == 0 && (r->route->flags & API_ROUTE_PUBLIC)) &&
-	    !token_ok(r)) {
-		r->err_status = 0;
-		api_fail(r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
-			 "this server needs Authorization: Bearer <token>");
-		return -1;
-	}
-	if (found < 0 || api_cluster_gate(r) < 0)
+	/*
+	 * Without the token, every answer but /health's is 401; with the
+	 * read token, every method but GET and HEAD is 403.
+	 */
+	if (access_check(r, found) < 0 ||
+	    (found == 0 && api_cluster_gate(r) < 0))
 		return -1;
 	cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && api_parse_u64(cl, strlen(cl), &len) == 0 &&
@@ -741,9 +1015,9 @@ static int request_begin(struct api_request *r, const char *url)
 	return 0;
 }
 
+/* A request's state from its first sight; NULL when out of memory. */
 static struct api_request *request_new(struct api *api,
-				       struct MHD_Connection *conn,
-				       const char *url, const char *method)
+				       struct MHD_Connection *conn)
 {
 	struct api_request *r = calloc(1, sizeof(*r));
 
@@ -752,6 +1026,62 @@ static struct api_request *request_new(struct api *api,
 	r->api = api;
 	r->conn = conn;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	snprintf(r->method, sizeof(r->method), "-"); /* until request_start */
+	return r;
+}
+
+/* 1 when the raw path (up to '?') decodes to a byte outside 0x20-0x7e. */
+static int raw_path_bad(const char *uri)
+{
+	const unsigned char *p = (const unsigned char *)uri;
+	unsigned int c;
+
+	for (; *p && *p != '?'; p++) {
+		c = *p;
+		if (c == '%' && isxdigit(p[1]) && isxdigit(p[2])) {
+			c = (unsigned int)(hexval(p[1]) << 4 | hexval(p[2]));
+			p += 2;
+		}
+		if (c < 0x20 || c > 0x7e)
+			return 1;
+	}
+	return 0;
+}
+
+void *api_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	struct api_request *r = request_new(cls, conn);
+
+	if (r && uri) {
+		r->bad_path = raw_path_bad(uri);
+		r->raw_len = strlen(uri);
+		r->has_raw = 1;
+	}
+	return r;
+}
+
+/*
+ * 1 when the request line held a raw NUL in its target, which cut the
+ * string api_uri_log saw. libmicrohttpd 0.9.75 decodes the target in
+ * place and its version follows the target and one space in the same
+ * buffer: the target was raw_len bytes long unless a NUL hid the rest.
+ */
+static int raw_nul(const struct api_request *r, const char *url,
+		   const char *version)
+{
+	uintptr_t u = (uintptr_t)url, v = (uintptr_t)version;
+
+	return r->has_raw && url && version && *version && v > u &&
+	       v - u != r->raw_len + 1;
+}
+
+/* The first call: what the handler learns with the headers. */
+static void request_start(struct api_request *r, const char *url,
+			  const char *method)
+{
+	r->started = 1;
+	/* in flight from its headers on, as the drain at a stop counts */
+	atomic_fetch_add(&r->api->inflight, 1);
 	snprintf(r->method, sizeof(r->method), "%s", method);
 	/* The log's copy: no control character can break a log line. */
 	r->path = strdup(url);
@@ -761,7 +1091,6 @@ static struct api_request *request_new(struct api *api,
 	for (char *p = r->method; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
-	return r;
 }
 
 /* Take one piece of the body. */
@@ -808,6 +1137,145 @@ static void request_body(struct api_request *r, const char *data, size_t len)
 	}
 }
 
+/* --- framing -------------------------------------------------------------- */
+
+struct framing {
+	int ncl, nte;	 /* Content-Length and Transfer-Encoding lines */
+	const char *cl;	 /* the first Content-Length */
+	char te[128];	 /* the Transfer-Encoding lines, joined by ", " */
+	int te_overflow; /* more than te holds */
+};
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind,
+				      const char *key, const char *value)
+{
+	struct framing *f = cls;
+	size_t n;
+
+	(void)kind;
+	if (!key)
+		return MHD_YES;
+	if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+		if (!f->ncl++)
+			f->cl = value ? value : "";
+	} else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		n = strlen(f->te);
+		if ((size_t)snprintf(f->te + n, sizeof(f->te) - n, "%s%s",
+				     f->nte ? ", " : "",
+				     value ? value : "") >= sizeof(f->te) - n)
+			f->te_overflow = 1;
+		f->nte++;
+	}
+	return MHD_YES;
+}
+
+/*
+ * The codings of a Transfer-Encoding list: 0 when it is exactly "chunked",
+ * 501 when chunked comes last after codings the api does not know, 400
+ * otherwise (chunked missing, not last, or twice; an empty element).
+ */
+static unsigned int te_verdict(const char *te)
+{
+	const char *p = te, *e;
+	size_t n;
+	int nchunked = 0, nother = 0, last_chunked = 0;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		e = p + strcspn(p, ",");
+		n = (size_t)(e - p);
+		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (!n)
+			return MHD_HTTP_BAD_REQUEST;
+		last_chunked = n == 7 && !strncasecmp(p, "chunked", 7);
+		if (last_chunked)
+			nchunked++;
+		else
+			nother++;
+		if (!*e)
+			break;
+		p = e + 1;
+	}
+	if (nchunked == 1 && last_chunked)
+		return nother ? MHD_HTTP_NOT_IMPLEMENTED : 0;
+	return MHD_HTTP_BAD_REQUEST;
+}
+
+/*
+ * RFC 9112 section 6 framing of the request: 0, or -1 after api_fail()
+ * (400 invalid_framing, 501 unsupported_transfer_coding, 413 for a length
+ * beyond any limit), with r->close set: a proxy in front may not have
+ * framed the body as we would, so no byte after the headers can be
+ * trusted to start a request.
+ */
+static int framing_check(struct api_request *r, const char *version)
+{
+	struct framing f;
+	unsigned int v;
+	uint64_t len;
+	size_t n;
+
+	memset(&f, 0, sizeof(f));
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_header, &f);
+	if (!f.ncl && !f.nte)
+		return 0;
+	r->close = 1;
+	if (f.ncl && f.nte) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_framing",
+			 "Content-Length and Transfer-Encoding together");
+		return -1;
+	}
+	if (f.ncl > 1) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_framing",
+			 "%d Content-Length headers; one at most", f.ncl);
+		return -1;
+	}
+	if (f.ncl) {
+		n = strlen(f.cl);
+		if (n && n == strspn(f.cl, "0123456789") &&
+		    api_parse_u64(f.cl, n, &len) < 0) {
+			api_fail(
+			    r, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large",
+			    "Content-Length %.40s is beyond any limit", f.cl);
+			return -1;
+		}
+		if (api_parse_u64(f.cl, n, &len) < 0) {
+			api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_framing",
+				 "Content-Length '%.40s' is not a decimal "
+				 "number",
+				 f.cl);
+			return -1;
+		}
+		r->close = 0;
+		return 0;
+	}
+	if (version && !strcmp(version, MHD_HTTP_VERSION_1_0)) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_framing",
+			 "Transfer-Encoding in an HTTP/1.0 request");
+		return -1;
+	}
+	v = f.te_overflow ? MHD_HTTP_BAD_REQUEST : te_verdict(f.te);
+	if (v == MHD_HTTP_NOT_IMPLEMENTED) {
+		api_fail(r, MHD_HTTP_NOT_IMPLEMENTED,
+			 "unsupported_transfer_coding",
+			 "Transfer-Encoding '%.60s': only chunked is "
+			 "supported",
+			 f.te);
+		return -1;
+	}
+	if (v) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_framing",
+			 "Transfer-Encoding '%.60s' must be chunked, once "
+			 "and last",
+			 f.te);
+		return -1;
+	}
+	r->close = 0;
+	return 0;
+}
+
 /* 1 when the request announces a body. */
 static int has_body(struct api_request *r)
 {
@@ -826,13 +1294,18 @@ enum MHD_Result api_access_handler(void *cls, struct MHD_Connection *conn,
 	struct api *api = cls;
 	struct api_request *r = *req_cls;
 
-	(void)version;
-	if (!r) {
-		r = request_new(api, conn, url, method);
-		if (!r)
-			return MHD_NO; /* out of memory: drop the connection */
-		*req_cls = r;
-		atomic_fetch_add(&api->inflight, 1);
+	if (!r) /* no api_uri_log (a test harness) */
+		r = *req_cls = request_new(api, conn);
+	if (!r)
+		return MHD_NO; /* out of memory: drop the connection */
+	if (!r->started) {
+		r->conn = conn;
+		request_start(r, url, method);
+		if (raw_nul(r, url, version))
+			r->bad_path = 1;
+		/* Broken framing: answered at once, and the connection ends. */
+		if (framing_check(r, version) < 0)
+			return api_reply_error(r);
 		/*
 		 * An error known from the headers is answered at once when
 		 * a body follows (libmicrohttpd then reads none of it and

@@ -9,7 +9,8 @@
  *
  * Usage (server/main.c): api_new() once the store is open; pass
  * api_access_handler with the struct api as its closure to
- * MHD_start_daemon(), and api_request_completed with the same closure as
+ * MHD_start_daemon(), api_uri_log with the same closure as
+ * MHD_OPTION_URI_LOG_CALLBACK, and api_request_completed as
  * MHD_OPTION_NOTIFY_COMPLETED. api_begin_shutdown() when the daemon
  * quiesces, api_wait_idle() to let requests in flight finish, then
  * MHD_stop_daemon(), api_free() and store_close().
@@ -82,6 +83,7 @@ struct api_options {
 	uint64_t max_body;	  /* largest accepted request body, bytes */
 	int auto_persist;	  /* persist the commits store on each commit */
 	const char *token;	  /* bearer token, copied; NULL: no auth */
+	const char *read_token;	  /* GET and HEAD only, copied; needs token */
 	enum api_log_format log_format;
 	const struct api_cluster *cluster; /* borrowed; NULL: single node */
 };
@@ -97,6 +99,16 @@ enum MHD_Result api_access_handler(void *cls, struct MHD_Connection *conn,
 				   const char *url, const char *method,
 				   const char *version, const char *upload_data,
 				   size_t *upload_data_size, void **req_cls);
+
+/*
+ * The MHD_OPTION_URI_LOG_CALLBACK; cls is the struct api. It sees the
+ * request-target before libmicrohttpd decodes it, and starts the request's
+ * state (the req_cls of api_access_handler) with what only the raw target
+ * tells: a path whose decoding holds a NUL or a byte outside printable
+ * ASCII, which matches no route. Without it the api still works, but
+ * cannot tell "/modules/M%00x" from "/modules/M".
+ */
+void *api_uri_log(void *cls, const char *uri, struct MHD_Connection *conn);
 
 /*
  * The MHD_RequestCompletedCallback: logs the request line and frees the

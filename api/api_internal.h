@@ -27,6 +27,9 @@
 /* Block size asked of libmicrohttpd for streamed session memory. */
 #define API_READ_BLOCK (64 * 1024)
 
+/* A session read up to this size is copied into its answer whole. */
+#define API_READ_SMALL (16 * 1024)
+
 /* Room for the route table in the metrics; routes.c checks it. */
 #define API_MAX_ROUTES 32
 
@@ -57,9 +60,11 @@ struct api_metrics {
 };
 
 struct api {
-	struct api_options o; /* o.token is not kept: see token_hash */
+	struct api_options o; /* o.token, o.read_token are not kept: hashes */
 	int has_token;
 	unsigned char token_hash[crypto_generichash_BYTES];
+	int has_read_token; /* GET and HEAD only */
+	unsigned char read_token_hash[crypto_generichash_BYTES];
 	atomic_uint inflight; /* requests between first call and completion */
 	atomic_int closing;   /* api_begin_shutdown() was called */
 	struct api_metrics m;
@@ -122,6 +127,11 @@ struct api_request {
 	char method[16];
 	char *path; /* owned copy, for the log */
 	struct timespec start;
+	int started;	/* the access handler has seen the request */
+	int bad_path;	/* the raw path decodes to a byte outside 0x20-0x7e */
+	int has_raw;	/* api_uri_log saw the raw target... */
+	size_t raw_len; /* ...of this length (up to a NUL) */
+	int close;	/* answer with Connection: close (broken framing) */
 
 	unsigned int status; /* answered with, 0 until then */
 	uint64_t bytes_out;  /* body bytes of the answer */
@@ -140,6 +150,7 @@ struct api_request {
 	unsigned int err_status;
 	const char *err_code; /* static */
 	char err_msg[256];
+	json_t *err_extra;  /* more members of the error object, or NULL */
 	char allow[64];	    /* for 405 */
 	int has_range_size; /* for 416: Content-Range: bytes * / SIZE */
 	uint64_t range_size;
@@ -156,6 +167,12 @@ struct api_request {
 /* Record an error to answer with; the first one recorded wins. */
 void api_fail(struct api_request *r, unsigned int status, const char *code,
 	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Add a member to the recorded error's JSON object (412's "root"); steals
+ * value. Ignored when out of memory.
+ */
+void api_fail_member(struct api_request *r, const char *name, json_t *value);
 
 /* Record a store error, prefixed with what was being done. */
 void api_fail_store(struct api_request *r, enum store_err err,
@@ -186,6 +203,16 @@ enum MHD_Result api_reply_json_text(struct api_request *r, unsigned int status,
  */
 enum MHD_Result api_reply(struct api_request *r, unsigned int status,
 			  struct MHD_Response *resp, uint64_t bytes);
+
+/*
+ * Queue the memory of fd (size bytes; taken over, closed in every case)
+ * with sendfile: 200, or 206 for one satisfiable "bytes=" range of Range
+ * (416 with Content-Range when none is), Accept-Ranges, and etag ("\"HEX\""
+ * or "" for none) as ETag, which If-Range must name for the range to
+ * apply.
+ */
+enum MHD_Result api_reply_memory(struct api_request *r, int fd, uint64_t size,
+				 const char *etag);
 
 /* Queue an empty answer (204). */
 enum MHD_Result api_reply_empty(struct api_request *r, unsigned int status);

@@ -552,125 +552,6 @@ out:
 	return api_reply(r, MHD_HTTP_OK, resp, len);
 }
 
-/*
- * A single byte range "bytes=a-b", "bytes=a-" or "bytes=-n" of size bytes:
- * 1 and *off, *len when satisfiable, -1 when not, 0 when the header is to
- * be ignored (absent, malformed or several ranges: the whole is served).
- */
-static int range_parse(const char *v, uint64_t size, uint64_t *off,
-		       uint64_t *len)
-{
-	const char *dash, *end;
-	uint64_t a, b;
-
-	if (!v || strncasecmp(v, "bytes=", 6) != 0)
-		return 0;
-	v += 6;
-	while (*v == ' ')
-		v++;
-	end = v + strlen(v);
-	while (end > v && end[-1] == ' ')
-		end--;
-	if (memchr(v, ',', (size_t)(end - v)))
-		return 0;
-	dash = memchr(v, '-', (size_t)(end - v));
-	if (!dash)
-		return 0;
-	if (dash == v) { /* suffix: the last n bytes */
-		if (api_parse_u64(dash + 1, (size_t)(end - dash - 1), &b) < 0)
-			return 0;
-		if (b == 0)
-			return -1;
-		if (b > size)
-			b = size;
-		*off = size - b;
-		*len = b;
-		return 1;
-	}
-	if (api_parse_u64(v, (size_t)(dash - v), &a) < 0)
-		return 0;
-	if (dash + 1 == end) {
-		b = size ? size - 1 : 0;
-	} else {
-		if (api_parse_u64(dash + 1, (size_t)(end - dash - 1), &b) < 0 ||
-		    b < a)
-			return 0;
-		if (b >= size)
-			b = size - 1;
-	}
-	if (a >= size)
-		return -1;
-	*off = a;
-	*len = b - a + 1;
-	return 1;
-}
-
-/* 1 when an If-Range validator names etag (an empty etag never matches). */
-static int if_range_ok(const char *v, const char *etag)
-{
-	return !v || (*etag && strcmp(v, etag) == 0);
-}
-
-/*
- * Answer the memory in fd (size bytes; the answer takes fd over) as GET
- * /modules/{mod}/memory does: Accept-Ranges: bytes, the ETag etag (none
- * when ""), one Range honoured with 206 unless an If-Range names another
- * validator, 416 with Content-Range: bytes * /SIZE when it is outside.
- */
-static enum MHD_Result reply_memory(struct api_request *r, int fd,
-				    uint64_t size, const char *etag)
-{
-	struct MHD_Response *resp = NULL;
-	uint64_t off = 0, len = size;
-	unsigned int status = MHD_HTTP_OK;
-	char buf[96];
-	int rng = 0;
-
-	if (if_range_ok(api_header(r, MHD_HTTP_HEADER_IF_RANGE), etag))
-		rng = range_parse(api_header(r, MHD_HTTP_HEADER_RANGE), size,
-				  &off, &len);
-	if (rng < 0) {
-		r->has_range_size = 1;
-		r->range_size = size;
-		api_fail(r, MHD_HTTP_RANGE_NOT_SATISFIABLE,
-			 store_errname(STORE_ERANGE),
-			 "the range is outside the %llu bytes of memory",
-			 (unsigned long long)size);
-		goto out;
-	}
-	/* The response owns fd from here on: sendfile, no copy. */
-	if (rng > 0) {
-		status = MHD_HTTP_PARTIAL_CONTENT;
-		resp = MHD_create_response_from_fd_at_offset64(len, fd, off);
-	} else {
-		resp = MHD_create_response_from_fd64(len, fd);
-	}
-	if (!resp) {
-		api_fail_store(r, STORE_ENOMEM, "serving the memory");
-		goto out;
-	}
-	fd = -1;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"application/octet-stream");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
-	if (*etag)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
-	if (rng > 0) {
-		snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu",
-			 (unsigned long long)off,
-			 (unsigned long long)(off + len - 1),
-			 (unsigned long long)size);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE,
-					buf);
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	if (!resp)
-		return api_reply_error(r);
-	return api_reply(r, status, resp, len);
-}
-
 /* "\"HEX\"" of id into etag. */
 static void etag_of(const struct store_id *id, char etag[STORE_HEX_LEN + 3])
 {
@@ -694,7 +575,7 @@ static enum MHD_Result module_memory(struct api_request *r)
 	}
 	if (info.has_commit)
 		etag_of(&info.last_commit, etag);
-	return reply_memory(r, fd, info.size, etag);
+	return api_reply_memory(r, fd, info.size, etag);
 }
 
 /*
@@ -721,7 +602,7 @@ static enum MHD_Result commit_memory(struct api_request *r)
 		return api_reply_error(r);
 	}
 	etag_of(&mc, etag);
-	return reply_memory(r, fd, size, etag);
+	return api_reply_memory(r, fd, size, etag);
 }
 
 /* --- proofs and diffs ----------------------------------------------------- */
@@ -1120,6 +1001,27 @@ static enum MHD_Result session_read(struct api_request *r)
 	if (!len) {
 		resp = MHD_create_response_from_buffer(0, NULL,
 						       MHD_RESPMEM_PERSISTENT);
+	} else if (len <= API_READ_SMALL) {
+		/*
+		 * A small read is copied whole: libmicrohttpd then sends the
+		 * headers and the body in one round (one writev, or two TLS
+		 * records back to back) rather than a round for each.
+		 */
+		char *buf = malloc((size_t)len);
+
+		if (!buf)
+			goto nomem;
+		err = store_session_read(r->api->o.store, &r->ids[0],
+					 &r->ids[1], off, buf, (size_t)len);
+		if (err != STORE_OK) {
+			free(buf);
+			api_fail_store(r, err, "reading the session's memory");
+			goto out;
+		}
+		resp = MHD_create_response_from_buffer_with_free_callback(
+		    (size_t)len, buf, free);
+		if (!resp)
+			free(buf);
 	} else {
 		/* Read from the store a block at a time as MHD sends. */
 		mr = malloc(sizeof(*mr));
@@ -1313,6 +1215,10 @@ static enum MHD_Result session_commit(struct api_request *r)
 				 api_elapsed_ns(&t0));
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "committing the session");
+		/* a 412 names the current root (contract v1.1) */
+		if (err == STORE_EMISMATCH &&
+		    store_root(r->api->o.store, &root) == STORE_OK)
+			api_fail_member(r, "root", api_json_id(&root));
 		return api_reply_error(r);
 	}
 	if (r->api->o.auto_persist) {

@@ -274,6 +274,8 @@ static size_t on_data(char *p, size_t sz, size_t n, void *ctx)
 	return add;
 }
 
+static const char *bench_cacert; /* CA of an https:// daemon, or NULL */
+
 static void cli_init(struct cli *k, const char *url)
 {
 	memset(k, 0, sizeof(*k));
@@ -309,6 +311,8 @@ static long cli_req(struct cli *k, const char *method, const char *path,
 	curl_easy_setopt(k->c, CURLOPT_WRITEDATA, k);
 	curl_easy_setopt(k->c, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(k->c, CURLOPT_TIMEOUT, 600L);
+	if (bench_cacert)
+		curl_easy_setopt(k->c, CURLOPT_CAINFO, bench_cacert);
 	if (strcmp(method, "GET") != 0) {
 		curl_easy_setopt(k->c, CURLOPT_POSTFIELDSIZE_LARGE,
 				 (curl_off_t)len);
@@ -1870,6 +1874,102 @@ static void scenario_proofs(void)
 	}
 }
 
+/*
+ * BENCH=tls: a 64-byte session read over HTTPS against nginx serving a
+ * 64-byte file over HTTPS with the same certificate (made with certtool),
+ * TLS 1.2 and 1.3 on both, the wrk settings of scenario_wrk (keep-alive
+ * connections: the handshakes are few, the records are what is measured).
+ */
+static void scenario_tls(void)
+{
+	struct e2e_daemon d;
+	struct cli k;
+	char mod[65], sid[65], url[512], conf[4096], tmp[600], tls[600];
+	char cert[700], key[700], ca[700], v[64], p[64], r[32];
+	double rn[WRK_ROUNDS], rs[WRK_ROUNDS], n_rps, s_rps;
+	unsigned char data[64];
+	int round, nport = free_port();
+	pid_t nginx;
+
+	snprintf(tls, sizeof(tls), "%s/tls", tmproot);
+	mkdir(tls, 0700);
+	if (e2e_certs_make(tls) < 0)
+		die("cannot make the certificates (certtool)");
+	snprintf(cert, sizeof(cert), "%s/server.pem", tls);
+	snprintf(key, sizeof(key), "%s/server.key", tls);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", tls);
+
+	snprintf(tmp, sizeof(tmp), "%s/www-tls", tmproot);
+	mkdir(tmp, 0755);
+	snprintf(tmp, sizeof(tmp), "%s/www-tls/f64", tmproot);
+	write_file(tmp,
+		   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		   "aaaa\n");
+	snprintf(tmp, sizeof(tmp), "%s/nginx-tls-body", tmproot);
+	mkdir(tmp, 0700);
+	snprintf(
+	    conf, sizeof(conf),
+	    "%sdaemon off;\nmaster_process on;\nworker_processes auto;\n"
+	    "pid %s/nginx-tls.pid;\nerror_log %s/nginx-tls-error.log "
+	    "warn;\nevents { worker_connections 1024; }\n"
+	    "http {\n  access_log %s/nginx-tls-access.log;\n"
+	    "  client_body_temp_path %s/nginx-tls-body;\n"
+	    "  server {\n    listen 127.0.0.1:%d ssl;\n    root %s/www-tls;\n"
+	    "    ssl_certificate %s;\n    ssl_certificate_key %s;\n"
+	    "    ssl_protocols TLSv1.2 TLSv1.3;\n  }\n}\n",
+	    geteuid() == 0 ? "user root;\n" : "", tmproot, tmproot, tmproot,
+	    tmproot, nport, tmproot, cert, key);
+	snprintf(tmp, sizeof(tmp), "%s/nginx-tls.conf", tmproot);
+	write_file(tmp, conf);
+	{
+		char ep[600], log[600];
+		const char *argv[] = {"nginx", "-p", tmproot, "-e",
+				      ep,      "-c", tmp,     NULL};
+
+		snprintf(ep, sizeof(ep), "%s/nginx-tls-error.log", tmproot);
+		snprintf(log, sizeof(log), "%s/nginx-tls.out", tmproot);
+		nginx = spawn(argv, log, "PATH=/usr/sbin:/usr/bin:/sbin:/bin");
+	}
+	bench_cacert = ca;
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/f64", nport);
+	wait_ready(url, NULL);
+
+	/* modstored over HTTPS: a session that wrote 64 bytes */
+	{
+		const char *args[] = {"--tls-cert", cert, "--tls-key", key,
+				      NULL};
+
+		if (start_daemon(&d, "tls", args) < 0)
+			die("cannot start modstored with --tls-cert");
+	}
+	cli_init(&k, d.url);
+	deploy(&k, "bench tls module", MODSIZE, mod);
+	session(&k, sid);
+	rnd_bytes(data, sizeof(data));
+	put(&k, sid, mod, 0, data, sizeof(data));
+	cli_done(&k);
+
+	for (round = 0; round < WRK_ROUNDS; round++) {
+		snprintf(url, sizeof(url), "https://127.0.0.1:%d/f64", nport);
+		rn[round] = wrk_rps(url, NULL, "nginx https");
+		snprintf(url, sizeof(url),
+			 "%s/sessions/%s/modules/%s/memory?offset=0&length=64",
+			 d.url, sid, mod);
+		rs[round] = wrk_rps(url, NULL, "session read https");
+	}
+	n_rps = median(rn, WRK_ROUNDS);
+	s_rps = median(rs, WRK_ROUNDS);
+	stop(nginx);
+	e2e_stop(&d, SIGTERM);
+	bench_cacert = NULL;
+
+	snprintf(v, sizeof(v), "%.0f req/s", s_rps);
+	snprintf(p, sizeof(p), "nginx https %.0f req/s", n_rps);
+	snprintf(r, sizeof(r), "%.2fx", s_rps / n_rps);
+	row("read 64 B of a session, HTTPS", v, p, r, ">= 0.8x nginx",
+	    s_rps >= 0.8 * n_rps);
+}
+
 /* --- resident memory with 1 GiB in the state --------------------------------
  */
 
@@ -2324,6 +2424,8 @@ int main(int argc, char **argv)
 		scenario_wrk();
 	if (wanted(argc, argv, "proofs"))
 		scenario_proofs();
+	if (wanted(argc, argv, "tls"))
+		scenario_tls();
 	if (wanted(argc, argv, "rss"))
 		scenario_rss();
 	if (wanted(argc, argv, "start"))

@@ -7,8 +7,9 @@
  * functions of libstore, no state directory) and reports what matches.
  *
  * Server: --url, else $MODSTORE_URL, else http://127.0.0.1:8080. Token:
- * $MODSTORE_TOKEN, sent as Authorization: Bearer. Exit codes: see
- * usage_text.
+ * $MODSTORE_TOKEN, sent as Authorization: Bearer. HTTPS: --cacert,
+ * --cert, --key (or $MODSTORE_CACERT, $MODSTORE_CERT, $MODSTORE_KEY).
+ * Exit codes: see usage_text.
  */
 #include "store.h"
 
@@ -44,7 +45,8 @@ enum cli_exit {
 struct cli {
 	char url[1024]; /* without a trailing slash */
 	const char *token;
-	int json; /* print the server's JSON as it is */
+	const char *cacert, *cert, *key; /* HTTPS files, or NULL */
+	int json;			 /* print the server's JSON as it is */
 	int progress_ok;
 };
 
@@ -128,11 +130,16 @@ static const char usage_text[] =
     "  --url URL   the server (default $MODSTORE_URL, else " CLI_DEFAULT_URL
     ")\n"
     "  --json      print the server's JSON answer unchanged\n"
+    "  --cacert FILE  CA certificates (PEM) that check an https:// server\n"
+    "  --cert FILE    client certificate (PEM), for a server that asks\n"
+    "  --key FILE     its private key (PEM)\n"
     "  --help      this text; COMMAND --help for a command's\n"
     "  --version   print the version\n"
     "\n"
     "Environment: MODSTORE_URL (the server), MODSTORE_TOKEN (sent as\n"
-    "Authorization: Bearer when set). Transfers over 1 MiB show a progress\n"
+    "Authorization: Bearer when set), MODSTORE_CACERT, MODSTORE_CERT,\n"
+    "MODSTORE_KEY (as the options). SIZE and OFFSET values take K, M, G\n"
+    "(powers of 1024): --size 4K. Transfers over 1 MiB show a progress\n"
     "bar when standard error is a terminal.\n"
     "\n"
     "Exit status:\n"
@@ -179,23 +186,46 @@ static int id_arg(const char *what, const char *s, char hex[STORE_HEX_LEN + 1])
 	return 0;
 }
 
+/* A number of bytes: "4096", "4K", "64M", "1G" (powers of 1024), "4KiB". */
 static int u64_arg(const char *what, const char *s, uint64_t *out)
 {
+	unsigned long long v, mul = 1;
 	char *end;
-	unsigned long long v;
 
 	errno = 0;
-	if (!*s || *s == '-') {
-		errmsg("%s '%s' is not a number", what, s);
-		return -1;
-	}
+	if (*s < '0' || *s > '9')
+		goto bad;
 	v = strtoull(s, &end, 10);
-	if (errno || *end) {
-		errmsg("%s '%s' is not a number", what, s);
-		return -1;
+	if (errno)
+		goto bad;
+	if (*end) {
+		switch (*end) {
+		case 'k':
+		case 'K':
+			mul = 1ULL << 10;
+			break;
+		case 'm':
+		case 'M':
+			mul = 1ULL << 20;
+			break;
+		case 'g':
+		case 'G':
+			mul = 1ULL << 30;
+			break;
+		default:
+			goto bad;
+		}
+		end++;
+		if (*end && strcmp(end, "iB") != 0 && strcmp(end, "B") != 0)
+			goto bad;
 	}
-	*out = v;
+	if (v > UINT64_MAX / mul)
+		goto bad;
+	*out = v * mul;
 	return 0;
+bad:
+	errmsg("%s '%s' is not a number of bytes (4096, 4K, 64M, 1G)", what, s);
+	return -1;
 }
 
 /* --- transfers ------------------------------------------------------------ */
@@ -324,6 +354,12 @@ static int xfer_run(struct cli_xfer *x, const char *what)
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+	if (x->c->cacert)
+		curl_easy_setopt(h, CURLOPT_CAINFO, x->c->cacert);
+	if (x->c->cert)
+		curl_easy_setopt(h, CURLOPT_SSLCERT, x->c->cert);
+	if (x->c->key)
+		curl_easy_setopt(h, CURLOPT_SSLKEY, x->c->key);
 	if (x->c->token) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 			 x->c->token);
@@ -1860,8 +1896,8 @@ static const struct cli_cmd cmds[] = {
      "- or absent. Prints the module id (BLAKE2b-256 of the bytecode).\n"
      "Deploying the same bytecode again is not an error.\n"
      "\n"
-     "  -s, --size N   memory bytes, a positive multiple of 4096 (default\n"
-     "                 65536)\n"},
+     "  -s, --size N   memory bytes, a positive multiple of 4096, or 4K,\n"
+     "                 64K, 1M... (default 65536)\n"},
     {"modules", cmd_modules,
      "usage: modstore modules\n"
      "\n"
@@ -2005,6 +2041,9 @@ int main(int argc, char **argv)
 	static const struct option longs[] = {
 	    {"url", required_argument, NULL, 'u'},
 	    {"json", no_argument, NULL, 'j'},
+	    {"cacert", required_argument, NULL, 'C'},
+	    {"cert", required_argument, NULL, 'E'},
+	    {"key", required_argument, NULL, 'K'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {0}};
@@ -2016,10 +2055,22 @@ int main(int argc, char **argv)
 
 	if (!url || !*url)
 		url = CLI_DEFAULT_URL;
+	c.cacert = getenv("MODSTORE_CACERT");
+	c.cert = getenv("MODSTORE_CERT");
+	c.key = getenv("MODSTORE_KEY");
 	while ((o = getopt_long(argc, argv, "+u:jhV", longs, NULL)) != -1) {
 		switch (o) {
 		case 'u':
 			url = optarg;
+			break;
+		case 'C':
+			c.cacert = optarg;
+			break;
+		case 'E':
+			c.cert = optarg;
+			break;
+		case 'K':
+			c.key = optarg;
 			break;
 		case 'j':
 			c.json = 1;
@@ -2063,6 +2114,12 @@ int main(int argc, char **argv)
 	c.token = getenv("MODSTORE_TOKEN");
 	if (c.token && !*c.token)
 		c.token = NULL;
+	if (c.cacert && !*c.cacert)
+		c.cacert = NULL;
+	if (c.cert && !*c.cert)
+		c.cert = NULL;
+	if (c.key && !*c.key)
+		c.key = NULL;
 	c.progress_ok = isatty(STDERR_FILENO);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		errmsg("cannot start libcurl");

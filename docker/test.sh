@@ -3,6 +3,10 @@
 # Deploy, commit, persist; stop the container (SIGTERM); start a new one on
 # the same volume; check the state survived, restore, check again, and run
 # `modstore verify` and `modstore health` (the HEALTHCHECK) inside it.
+# Then a third container serves HTTPS with certificates made here
+# (certtool), mounted read-only at /run/secrets/modstore as the README
+# says, and requires a client certificate: checked from the host with curl
+# and from inside with `modstore --cacert --cert --key health`.
 # Prints the image size and the time from start to the first answered
 # /health.
 #
@@ -152,12 +156,14 @@ stop() {
 	[ "$rc" = 0 ] || fail "modstored exited $rc on SIGTERM"
 }
 
-# Run a command inside the current container.
+# Run a command inside the current container (with the mounts of
+# in_mounts: buildah gives each run its own).
+in_mounts=()
 in_container() {
 	if [ $engine = docker ]; then
 		docker exec "$current" "$@"
 	else
-		buildah run --isolation chroot "$current" -- "$@"
+		buildah run --isolation chroot "${in_mounts[@]}" "$current" -- "$@"
 	fi
 }
 
@@ -201,6 +207,71 @@ in_container modstore --url "$IN_U" verify "$C2" >"$work/verify.out" ||
 	{ cat "$work/verify.out"; fail "verify C2 in the container"; }
 in_container modstore --url "$IN_U" health >/dev/null || fail "the HEALTHCHECK command"
 say "restored $C1; memory, root and 'modstore verify $C2' in the container are right"
+stop
+
+# --- HTTPS with the TLS files mounted ---------------------------------------
+command -v certtool >/dev/null || apt-get install -y -qq gnutls-bin >/dev/null
+tls=$work/tls
+mkdir -p "$tls"
+(
+	cd "$tls"
+	printf 'cn = "docker-test CA"\nca\ncert_signing_key\nexpiration_days = 2\n' >ca.tmpl
+	printf 'cn = "127.0.0.1"\nip_address = "127.0.0.1"\ndns_name = "localhost"\ntls_www_server\nsigning_key\nexpiration_days = 2\n' >server.tmpl
+	printf 'cn = "docker-test client"\ntls_www_client\nsigning_key\nexpiration_days = 2\n' >client.tmpl
+	certtool --generate-privkey --key-type=ecdsa --outfile ca.key
+	certtool --generate-self-signed --load-privkey ca.key --template ca.tmpl --outfile ca.pem
+	for n in server client; do
+		certtool --generate-privkey --key-type=ecdsa --outfile $n.key
+		certtool --generate-certificate --load-privkey $n.key \
+			--load-ca-certificate ca.pem --load-ca-privkey ca.key \
+			--template $n.tmpl --outfile $n.pem
+	done
+) >/dev/null 2>&1 || fail "certtool"
+# the daemon runs as modstore (10001): it must read them
+chown -R 10001:10001 "$tls"
+chmod 0500 "$tls"
+chmod 0400 "$tls"/*
+S_DIR=/run/secrets/modstore
+TLS_OPTS=(--tls-cert $S_DIR/server.pem --tls-key $S_DIR/server.key
+	--tls-client-ca $S_DIR/ca.pem)
+if [ $engine = docker ]; then
+	c="modstore-test-$$-tls"
+	docker run -d --name "$c" -p "127.0.0.1:$PORT:8080" \
+		-v "modstore-test-$$:/data" -v "$tls:$S_DIR:ro" \
+		-e MODSTORE_TLS_CERT=$S_DIR/server.pem \
+		-e MODSTORE_TLS_KEY=$S_DIR/server.key \
+		-e MODSTORE_TLS_CLIENT_CA=$S_DIR/ca.pem "$IMAGE" >/dev/null
+	IN_TLS=https://127.0.0.1:8080
+else
+	c=$(buildah from --quiet "$IMAGE")
+	buildah config --volume /data- "$c"
+	buildah run --isolation chroot -v "$work/data:/data" \
+		-v "$tls:$S_DIR:ro" "$c" -- \
+		modstored --dir /data --listen "127.0.0.1:$PORT" "${TLS_OPTS[@]}" \
+		>>"$work/daemon.log" 2>&1 &
+	bg_pid=$!
+	IN_TLS=https://127.0.0.1:$PORT
+fi
+containers+=("$c")
+current=$c
+in_mounts=(-v "$tls:$S_DIR:ro")
+C_ARGS=(--cacert "$tls/ca.pem" --cert "$tls/client.pem" --key "$tls/client.key")
+up=
+for _ in $(seq 300); do
+	curl -fsS "${C_ARGS[@]}" "https://127.0.0.1:$PORT/health" >/dev/null 2>&1 &&
+		{ up=1; break; }
+	sleep 0.02
+done
+[ -n "$up" ] || fail "no answer on https://127.0.0.1:$PORT/health"
+[ "$(curl -fsS "${C_ARGS[@]}" "https://127.0.0.1:$PORT/root" | field root)" = "$C1" ] ||
+	fail "root over HTTPS"
+curl -fsS --cacert "$tls/ca.pem" "https://127.0.0.1:$PORT/health" >/dev/null 2>&1 &&
+	fail "served a client without a certificate"
+curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && fail "served plain HTTP"
+in_container modstore --url "$IN_TLS" --cacert $S_DIR/ca.pem \
+	--cert $S_DIR/client.pem --key $S_DIR/client.key health >/dev/null ||
+	fail "modstore health over HTTPS in the container"
+say "HTTPS with the mounted TLS files and a client certificate: ok"
 stop
 
 say "ok: image $size, first /health after ${h1} ms (engine: $engine)"

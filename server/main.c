@@ -7,14 +7,21 @@
  * socket, then the daemon (internal thread pool, poll). Stop on SIGTERM or
  * SIGINT: stop accepting, let requests in flight finish, stop the daemon,
  * close the store, exit 0.
+ *
+ * HTTPS (--tls-cert, --tls-key) is libmicrohttpd's GnuTLS, TLS 1.2 and 1.3
+ * only; with --tls-client-ca every connection must present a certificate
+ * that CA signed, checked during the handshake (tls_require_client_cert).
  */
 #include "api.h"
 #include "node.h"
 #include "store.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <jansson.h>
 #include <limits.h>
 #include <malloc.h>
@@ -51,7 +58,9 @@
 #define SERVER_DEFAULT_MAX_BODY	   (64ULL * 1024 * 1024)
 #define SERVER_DEFAULT_MAX_SESSION 64U
 #define SERVER_DEFAULT_TIMEOUT	   600U
-#define SERVER_TICK_SEC		   1 /* housekeeping */
+#define SERVER_TICK_SEC		   1		 /* housekeeping */
+#define SERVER_TLS_FILE_MAX	   (1024 * 1024) /* a PEM file, bytes */
+#define SERVER_TLS_PRIORITIES	   "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 /*
  * --max-module-size goes up to the store's limit, 64 GiB: a module's size,
@@ -73,6 +82,8 @@ struct server_config {
 	uint64_t max_body;
 	int auto_persist;
 	const char *token_file;
+	const char *read_token_file;
+	const char *tls_cert, *tls_key, *tls_client_ca; /* files, or NULL */
 	enum api_log_format log_format;
 	unsigned int max_connections;
 	unsigned int max_per_ip; /* 0: no limit per address */
@@ -112,10 +123,11 @@ static const char usage_text[] =
     "    modstored keeps the memory of deployed modules in the state\n"
     "    directory DIR and serves it over HTTP/1.1 as the v1 contract says:\n"
     "    deploy, sessions, commits, persist, restore, the state root.\n"
-    "    It prints \"listening on http://HOST:PORT\" on standard output once\n"
-    "    it accepts connections, and one line per request on standard\n"
-    "    error. SIGTERM or SIGINT stop it cleanly: it stops accepting,\n"
-    "    finishes the requests in flight, closes the store and exits 0.\n"
+    "    It prints \"listening on http://HOST:PORT\" (https:// with\n"
+    "    --tls-cert) on standard output once it accepts connections, and\n"
+    "    one line per request on standard error. SIGTERM or SIGINT stop\n"
+    "    it cleanly: it stops accepting, finishes the requests in flight,\n"
+    "    closes the store and exits 0.\n"
     "\n"
     "OPTIONS\n"
     "    Each option can also be given in the environment variable shown;\n"
@@ -151,6 +163,17 @@ static const char usage_text[] =
     "    --token-file FILE        MODSTORE_TOKEN_FILE\n"
     "        Every route but /health then needs \"Authorization: Bearer\n"
     "        TOKEN\", TOKEN being the first line of FILE.\n"
+    "    --read-token-file FILE   MODSTORE_READ_TOKEN_FILE\n"
+    "        A second token, the first line of FILE, that allows GET and\n"
+    "        HEAD only (any other method is 403). Needs --token-file.\n"
+    "    --tls-cert FILE          MODSTORE_TLS_CERT\n"
+    "    --tls-key FILE           MODSTORE_TLS_KEY\n"
+    "        Serve HTTPS only (TLS 1.2 and 1.3) with this certificate\n"
+    "        (PEM, the chain after it) and its private key (PEM); the URL\n"
+    "        printed is then https://HOST:PORT. Both or neither.\n"
+    "    --tls-client-ca FILE     MODSTORE_TLS_CLIENT_CA\n"
+    "        With --tls-cert: a client must present a certificate signed\n"
+    "        by a CA of FILE (PEM), valid now, or its handshake fails.\n"
     "    --log-format text|json   MODSTORE_LOG_FORMAT\n"
     "        Format of the log on standard error. Default text.\n"
     "    --max-connections N      MODSTORE_MAX_CONNECTIONS\n"
@@ -198,8 +221,10 @@ static const char usage_text[] =
     "    arrive; a Content-Length above --max-body is refused at once.\n"
     "\n"
     "EXIT STATUS\n"
-    "    0 after a clean stop; 1 when the options, the state directory or\n"
-    "    the address cannot be used; 2 for a usage error.\n"
+    "    0 after a clean stop; 1 when the state directory, the address or\n"
+    "    the token files cannot be used; 2 for a usage error, or TLS files\n"
+    "    that cannot be read or do not match (the message names the\n"
+    "    option).\n"
     "\n"
     "EXAMPLE\n"
     "    modstored --dir /var/lib/modstore --listen 127.0.0.1:8080\n"
@@ -311,6 +336,10 @@ enum opt_id {
 	OPT_KEEP_COMMITS,
 	OPT_TREE_CACHE_SIZE,
 	OPT_MAX_DIFF_PAGES,
+	OPT_READ_TOKEN_FILE,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CLIENT_CA,
 	OPT_ETCD,
 	OPT_CLUSTER,
 	OPT_NODE_ID,
@@ -380,6 +409,18 @@ static int config_set(struct server_config *c, int id, const char *v,
 		break;
 	case OPT_TOKEN_FILE:
 		c->token_file = *v ? v : NULL;
+		break;
+	case OPT_READ_TOKEN_FILE:
+		c->read_token_file = *v ? v : NULL;
+		break;
+	case OPT_TLS_CERT:
+		c->tls_cert = *v ? v : NULL;
+		break;
+	case OPT_TLS_KEY:
+		c->tls_key = *v ? v : NULL;
+		break;
+	case OPT_TLS_CLIENT_CA:
+		c->tls_client_ca = *v ? v : NULL;
 		break;
 	case OPT_MAX_CONNECTIONS:
 		if (parse_uint(v, &c->max_connections) < 0 ||
@@ -466,6 +507,10 @@ static const struct option longopts[] = {
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"auto-persist", no_argument, NULL, OPT_AUTO_PERSIST},
     {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"read-token-file", required_argument, NULL, OPT_READ_TOKEN_FILE},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"max-connections-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
@@ -509,6 +554,10 @@ static const struct {
     {OPT_MAX_BODY, "MODSTORE_MAX_BODY"},
     {OPT_AUTO_PERSIST, "MODSTORE_AUTO_PERSIST"},
     {OPT_TOKEN_FILE, "MODSTORE_TOKEN_FILE"},
+    {OPT_READ_TOKEN_FILE, "MODSTORE_READ_TOKEN_FILE"},
+    {OPT_TLS_CERT, "MODSTORE_TLS_CERT"},
+    {OPT_TLS_KEY, "MODSTORE_TLS_KEY"},
+    {OPT_TLS_CLIENT_CA, "MODSTORE_TLS_CLIENT_CA"},
     {OPT_LOG_FORMAT, "MODSTORE_LOG_FORMAT"},
     {OPT_MAX_CONNECTIONS, "MODSTORE_MAX_CONNECTIONS"},
     {OPT_MAX_PER_IP, "MODSTORE_MAX_CONNECTIONS_PER_IP"},
@@ -607,6 +656,22 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
+	if (!c->tls_cert != !c->tls_key) {
+		fprintf(stderr, "modstored: %s needs %s too\n",
+			c->tls_cert ? "--tls-cert" : "--tls-key",
+			c->tls_cert ? "--tls-key" : "--tls-cert");
+		return 2;
+	}
+	if (c->tls_client_ca && !c->tls_cert) {
+		fprintf(stderr, "modstored: --tls-client-ca needs --tls-cert "
+				"and --tls-key\n");
+		return 2;
+	}
+	if (c->read_token_file && !c->token_file) {
+		fprintf(stderr, "modstored: --read-token-file needs "
+				"--token-file (the token that may write)\n");
+		return 2;
+	}
 	return config_check_cluster(c);
 }
 
@@ -641,13 +706,377 @@ out:
 	return tok;
 }
 
+/* --- TLS ----------------------------------------------------------------- */
+
+/* The PEM files of --tls-*, read whole and NUL-terminated. */
+struct server_tls {
+	char *cert, *key, *ca; /* NULL: not given */
+};
+
+/*
+ * The whole of the file of option opt, NUL-terminated; caller frees. NULL
+ * with a message naming the option.
+ */
+static char *tls_file_read(const char *opt, const char *path)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "modstored: %s %s: %s\n", opt, path,
+			strerror(errno));
+		goto out;
+	}
+	buf = malloc(SERVER_TLS_FILE_MAX + 1);
+	if (!buf) {
+		fprintf(stderr, "modstored: out of memory\n");
+		goto out;
+	}
+	n = fread(buf, 1, SERVER_TLS_FILE_MAX + 1, f);
+	if (ferror(f) || n > SERVER_TLS_FILE_MAX || !n) {
+		fprintf(stderr, "modstored: %s %s: %s\n", opt, path,
+			ferror(f) ? strerror(errno)
+			: n	  ? "larger than 1 MiB"
+				  : "empty file");
+		sodium_memzero(buf, SERVER_TLS_FILE_MAX + 1);
+		free(buf);
+		buf = NULL;
+		goto out;
+	}
+	buf[n] = '\0';
+out:
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+static void tls_release(struct server_tls *t)
+{
+	free(t->cert);
+	if (t->key) {
+		sodium_memzero(t->key, strlen(t->key));
+		free(t->key);
+	}
+	free(t->ca);
+	memset(t, 0, sizeof(*t));
+}
+
+/* Warn when the first certificate of pem is not valid now. */
+static void tls_check_dates(const struct server_config *c, const char *pem)
+{
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_datum_t d = {(unsigned char *)(uintptr_t)pem,
+			    (unsigned int)strlen(pem)};
+	time_t now = time(NULL);
+
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return;
+	if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) == 0) {
+		if (gnutls_x509_crt_get_expiration_time(crt) < now)
+			say(c->log_format, "warn",
+			    "the certificate of --tls-cert %s has expired: "
+			    "clients will refuse it",
+			    c->tls_cert);
+		else if (gnutls_x509_crt_get_activation_time(crt) > now)
+			say(c->log_format, "warn",
+			    "the certificate of --tls-cert %s is not valid "
+			    "yet: clients will refuse it",
+			    c->tls_cert);
+	}
+	gnutls_x509_crt_deinit(crt);
+}
+
+/*
+ * Read and check the files of --tls-cert, --tls-key and --tls-client-ca
+ * with GnuTLS, as libmicrohttpd will load them: 0, or -1 with a message
+ * naming the option at fault (unreadable, not PEM, a key that is not the
+ * certificate's).
+ */
+static int tls_load(const struct server_config *c, struct server_tls *t)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_x509_crt_t *crts = NULL;
+	gnutls_x509_privkey_t key = NULL;
+	gnutls_datum_t d;
+	unsigned int ncrt = 0, i;
+	int rc, ret = -1;
+
+	memset(t, 0, sizeof(*t));
+	if (!c->tls_cert)
+		return 0;
+	t->cert = tls_file_read("--tls-cert", c->tls_cert);
+	t->key = t->cert ? tls_file_read("--tls-key", c->tls_key) : NULL;
+	if (!t->key)
+		goto out;
+	if (c->tls_client_ca &&
+	    !(t->ca = tls_file_read("--tls-client-ca", c->tls_client_ca)))
+		goto out;
+
+	d.data = (unsigned char *)t->cert;
+	d.size = (unsigned int)strlen(t->cert);
+	rc = gnutls_x509_crt_list_import2(&crts, &ncrt, &d, GNUTLS_X509_FMT_PEM,
+					  0);
+	if (rc < 0 || !ncrt) {
+		fprintf(stderr,
+			"modstored: --tls-cert %s: no PEM certificate: %s\n",
+			c->tls_cert, rc < 0 ? gnutls_strerror(rc) : "none");
+		goto out;
+	}
+	d.data = (unsigned char *)t->key;
+	d.size = (unsigned int)strlen(t->key);
+	if ((rc = gnutls_x509_privkey_init(&key)) < 0 ||
+	    (rc = gnutls_x509_privkey_import2(key, &d, GNUTLS_X509_FMT_PEM,
+					      NULL, 0)) < 0) {
+		fprintf(stderr,
+			"modstored: --tls-key %s: no PEM private key (or one "
+			"with a password): %s\n",
+			c->tls_key, gnutls_strerror(rc));
+		goto out;
+	}
+	if ((rc = gnutls_certificate_allocate_credentials(&cred)) < 0) {
+		fprintf(stderr, "modstored: GnuTLS: %s\n", gnutls_strerror(rc));
+		goto out;
+	}
+	rc = gnutls_certificate_set_x509_key(cred, crts, ncrt, key);
+	if (rc < 0) {
+		fprintf(stderr,
+			"modstored: --tls-key %s does not go with the "
+			"certificate of --tls-cert %s: %s\n",
+			c->tls_key, c->tls_cert, gnutls_strerror(rc));
+		goto out;
+	}
+	if (t->ca) {
+		d.data = (unsigned char *)t->ca;
+		d.size = (unsigned int)strlen(t->ca);
+		rc = gnutls_certificate_set_x509_trust_mem(cred, &d,
+							   GNUTLS_X509_FMT_PEM);
+		if (rc <= 0) {
+			fprintf(stderr,
+				"modstored: --tls-client-ca %s: no PEM "
+				"certificate: %s\n",
+				c->tls_client_ca,
+				rc < 0 ? gnutls_strerror(rc) : "none");
+			goto out;
+		}
+	}
+	tls_check_dates(c, t->cert);
+	ret = 0;
+out:
+	if (cred)
+		gnutls_certificate_free_credentials(cred);
+	if (key)
+		gnutls_x509_privkey_deinit(key);
+	for (i = 0; i < ncrt; i++)
+		gnutls_x509_crt_deinit(crts[i]);
+	gnutls_free(crts);
+	if (ret < 0)
+		tls_release(t);
+	return ret;
+}
+
+/*
+ * MHD_OPTION_NOTIFY_CONNECTION with --tls-client-ca. libmicrohttpd only
+ * asks for a client certificate (GNUTLS_CERT_REQUEST) and never checks
+ * one; the session is made before this is called and its handshake starts
+ * after, so here it is told to require one and to verify it against the
+ * CA of --tls-client-ca (chain, dates) during the handshake, which fails
+ * otherwise.
+ */
+static void tls_require_client_cert(void *cls, struct MHD_Connection *conn,
+				    void **socket_context,
+				    enum MHD_ConnectionNotificationCode toe)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	(void)cls;
+	(void)socket_context;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session)
+		return;
+	gnutls_certificate_server_set_request(ci->tls_session,
+					      GNUTLS_CERT_REQUIRE);
+	gnutls_session_set_verify_cert(ci->tls_session, NULL, 0);
+}
+
+/*
+ * MHD_OPTION_EXTERNAL_LOGGER: libmicrohttpd's own complaints (a failed TLS
+ * handshake, a malformed request) as lines of the daemon's log, in its
+ * format, rather than raw text in the middle of a JSON log. cls points to
+ * the configured enum api_log_format.
+ */
+static void server_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void server_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	const enum api_log_format *lf = cls;
+	char msg[512];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	say(*lf, "warn", "libmicrohttpd: %s", msg);
+}
+
+/* --- libmicrohttpd 0.9.75 and a malformed Content-Length ---------------- */
+
+/*
+ * libmicrohttpd 0.9.75 answers a Content-Length it cannot parse ("5, 5",
+ * "abc", a number past 2^64) itself, and then answers it a second time:
+ * two status lines back to back on the wire, the second with its HTML
+ * body (its state machine goes on after the error). Nothing in its API
+ * comes before that parse but the lookup of the header, which it makes
+ * through its PLT: the daemon's own MHD_lookup_connection_value_n()
+ * preempts it. It hides from libmicrohttpd a Content-Length that is not a
+ * plain decimal number of at most 20 digits, so that the request reaches
+ * the api, whose framing check (api/api.c) sees every header line and
+ * answers one JSON 400 (or 413) with Connection: close. Every other lookup
+ * goes to libmicrohttpd's function unchanged.
+ */
+typedef enum MHD_Result (*server_lookup_fn)(struct MHD_Connection *,
+					    enum MHD_ValueKind, const char *,
+					    size_t, const char **, size_t *);
+static server_lookup_fn server_real_lookup;
+
+typedef struct MHD_Response *(*server_from_buffer_fn)(
+    size_t, void *, enum MHD_ResponseMemoryMode);
+typedef enum MHD_Result (*server_queue_fn)(struct MHD_Connection *,
+					   unsigned int, struct MHD_Response *);
+static server_from_buffer_fn server_real_from_buffer;
+static server_queue_fn server_real_queue;
+
+__attribute__((constructor)) static void server_lookup_init(void)
+{
+	server_real_lookup =
+	    (server_lookup_fn)dlsym(RTLD_NEXT, "MHD_lookup_connection_value_n");
+	server_real_from_buffer = (server_from_buffer_fn)dlsym(
+	    RTLD_NEXT, "MHD_create_response_from_buffer");
+	server_real_queue =
+	    (server_queue_fn)dlsym(RTLD_NEXT, "MHD_queue_response");
+}
+
+enum MHD_Result MHD_lookup_connection_value_n(struct MHD_Connection *conn,
+					      enum MHD_ValueKind kind,
+					      const char *key, size_t key_size,
+					      const char **value_ptr,
+					      size_t *value_size_ptr)
+{
+	const char *v = NULL;
+	size_t n = 0;
+	enum MHD_Result rc;
+
+	if (!server_real_lookup)
+		return MHD_NO;
+	rc = server_real_lookup(conn, kind, key, key_size, &v, &n);
+	if (rc == MHD_YES && kind == MHD_HEADER_KIND && key &&
+	    key_size == sizeof(MHD_HTTP_HEADER_CONTENT_LENGTH) - 1 &&
+	    !strncasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH, key_size) &&
+	    (!v || !n || n > 20 || strspn(v, "0123456789") != n ||
+	     (n == 20 && strcmp(v, "18446744073709551615") > 0)))
+		return MHD_NO;
+	if (value_ptr)
+		*value_ptr = v;
+	if (value_size_ptr)
+		*value_size_ptr = n;
+	return rc;
+}
+
+/*
+ * libmicrohttpd's own error answers (414, 431, 505, a malformed request
+ * line, header or chunk, a chunk too large) have a fixed HTML body and no
+ * hook; it makes each with MHD_create_response_from_buffer() of one of
+ * its static "<html><head><title>" texts and queues it at once with
+ * MHD_queue_response(), from the connection's thread, both through its
+ * PLT. The daemon's own two functions preempt them: the response made from
+ * such a text is remembered (per thread) and, when queued, replaced by
+ * the contract's JSON error for its status, with Content-Type. The api
+ * never makes an HTML answer, so nothing else is touched.
+ */
+static _Thread_local struct MHD_Response *server_html_error;
+
+struct MHD_Response *
+MHD_create_response_from_buffer(size_t size, void *buffer,
+				enum MHD_ResponseMemoryMode mode)
+{
+	static const char html[] = "<html><head><title>";
+	struct MHD_Response *resp;
+
+	if (!server_real_from_buffer)
+		return NULL;
+	resp = server_real_from_buffer(size, buffer, mode);
+	if (resp && mode == MHD_RESPMEM_PERSISTENT && buffer &&
+	    size >= sizeof(html) - 1 && !memcmp(buffer, html, sizeof(html) - 1))
+		server_html_error = resp;
+	return resp;
+}
+
+/* The JSON error body that stands for libmicrohttpd's answer of status. */
+static const char *server_mhd_error_body(unsigned int status)
+{
+	switch (status) {
+	case MHD_HTTP_CONTENT_TOO_LARGE:
+		return "{\"error\":\"body_too_large\",\"message\":\"a chunk "
+		       "size or Content-Length beyond any limit\"}\n";
+	case MHD_HTTP_URI_TOO_LONG:
+		return "{\"error\":\"uri_too_long\",\"message\":\"the request "
+		       "line is longer than a connection's 64 KiB of "
+		       "buffers\"}\n";
+	case MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE:
+		return "{\"error\":\"headers_too_large\",\"message\":\"the "
+		       "header block is larger than a connection's 64 KiB of "
+		       "buffers\"}\n";
+	case MHD_HTTP_HTTP_VERSION_NOT_SUPPORTED:
+		return "{\"error\":\"http_version_not_supported\",\"message\":"
+		       "\"this server speaks HTTP versions 1.0 and 1.1\"}\n";
+	case MHD_HTTP_INTERNAL_SERVER_ERROR:
+		return "{\"error\":\"internal\",\"message\":\"the request "
+		       "could not be processed\"}\n";
+	default:
+		return "{\"error\":\"invalid_request\",\"message\":\"the "
+		       "request line, a header line or a chunk of the body is "
+		       "malformed\"}\n";
+	}
+}
+
+enum MHD_Result MHD_queue_response(struct MHD_Connection *conn,
+				   unsigned int status,
+				   struct MHD_Response *resp)
+{
+	struct MHD_Response *json;
+	const char *body;
+	enum MHD_Result rc;
+
+	if (!server_real_queue)
+		return MHD_NO;
+	if (!resp || resp != server_html_error)
+		return server_real_queue(conn, status, resp);
+	server_html_error = NULL;
+	body = server_mhd_error_body(status);
+	json = server_real_from_buffer(strlen(body), (void *)(uintptr_t)body,
+				       MHD_RESPMEM_PERSISTENT);
+	if (!json) /* out of memory: libmicrohttpd's own is still right */
+		return server_real_queue(conn, status, resp);
+	MHD_add_response_header(json, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/json");
+	/* the queue holds its reference; the caller destroys resp */
+	rc = server_real_queue(conn, status, json);
+	MHD_destroy_response(json);
+	return rc;
+}
+
 /* --- the listening socket ------------------------------------------------- */
 
 /*
  * Bind HOST:PORT ([HOST]:PORT for IPv6) and listen; the URL it is reachable
  * at goes to url. The socket, or -1 with a message.
  */
-static int listen_open(const char *spec, char *url, size_t urlsize)
+static int listen_open(const char *spec, const char *scheme, char *url,
+		       size_t urlsize)
 {
 	struct addrinfo hints, *res = NULL, *ai;
 	struct sockaddr_storage ss;
@@ -709,9 +1138,9 @@ static int listen_open(const char *spec, char *url, size_t urlsize)
 		goto fail;
 	}
 	if (ss.ss_family == AF_INET6)
-		snprintf(url, urlsize, "http://[%s]:%s", nhost, nport);
+		snprintf(url, urlsize, "%s://[%s]:%s", scheme, nhost, nport);
 	else
-		snprintf(url, urlsize, "http://%s:%s", nhost, nport);
+		snprintf(url, urlsize, "%s://%s:%s", scheme, nhost, nport);
 	goto out;
 bad:
 	fprintf(stderr, "modstored: --listen wants HOST:PORT, not '%s'\n",
@@ -902,13 +1331,15 @@ int main(int argc, char **argv)
 	struct store_options so;
 	struct api_options ao;
 	struct server_housekeeping hk;
+	struct server_tls tls = {NULL, NULL, NULL};
 	struct store *store = NULL;
 	struct cluster_node *node = NULL;
 	struct api *api = NULL;
 	struct MHD_Daemon *d = NULL;
 	enum store_err err;
 	sigset_t sigs;
-	char url[NI_MAXHOST + NI_MAXSERV + 16], *token = NULL;
+	char url[NI_MAXHOST + NI_MAXSERV + 16], *token = NULL, *rtoken = NULL;
+	unsigned int flags;
 	int lfd = -1, sig = 0, ret = 1, rc;
 	unsigned int left;
 	MHD_socket qfd;
@@ -919,6 +1350,14 @@ int main(int argc, char **argv)
 	memset(&hk, 0, sizeof(hk));
 	atomic_init(&hk.completed, 0);
 
+	if (!server_real_lookup || !server_real_from_buffer ||
+	    !server_real_queue) {
+		fprintf(stderr, "modstored: libmicrohttpd's "
+				"MHD_lookup_connection_value_n, "
+				"MHD_create_response_from_buffer or "
+				"MHD_queue_response is missing\n");
+		goto out;
+	}
 	if (sodium_init() < 0) {
 		fprintf(stderr, "modstored: libsodium failed to start\n");
 		goto out;
@@ -933,9 +1372,36 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	raise_fd_limit();
-	heap_setup();
+	/*
+	 * Not with TLS: GnuTLS allocates a buffer for every record it sends
+	 * or receives, too large for the threads' caches, and one arena's
+	 * lock then serialised the threads (a 64-byte read over HTTPS went
+	 * from 0.7x to 0.8-1.0x of nginx with the default arenas). The
+	 * price: malloc_trim() reaches the main arena only.
+	 */
+	if (!cfg.tls_cert)
+		heap_setup();
 	if (cfg.token_file && !(token = token_read(cfg.token_file)))
 		goto out;
+	if (cfg.read_token_file && !(rtoken = token_read(cfg.read_token_file)))
+		goto out;
+	if (rtoken && !strcmp(rtoken, token)) {
+		fprintf(stderr, "modstored: --read-token-file holds the token "
+				"of --token-file\n");
+		ret = 2;
+		goto out;
+	}
+	if (cfg.tls_cert &&
+	    MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		fprintf(stderr, "modstored: --tls-cert: this libmicrohttpd "
+				"has no TLS\n");
+		ret = 2;
+		goto out;
+	}
+	if (tls_load(&cfg, &tls) < 0) {
+		ret = 2;
+		goto out;
+	}
 
 	memset(&so, 0, sizeof(so));
 	so.dir = cfg.dir;
@@ -951,7 +1417,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
-	lfd = listen_open(cfg.listen, url, sizeof(url));
+	lfd = listen_open(cfg.listen, tls.cert ? "https" : "http", url,
+			  sizeof(url));
 	if (lfd < 0)
 		goto out;
 
@@ -961,6 +1428,7 @@ int main(int argc, char **argv)
 	ao.max_body = cfg.max_body;
 	ao.auto_persist = cfg.auto_persist;
 	ao.token = token;
+	ao.read_token = rtoken;
 	ao.log_format = cfg.log_format;
 	if (cfg.etcd) {
 		node = server_cluster_node(&cfg, store, token);
@@ -983,17 +1451,29 @@ int main(int argc, char **argv)
 	 * FD from epoll set"). With poll() a quiesce only raises a flag and
 	 * wakes each worker through its ITC.
 	 */
+	/*
+	 * The logger comes first (libmicrohttpd wants it so); the TLS
+	 * options last, each MHD_OPTION_END when not wanted, so that the
+	 * list stops there.
+	 */
+	flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+		MHD_USE_ERROR_LOG | (tls.cert ? MHD_USE_TLS : 0);
 	d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
-		MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, api_access_handler, api, MHD_OPTION_LISTEN_SOCKET,
-	    (MHD_socket)lfd, MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned int)cfg.threads, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned int)cfg.conn_timeout, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned int)cfg.max_connections,
+	    flags, 0, NULL, NULL, api_access_handler, api,
+	    MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, &cfg.log_format,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)lfd,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)cfg.threads,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)cfg.conn_timeout,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)cfg.max_connections,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)cfg.max_per_ip,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
 	    MHD_OPTION_NOTIFY_COMPLETED, server_request_completed, &hk,
+	    MHD_OPTION_URI_LOG_CALLBACK, api_uri_log, api,
+	    tls.cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, tls.cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, tls.key, MHD_OPTION_HTTPS_PRIORITIES,
+	    SERVER_TLS_PRIORITIES,
+	    tls.ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, tls.ca,
+	    MHD_OPTION_NOTIFY_CONNECTION, tls_require_client_cert, NULL,
 	    MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "modstored: the HTTP daemon failed to start\n");
@@ -1017,7 +1497,10 @@ int main(int argc, char **argv)
 	say(cfg.log_format, "info",
 	    "modstored " SERVER_VERSION " listening on %s, state in %s, "
 	    "%u threads%s%s",
-	    url, cfg.dir, cfg.threads, token ? ", token required" : "",
+	    url, cfg.dir, cfg.threads,
+	    token ? (rtoken ? ", token required (and a read token)"
+			    : ", token required")
+		  : "",
 	    cfg.auto_persist ? ", auto-persist" : "");
 
 	do {
@@ -1059,6 +1542,11 @@ out:
 		sodium_memzero(token, strlen(token));
 		free(token);
 	}
+	if (rtoken) {
+		sodium_memzero(rtoken, strlen(rtoken));
+		free(rtoken);
+	}
+	tls_release(&tls);
 	if (!ret)
 		say(cfg.log_format, "info", "stopped");
 	return ret;

@@ -77,15 +77,22 @@ void ids_code_end(crypto_generichash_state *st, struct store_id *out)
 	crypto_generichash_final(st, out->b, STORE_ID_BYTES);
 }
 
-void ids_node(const struct store_id *l, const struct store_id *r,
-	      struct store_id *out)
+/* H(prefix || a || b): an inner node (0x01) or a module leaf (0x00). */
+static void hash_pair(unsigned char prefix, const struct store_id *a,
+		      const struct store_id *b, struct store_id *out)
 {
 	unsigned char buf[1 + 2 * STORE_ID_BYTES];
 
-	buf[0] = 0x01;
-	memcpy(buf + 1, l->b, STORE_ID_BYTES);
-	memcpy(buf + 1 + STORE_ID_BYTES, r->b, STORE_ID_BYTES);
+	buf[0] = prefix;
+	memcpy(buf + 1, a->b, STORE_ID_BYTES);
+	memcpy(buf + 1 + STORE_ID_BYTES, b->b, STORE_ID_BYTES);
 	crypto_generichash(out->b, STORE_ID_BYTES, buf, sizeof(buf), NULL, 0);
+}
+
+void ids_node(const struct store_id *l, const struct store_id *r,
+	      struct store_id *out)
+{
+	hash_pair(0x01, l, r, out);
 }
 
 void ids_empty(struct store_id *out)
@@ -96,12 +103,7 @@ void ids_empty(struct store_id *out)
 void ids_module_leaf(const struct store_id *mod, const struct store_id *mc,
 		     struct store_id *out)
 {
-	unsigned char buf[1 + 2 * STORE_ID_BYTES];
-
-	buf[0] = 0x00;
-	memcpy(buf + 1, mod->b, STORE_ID_BYTES);
-	memcpy(buf + 1 + STORE_ID_BYTES, mc->b, STORE_ID_BYTES);
-	crypto_generichash(out->b, STORE_ID_BYTES, buf, sizeof(buf), NULL, 0);
+	hash_pair(0x00, mod, mc, out);
 }
 
 const struct store_id *ids_zero_leaf(void)

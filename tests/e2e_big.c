@@ -124,23 +124,6 @@ static void *sampler(void *arg)
 	return NULL;
 }
 
-/* 1 when the daemon runs with a sanitizer runtime (more memory). */
-static int sanitized(pid_t pid)
-{
-	char path[64], line[512];
-	int found = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "libasan") || strstr(line, "libtsan");
-	fclose(f);
-	return found;
-}
-
 int main(void)
 {
 	static const char *const args[] = {"--max-body", "512M",
@@ -239,7 +222,7 @@ int main(void)
 	       (unsigned long long)rss0, (unsigned long long)rss_max,
 	       (unsigned long long)hwm, (unsigned long long)(BIG >> 20));
 	limit = RSS_LIMIT_KIB;
-	if (sanitized(d.pid)) {
+	if (e2e_sanitized(d.pid)) {
 		/* Shadow memory: only require half the body. */
 		limit = BIG / 2 / 1024;
 		printf("sanitizer runtime in the daemon: limit %llu KiB\n",

@@ -376,23 +376,6 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
-/* 1 when the daemon runs with a sanitizer runtime (its own allocator). */
-static int sanitized(pid_t pid)
-{
-	char path[64], line[512];
-	int found = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "libasan") || strstr(line, "libtsan");
-	fclose(f);
-	return found;
-}
-
 struct rss_wait {
 	pid_t pid;
 	uint64_t bound, rss;
@@ -430,7 +413,7 @@ static void test_memory_after_burst(struct e2e_tmp *tmp)
 	}
 	base = e2e_proc_kib(d.pid, "VmRSS");
 	bound = base + MEM_SLACK_KIB;
-	san = sanitized(d.pid);
+	san = e2e_sanitized(d.pid);
 	snprintf(path, sizeof(path), "/modules?size=%llu", MODULE);
 	post_id(&d, path, "a module of 1 GiB", mod, sizeof(mod));
 

@@ -364,30 +364,6 @@ struct run {
 	size_t outlen;
 };
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	*len = 0;
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-			buf[n] = '\0';
-			*len = (size_t)n;
-		} else {
-			free(buf);
-			buf = NULL;
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
 /* Run the CLI against the daemon with up to 6 arguments, NULL-ended. */
 static void cli(struct run *r, ...)
 {
@@ -431,8 +407,8 @@ static void cli(struct run *r, ...)
 	if (pid < 0 || waitpid(pid, &st, 0) != pid)
 		return;
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	r->out = slurp(outp, &r->outlen);
-	r->err = slurp(errp, &elen);
+	r->out = t_slurp(outp, &r->outlen);
+	r->err = t_slurp(errp, &elen);
 	if (!r->out)
 		r->out = strdup("");
 	if (!r->err)
@@ -463,7 +439,7 @@ static void test_cli(const char *small_hex, const char *big_hex)
 	cli(&r, "bytecode", "-o", file, big_hex, NULL);
 	CHECK(r.status == 0 && r.outlen == 0);
 	run_release(&r);
-	got = slurp(file, &n);
+	got = t_slurp(file, &n);
 	if (big) {
 		e2e_pattern(11, 0, big, BIG_LEN);
 		CHECK(got && n == BIG_LEN && !memcmp(got, big, BIG_LEN));

@@ -39,30 +39,6 @@ static void run_release(struct run *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	*len = 0;
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
-	    fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-			buf[n] = '\0';
-			*len = (size_t)n;
-		} else {
-			free(buf);
-			buf = NULL;
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
 /*
  * Run the CLI with url (NULL: MODSTORE_URL unset), token (NULL: unset),
  * standard input from in (NULL: /dev/null) and the arguments that follow
@@ -119,11 +95,11 @@ static int cli(struct run *r, const char *url, const char *token,
 	if (waitpid(pid, &st, 0) < 0)
 		return -1;
 	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	r->out = slurp(outp, &r->outlen);
+	r->out = t_slurp(outp, &r->outlen);
 	{
 		size_t elen;
 
-		r->err = slurp(errp, &elen);
+		r->err = t_slurp(errp, &elen);
 	}
 	if (!r->out)
 		r->out = strdup("");
@@ -322,7 +298,7 @@ static void test_session_flow(struct e2e_daemon *d)
 	CHECK(r.status == 0);
 	run_release(&r);
 	{
-		char *back = slurp(path2, &n);
+		char *back = t_slurp(path2, &n);
 
 		CHECK(back && n == 3 * 1024 * 1024 + 4096 &&
 		      memcmp(back, mem1, n) == 0);

@@ -368,27 +368,13 @@ static void test_max_module_size(const char *dir)
 
 int main(void)
 {
-	static const struct {
-		const char *tag;
-		void (*fn)(const char *dir);
-	} tests[] = {
+	static const struct t_case tests[] = {
 	    {"bounds-memory", test_session_memory},
 	    {"bounds-unwritten", test_unwritten_modules},
 	    {"bounds-locks", test_no_lock},
 	    {"bounds-size", test_max_module_size},
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		char *dir = t_tmpdir(tests[i].tag);
-
-		if (!dir) {
-			CHECK(!"temporary directory");
-			continue;
-		}
-		tests[i].fn(dir);
-		t_rmrf(dir);
-		free(dir);
-	}
+	t_run_each(tests, sizeof(tests) / sizeof(tests[0]));
 	return t_done();
 }

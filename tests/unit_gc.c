@@ -237,27 +237,13 @@ static void test_keep(const char *dir)
 
 int main(void)
 {
-	static const struct {
-		const char *tag;
-		void (*fn)(const char *dir);
-	} tests[] = {
+	static const struct t_case tests[] = {
 	    {"gc-delete", test_delete},
 	    {"gc-drop", test_session_drop},
 	    {"gc-gc", test_gc},
 	    {"gc-keep", test_keep},
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		char *dir = t_tmpdir(tests[i].tag);
-
-		if (!dir) {
-			CHECK(!"temporary directory");
-			continue;
-		}
-		tests[i].fn(dir);
-		t_rmrf(dir);
-		free(dir);
-	}
+	t_run_each(tests, sizeof(tests) / sizeof(tests[0]));
 	return t_done();
 }

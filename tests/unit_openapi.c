@@ -53,9 +53,15 @@ static int is_method(const char *s, size_t n)
 
 /* Error codes the api answers with besides the store's names. */
 static const char *const api_codes[] = {
-    "invalid_id",	  "invalid_size",   "invalid_offset", "invalid_length",
-    "invalid_json",	  "invalid_body",   "unauthorized",   "not_found",
-    "method_not_allowed", "body_too_large", "internal",
+    "invalid_id",	  "invalid_size",
+    "invalid_offset",	  "invalid_length",
+    "invalid_json",	  "invalid_body",
+    "unauthorized",	  "not_found",
+    "method_not_allowed", "body_too_large",
+    "internal",		  "forbidden",
+    "invalid_framing",	  "unsupported_transfer_coding",
+    "invalid_request",	  "uri_too_long",
+    "headers_too_large",  "http_version_not_supported",
 };
 
 static int enum_has(char **enums, size_t n, const char *code)

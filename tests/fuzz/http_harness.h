@@ -30,7 +30,8 @@
  *    api answered, in order, with the status the api queued, each body
  *    complete (Content-Length; no body for HEAD);
  *  - an error (>= 400) of the api is application/json, a JSON object
- *    with string "error" and "message" and nothing else; 401 has
+ *    with string "error" and "message" and nothing else (412 also
+ *    "root"); 401 has
  *    WWW-Authenticate, 405 Allow, 503 Retry-After, a 416 of a memory
  *    route Content-Range: bytes * / SIZE;
  *  - any JSON body parses and ends with a newline;
@@ -594,11 +595,15 @@ static int hh_parse(size_t *pos, int head, struct hh_resp *r)
 	return 1;
 }
 
-/* A JSON error body: {"error": "...", "message": "..."} and nothing else. */
+/*
+ * A JSON error body: {"error": "...", "message": "..."} and nothing else
+ * (a 412 also has "root").
+ */
 static void hh_check_error_body(const struct hh_resp *r)
 {
 	json_error_t jerr;
 	json_t *j, *e, *m;
+	size_t members = 2;
 
 	j = json_loadb((const char *)r->body, r->bodylen, 0, &jerr);
 	if (!j)
@@ -606,7 +611,16 @@ static void hh_check_error_body(const struct hh_resp *r)
 		       jerr.text);
 	e = json_object_get(j, "error");
 	m = json_object_get(j, "message");
-	if (!json_is_object(j) || json_object_size(j) != 2 ||
+	/* a 412 names the current root too (contract v1.1) */
+	if (r->status == 412) {
+		json_t *root = json_object_get(j, "root");
+
+		if (!json_is_string(root) ||
+		    json_string_length(root) != STORE_HEX_LEN)
+			hh_die("412 without the current root");
+		members = 3;
+	}
+	if (!json_is_object(j) || json_object_size(j) != members ||
 	    !json_is_string(e) || !json_string_length(e) || !json_is_string(m))
 		hh_die("status %u: the body is not {\"error\": \"...\", "
 		       "\"message\": \"...\"}",

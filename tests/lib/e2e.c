@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -411,6 +412,12 @@ static int perform(const struct e2e_daemon *d, struct e2e_conn *conn,
 	}
 	if (hl)
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	if (d->cacert)
+		curl_easy_setopt(c, CURLOPT_CAINFO, d->cacert);
+	if (d->cert)
+		curl_easy_setopt(c, CURLOPT_SSLCERT, d->cert);
+	if (d->key)
+		curl_easy_setopt(c, CURLOPT_SSLKEY, d->key);
 	rc = curl_easy_perform(c);
 	out->curl_err = (int)rc;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
@@ -631,6 +638,118 @@ int e2e_check_status(const char *file, int line, const struct e2e_resp *r,
 	return 0;
 }
 
+/* Write text to dir/name. 0 or -1. */
+static int write_text(const char *dir, const char *name, const char *text)
+{
+	char path[1024];
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+/* certtool in dir with the arguments fmt says; 0 when it succeeded. */
+static int certtool(const char *dir, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int certtool(const char *dir, const char *fmt, ...)
+{
+	char args[1024], cmd[3072];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof(cmd), "cd '%s' && certtool %s >>certtool.log 2>&1",
+		 dir, args);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int e2e_certs_make(const char *dir)
+{
+	static const char *const leaf[][3] = {
+	    /* name, issuer, template */
+	    {"server", "ca", "server.tmpl"},
+	    {"client", "ca", "client.tmpl"},
+	    {"other-client", "other-ca", "client.tmpl"},
+	    {"expired-client", "ca", "expired-client.tmpl"},
+	    {"expired-server", "ca", "expired-server.tmpl"},
+	};
+	static const char server[] = "cn = \"127.0.0.1\"\n"
+				     "ip_address = \"127.0.0.1\"\n"
+				     "dns_name = \"localhost\"\n"
+				     "tls_www_server\nsigning_key\n";
+	static const char client[] = "cn = \"modstore test client\"\n"
+				     "tls_www_client\nsigning_key\n";
+	static const char expired[] = "activation_date = \"2020-01-01 "
+				      "00:00:00\"\n"
+				      "expiration_date = \"2020-01-02 "
+				      "00:00:00\"\n";
+	char text[1024];
+	size_t i;
+
+	if (system("command -v certtool >/dev/null 2>&1") != 0) {
+		fprintf(stderr, "e2e: certtool is missing (apt-get install "
+				"gnutls-bin; make deps does)\n");
+		return -1;
+	}
+	snprintf(text, sizeof(text), "%sexpiration_days = 2\n", server);
+	if (write_text(dir, "server.tmpl", text) < 0)
+		return -1;
+	snprintf(text, sizeof(text), "%sexpiration_days = 2\n", client);
+	if (write_text(dir, "client.tmpl", text) < 0)
+		return -1;
+	snprintf(text, sizeof(text), "%s%s", client, expired);
+	if (write_text(dir, "expired-client.tmpl", text) < 0)
+		return -1;
+	snprintf(text, sizeof(text), "%s%s", server, expired);
+	if (write_text(dir, "expired-server.tmpl", text) < 0)
+		return -1;
+	if (write_text(dir, "ca.tmpl",
+		       "cn = \"modstore test CA\"\nca\ncert_signing_key\n"
+		       "expiration_days = 2\n") < 0 ||
+	    write_text(dir, "other-ca.tmpl",
+		       "cn = \"another CA\"\nca\ncert_signing_key\n"
+		       "expiration_days = 2\n") < 0)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		const char *ca = i ? "other-ca" : "ca";
+
+		if (certtool(dir,
+			     "--generate-privkey --key-type=ecdsa "
+			     "--outfile %s.key",
+			     ca) < 0 ||
+		    certtool(dir,
+			     "--generate-self-signed --load-privkey %s.key "
+			     "--template %s.tmpl --outfile %s.pem",
+			     ca, ca, ca) < 0)
+			goto fail;
+	}
+	for (i = 0; i < sizeof(leaf) / sizeof(leaf[0]); i++) {
+		if (certtool(dir,
+			     "--generate-privkey --key-type=ecdsa "
+			     "--outfile %s.key",
+			     leaf[i][0]) < 0 ||
+		    certtool(dir,
+			     "--generate-certificate --load-privkey %s.key "
+			     "--load-ca-certificate %s.pem "
+			     "--load-ca-privkey %s.key --template %s "
+			     "--outfile %s.pem",
+			     leaf[i][0], leaf[i][1], leaf[i][1], leaf[i][2],
+			     leaf[i][0]) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	fprintf(stderr, "e2e: certtool failed (see %s/certtool.log)\n", dir);
+	return -1;
+}
+
 int e2e_tmp_make(struct e2e_tmp *t, const char *tag)
 {
 	memset(t, 0, sizeof(*t));
@@ -686,4 +805,20 @@ void e2e_tmp_done(struct e2e_tmp *t)
 	}
 	free(t->root);
 	t->root = NULL;
+}
+
+int e2e_sanitized(pid_t pid)
+{
+	char path[64], line[512];
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "libasan") || strstr(line, "libtsan");
+	fclose(f);
+	return found;
 }

@@ -25,6 +25,10 @@ struct e2e_daemon {
 	char dir[512];	   /* --dir */
 	char log[512];	   /* its standard error, appended */
 	const char *token; /* sent as Authorization: Bearer when set */
+	/* HTTPS: set after e2e_start(); NULL for libcurl's defaults */
+	const char *cacert; /* CA file that checks the daemon's certificate */
+	const char *cert;   /* client certificate (PEM) */
+	const char *key;    /* its private key (PEM) */
 };
 
 /* An answer. body is NUL-terminated; json is set when the body parses. */
@@ -145,6 +149,9 @@ int e2e_wait_until(e2e_cond_fn cond, void *ctx, int timeout_ms);
 /* A field of /proc/PID/status in KiB ("VmRSS", "VmHWM"), or 0. */
 uint64_t e2e_proc_kib(pid_t pid, const char *field);
 
+/* 1 when process pid runs with a sanitizer runtime (its own allocator). */
+int e2e_sanitized(pid_t pid);
+
 /* CHECK the status, printing method, status and body when it differs. */
 #define E2E_STATUS(r, want)                                                    \
 	e2e_check_status(__FILE__, __LINE__, (r), (want), NULL)
@@ -153,6 +160,16 @@ uint64_t e2e_proc_kib(pid_t pid, const char *field);
 	e2e_check_status(__FILE__, __LINE__, (r), (want), (code))
 int e2e_check_status(const char *file, int line, const struct e2e_resp *r,
 		     long want, const char *code);
+
+/*
+ * Certificates for HTTPS tests, made with certtool (gnutls-bin) in dir:
+ * ca.pem (ca.key), server.pem/server.key (127.0.0.1 and localhost,
+ * signed by ca), client.pem/client.key (signed by ca), other-ca.pem and
+ * other-client.pem/.key (a client signed by other-ca), expired-client.*
+ * and expired-server.* (signed by ca, valid only in 2020). 0, or -1 with
+ * a message.
+ */
+int e2e_certs_make(const char *dir);
 
 /* A temporary tree for one test: root/state and root/modstored.log. */
 struct e2e_tmp {

@@ -60,3 +60,44 @@ void t_rmrf(const char *path)
 	if (path)
 		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+void t_run_each(const struct t_case *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		char *dir = t_tmpdir(v[i].tag);
+
+		if (!dir) {
+			CHECK(!"temporary directory");
+			continue;
+		}
+		v[i].fn(dir);
+		t_rmrf(dir);
+		free(dir);
+	}
+}
+
+char *t_slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	*len = 0;
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)n + 1);
+		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+			buf[n] = '\0';
+			*len = (size_t)n;
+		} else {
+			free(buf);
+			buf = NULL;
+		}
+	}
+	fclose(f);
+	return buf;
+}

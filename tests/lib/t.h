@@ -6,6 +6,7 @@
 #ifndef T_H
 #define T_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 extern int t_passed;
@@ -47,5 +48,16 @@ char *t_tmpdir(const char *tag);
 
 /* rm -rf path. */
 void t_rmrf(const char *path);
+
+/* Tests that each take a fresh directory, named after tag. */
+struct t_case {
+	const char *tag;
+	void (*fn)(const char *dir);
+};
+/* Run each of v[0..n) in a fresh directory, removed after it. */
+void t_run_each(const struct t_case *v, size_t n);
+
+/* A whole file, NUL-terminated (caller frees), or NULL; *len its bytes. */
+char *t_slurp(const char *path, size_t *len);
 
 #endif /* T_H */
