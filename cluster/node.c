@@ -993,12 +993,14 @@ static int record_of(struct cluster_node *n, const struct api_change *c,
 	return 0;
 }
 
-/* Wait for sync_replicas acks of (fence, seq): 0, or -1. */
-static int wait_acks(struct cluster_node *n, int64_t fence, uint64_t seq)
+/* Wait for sync_replicas acks of (fence, seq) of a record of files: 0/-1. */
+static int wait_acks(struct cluster_node *n, int64_t fence, uint64_t seq,
+		     size_t files)
 {
 	struct etcd_kv *kvs = NULL;
 	char k[NODE_KEY_MAX], end[NODE_KEY_MAX];
-	uint64_t deadline = now_ms() + NODE_ACK_WAIT_MS;
+	/* a follower fetches and syncs each file: 20 ms more for each */
+	uint64_t deadline = now_ms() + NODE_ACK_WAIT_MS + 20 * (uint64_t)files;
 	struct timespec pause = {0, 1000000L};
 	size_t nk = 0;
 	int ok;
@@ -1073,7 +1075,7 @@ static int hook_change_end(void *ctx, const struct api_change *c,
 		goto out;
 	}
 	/* 3. the files on sync_replicas followers */
-	if (n->o.sync_replicas && wait_acks(n, r.fence, seq) < 0)
+	if (n->o.sync_replicas && wait_acks(n, r.fence, seq, r.n) < 0)
 		goto out;
 	/* 4. the record, fenced */
 	free(text);
