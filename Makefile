@@ -108,6 +108,9 @@ $(O)/tests/e2e_%: $(O)/tests/e2e_%.o $(TLIB) $(LIBSTORE)
 # e2e_access walks the api's route table (both tokens on every route)
 $(O)/tests/e2e_access: $(O)/tests/e2e_access.o $(TLIB) $(LIBAPI) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+# unit_cluster tests the log's records of cluster/ with the store
+$(O)/tests/unit_cluster: $(O)/tests/unit_cluster.o $(TLIB) $(LIBCLUSTER) $(LIBAPI) $(LIBSTORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 # unit_openapi compares docs/openapi.yaml with the api's route table
 $(O)/tests/unit_openapi: $(O)/tests/unit_openapi.o $(TLIB) $(LIBAPI) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
