@@ -140,6 +140,8 @@ static int etcd_member(struct cl_etcd *e, int i, const char *cluster)
 /* 1 when a put through member i's gateway succeeds. */
 static int etcd_answers(struct cl_etcd *e, int i)
 {
+	static const char put[] =
+	    "{\"key\":\"dGVzdA==\",\"value\":\"dGVzdA==\"}";
 	struct e2e_daemon d;
 	struct e2e_resp r;
 	int ok;
@@ -147,9 +149,8 @@ static int etcd_answers(struct cl_etcd *e, int i)
 	memset(&d, 0, sizeof(d));
 	snprintf(d.url, sizeof(d.url), "http://127.0.0.1:%d",
 		 e->client_port[i]);
-	if (e2e_request(&d, "POST", "/v3/kv/put",
-			"{\"key\":\"dGVzdA==\",\"value\":\"dGVzdA==\"}", 40,
-			NULL, &r) < 0)
+	if (e2e_request(&d, "POST", "/v3/kv/put", put, sizeof(put) - 1, NULL,
+			&r) < 0)
 		return 0;
 	ok = r.status == 200 && r.body && !strstr(r.body, "error");
 	e2e_resp_release(&r);
