@@ -43,6 +43,7 @@ O := build/$(VARIANT)
 STORE_SRC  := $(wildcard store/*.c)
 API_SRC    := $(wildcard api/*.c)
 SERVER_SRC := $(wildcard server/*.c)
+CLUSTER_SRC := $(wildcard cluster/*.c)
 CLI_SRC    := $(wildcard cli/*.c)
 TLIB_SRC   := $(wildcard tests/lib/*.c)
 UNIT_SRC   := $(wildcard tests/unit_*.c)
@@ -52,6 +53,7 @@ obj = $(patsubst %.c,$(O)/%.o,$(1))
 
 LIBSTORE := $(O)/libstore.a
 LIBAPI   := $(O)/libapi.a
+LIBCLUSTER := $(O)/libcluster.a
 TLIB     := $(O)/libtest.a
 DAEMON   := $(BIN)/modstored
 CLIBIN   := $(if $(CLI_SRC),$(BIN)/modstore)
@@ -74,7 +76,7 @@ $(SHIM): tests/shim/faultshim.c
 
 $(O)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Istore -Iapi -Itests/lib -c -o $@ $<
+	$(CC) $(CFLAGS) -Istore -Iapi -Icluster -Itests/lib -c -o $@ $<
 
 $(LIBSTORE): $(call obj,$(STORE_SRC))
 	@mkdir -p $(dir $@)
@@ -82,11 +84,14 @@ $(LIBSTORE): $(call obj,$(STORE_SRC))
 $(LIBAPI): $(call obj,$(API_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
+$(LIBCLUSTER): $(call obj,$(CLUSTER_SRC))
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
 $(TLIB): $(call obj,$(TLIB_SRC))
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(DAEMON): $(call obj,$(SERVER_SRC)) $(LIBAPI) $(LIBSTORE)
+$(DAEMON): $(call obj,$(SERVER_SRC)) $(LIBCLUSTER) $(LIBAPI) $(LIBSTORE)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 $(BIN)/modstore: $(call obj,$(CLI_SRC)) $(LIBSTORE)
@@ -102,6 +107,9 @@ $(O)/tests/e2e_%: $(O)/tests/e2e_%.o $(TLIB) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 # e2e_access walks the api's route table (both tokens on every route)
 $(O)/tests/e2e_access: $(O)/tests/e2e_access.o $(TLIB) $(LIBAPI) $(LIBSTORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
+# unit_cluster tests the log's records of cluster/ with the store
+$(O)/tests/unit_cluster: $(O)/tests/unit_cluster.o $(TLIB) $(LIBCLUSTER) $(LIBAPI) $(LIBSTORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_ALL)
 # unit_openapi compares docs/openapi.yaml with the api's route table
 $(O)/tests/unit_openapi: $(O)/tests/unit_openapi.o $(TLIB) $(LIBAPI) $(LIBSTORE)
@@ -195,6 +203,7 @@ fuzz: fuzz-build
 	@tests/fuzz/run $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 FORMAT_SRC := $(wildcard store/*.[ch] api/*.[ch] server/*.[ch] cli/*.[ch] \
+		cluster/*.[ch] \
 		bench/*.[ch] tests/*.c tests/lib/*.[ch] tests/fuzz/*.[ch] \
 		tests/shim/*.c)
 # `make bench`: the benchmark suite of bench/README.md against its peers

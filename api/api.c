@@ -298,6 +298,7 @@ enum MHD_Result api_reply(struct api_request *r, unsigned int status,
 	resp = not_modified(r, &status, resp, &bytes);
 	if (r->close || atomic_load(&r->api->closing))
 		add_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	api_cluster_headers(r, resp);
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	if (ret == MHD_YES) {
@@ -738,6 +739,7 @@ static void request_free(struct api_request *r)
 		return;
 	free(r->path);
 	free(r->buf);
+	free(r->location);
 	json_decref(r->err_extra);
 	store_upload_free(r->upload);
 	free(r);
@@ -996,7 +998,8 @@ static int request_begin(struct api_request *r, const char *url)
 	 * Without the token, every answer but /health's is 401; with the
 	 * read token, every method but GET and HEAD is 403.
 	 */
-	if (access_check(r, found) < 0)
+	if (access_check(r, found) < 0 ||
+	    (found == 0 && api_cluster_gate(r) < 0))
 		return -1;
 	cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && api_parse_u64(cl, strlen(cl), &len) == 0 &&

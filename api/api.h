@@ -21,6 +21,7 @@
 #include <microhttpd.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "store.h"
 
@@ -32,6 +33,50 @@ enum api_log_format {
 	API_LOG_NONE = 2, /* no request log */
 };
 
+/*
+ * Cluster mode (docs/cluster.md): what the api asks of the node
+ * (cluster/node.c). Without it (api_options.cluster NULL) none applies.
+ */
+enum api_change_op {
+	API_CHANGE_DEPLOY = 0,
+	API_CHANGE_COMMIT,
+	API_CHANGE_RESTORE,
+	API_CHANGE_DELETE,
+	API_CHANGE_PERSIST,
+	API_CHANGE_GC,
+};
+
+/* A change of the state the store has just made, to be recorded. */
+struct api_change {
+	enum api_change_op op;
+	struct store_id id; /* the module (deploy), the commit */
+	uint64_t size;	    /* deploy: memory bytes */
+	const struct store_commit_info *ci; /* commit: borrowed */
+};
+
+struct api_cluster {
+	void *ctx;
+	/*
+	 * Where writes go: 0 here (this node leads), 1 to the leader, whose
+	 * URL goes to url, -1 nowhere (no leader known).
+	 */
+	int (*leader)(void *ctx, char *url, size_t size);
+	/* Take the write lock: 0, or -1 (not taken) when this node no
+	 * longer leads. */
+	int (*change_begin)(void *ctx);
+	/*
+	 * Record c (NULL: the store refused it, nothing to record), then
+	 * release the lock. 0 when the change is acknowledged; -1 when not,
+	 * *code naming why ("not_leader", "replication_failed").
+	 */
+	int (*change_end)(void *ctx, const struct api_change *c,
+			  const char **code);
+	uint64_t (*applied)(void *ctx); /* the last record applied */
+	/* Wait until applied() >= seq, at most ms: 0 when it is. */
+	int (*wait_applied)(void *ctx, uint64_t seq, unsigned int ms);
+	void (*metrics)(void *ctx, FILE *f); /* Prometheus text lines */
+};
+
 struct api_options {
 	struct store *store;	  /* borrowed; must outlive the api */
 	uint64_t max_module_size; /* bytes; what the store was opened with */
@@ -40,6 +85,7 @@ struct api_options {
 	const char *token;	  /* bearer token, copied; NULL: no auth */
 	const char *read_token;	  /* GET and HEAD only, copied; needs token */
 	enum api_log_format log_format;
+	const struct api_cluster *cluster; /* borrowed; NULL: single node */
 };
 
 /* A new api on opts; NULL when out of memory. Free with api_free(). */

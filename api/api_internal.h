@@ -161,6 +161,7 @@ struct api_request {
 	char *buf;	 /* API_BODY_JSON: the body, NUL-terminated */
 	size_t len, cap;
 	struct store_upload *upload; /* deploy: the bytecode, in the store */
+	char *location;		     /* 307: where to (cluster.c), owned */
 };
 
 /* Record an error to answer with; the first one recorded wins. */
@@ -234,5 +235,21 @@ json_t *api_json_id(const struct store_id *id);
 
 /* The same, or JSON null when has is 0. */
 json_t *api_json_id_or_null(int has, const struct store_id *id);
+
+/* --- cluster mode (cluster.c) ------------------------------------------- */
+
+/*
+ * Once the route is known: a write on a follower is answered 307 to the
+ * leader (or 503 no_leader); a read with Modstore-Min-Applied waits for
+ * that position (503 behind after 2 s). -1 after api_fail().
+ */
+int api_cluster_gate(struct api_request *r);
+/* Around a change of the state: -1 after api_fail() (answer it). */
+int api_change_begin(struct api_request *r);
+int api_change_end(struct api_request *r, const struct api_change *c);
+/* Headers of every answer in cluster mode (Modstore-Applied, Location). */
+void api_cluster_headers(struct api_request *r, struct MHD_Response *resp);
+/* The cluster's lines of /metrics. */
+void api_cluster_metrics(struct api *api, FILE *f);
 
 #endif /* API_INTERNAL_H */

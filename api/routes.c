@@ -139,10 +139,26 @@ static enum MHD_Result commit_get(struct api_request *r)
 	return api_reply_json(r, MHD_HTTP_OK, j);
 }
 
+/* A change of the whole state (op), recorded in cluster mode. */
+static int change_simple(struct api_request *r, enum api_change_op op,
+			 enum store_err err)
+{
+	struct api_change c = {.op = op};
+
+	if (r->nids)
+		c.id = r->ids[0];
+	return api_change_end(r, err ? NULL : &c);
+}
+
 static enum MHD_Result persist(struct api_request *r)
 {
-	enum store_err err = store_persist(r->api->o.store);
+	enum store_err err;
 
+	if (api_change_begin(r) < 0)
+		return api_reply_error(r);
+	err = store_persist(r->api->o.store);
+	if (change_simple(r, API_CHANGE_PERSIST, err) < 0)
+		return api_reply_error(r);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "persisting the commits store");
 		return api_reply_error(r);
@@ -152,8 +168,13 @@ static enum MHD_Result persist(struct api_request *r)
 
 static enum MHD_Result restore(struct api_request *r)
 {
-	enum store_err err = store_restore(r->api->o.store, &r->ids[0]);
+	enum store_err err;
 
+	if (api_change_begin(r) < 0)
+		return api_reply_error(r);
+	err = store_restore(r->api->o.store, &r->ids[0]);
+	if (change_simple(r, API_CHANGE_RESTORE, err) < 0)
+		return api_reply_error(r);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "restoring the commit");
 		return api_reply_error(r);
@@ -164,8 +185,13 @@ static enum MHD_Result restore(struct api_request *r)
 /* DELETE /commits/{commit}: forgotten, and the files nothing needs go. */
 static enum MHD_Result commit_delete(struct api_request *r)
 {
-	enum store_err err = store_commit_delete(r->api->o.store, &r->ids[0]);
+	enum store_err err;
 
+	if (api_change_begin(r) < 0)
+		return api_reply_error(r);
+	err = store_commit_delete(r->api->o.store, &r->ids[0]);
+	if (change_simple(r, API_CHANGE_DELETE, err) < 0)
+		return api_reply_error(r);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "deleting the commit");
 		return api_reply_error(r);
@@ -177,8 +203,13 @@ static enum MHD_Result commit_delete(struct api_request *r)
 static enum MHD_Result gc(struct api_request *r)
 {
 	struct store_gc_info info;
-	enum store_err err = store_gc(r->api->o.store, &info);
+	enum store_err err;
 
+	if (api_change_begin(r) < 0)
+		return api_reply_error(r);
+	err = store_gc(r->api->o.store, &info);
+	if (change_simple(r, API_CHANGE_GC, err) < 0)
+		return api_reply_error(r);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "collecting unneeded files");
 		return api_reply_error(r);
@@ -352,6 +383,7 @@ static enum MHD_Result metrics(struct api_request *r)
 	}
 	metrics_write(f, m, &st);
 	metrics_tree_cache(f, r->api->o.store);
+	api_cluster_metrics(r->api, f);
 	if (fclose(f) != 0) {
 		f = NULL;
 		api_fail_store(r, STORE_ENOMEM, "building the metrics");
@@ -445,7 +477,8 @@ static void deploy_chunk(struct api_request *r, const char *data, size_t len)
 /* POST /modules: the module of the body, which the store keeps. */
 static enum MHD_Result deploy(struct api_request *r)
 {
-	struct store_module_info info;
+	struct api_change ch = {.op = API_CHANGE_DEPLOY};
+	struct store_module_info info = {0};
 	enum store_err err;
 	int created = 0;
 
@@ -454,8 +487,14 @@ static enum MHD_Result deploy(struct api_request *r)
 			 "the body must be the module's bytecode (not empty)");
 		return api_reply_error(r);
 	}
+	if (api_change_begin(r) < 0)
+		return api_reply_error(r);
 	err = store_deploy_upload(r->api->o.store, r->upload, r->size, &info,
 				  &created);
+	ch.id = info.id;
+	ch.size = info.size;
+	if (api_change_end(r, err || !created ? NULL : &ch) < 0)
+		return api_reply_error(r);
 	if (err != STORE_OK) {
 		api_fail_store(r, err, "deploying the module");
 		return api_reply_error(r);
@@ -1145,6 +1184,7 @@ static char *commit_text(const struct store_commit_info *ci, size_t *len)
 
 static enum MHD_Result session_commit(struct api_request *r)
 {
+	struct api_change ch = {.op = API_CHANGE_COMMIT};
 	struct store_commit_info ci = {0};
 	struct timespec t0;
 	struct store_id root;
@@ -1160,8 +1200,16 @@ static enum MHD_Result session_commit(struct api_request *r)
 		return api_reply_error(r);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (api_change_begin(r) < 0)
+		return api_reply_error(r);
 	err = store_session_commit(r->api->o.store, &r->ids[0],
 				   m ? &root : NULL, &ci);
+	ch.id = ci.id;
+	ch.ci = &ci;
+	if (api_change_end(r, err ? NULL : &ch) < 0) {
+		store_commit_info_release(&ci);
+		return api_reply_error(r);
+	}
 	if (err == STORE_OK)
 		api_hist_observe(&r->api->m.commit_seconds,
 				 api_elapsed_ns(&t0));

@@ -13,6 +13,7 @@
  * that CA signed, checked during the handshake (tls_require_client_cert).
  */
 #include "api.h"
+#include "node.h"
 #include "store.h"
 
 #include <dlfcn.h>
@@ -89,6 +90,9 @@ struct server_config {
 	unsigned int conn_timeout;
 	uint64_t tree_cache_size; /* 0: the store's default */
 	uint64_t max_diff_pages;  /* 0: the store's default */
+	/* cluster mode (docs/cluster.md): on when etcd is set */
+	const char *etcd, *cluster, *node_id, *advertise;
+	unsigned int sync_replicas, lease_ttl;
 };
 
 /*
@@ -191,6 +195,22 @@ static const char usage_text[] =
     "        Pages one diff may list, in all; a larger one is refused with\n"
     "        413 (?pages=0 has no such limit). K, M, G allowed. Default\n"
     "        1M.\n"
+    "    --etcd URL[,URL...]      MODSTORE_ETCD\n"
+    "        etcd client URLs: cluster mode (docs/cluster.md). Writes go to\n"
+    "        the leader (307 from followers); every node serves reads.\n"
+    "    --cluster NAME           MODSTORE_CLUSTER\n"
+    "        Keys under /modstore/NAME/ in etcd. Default modstore.\n"
+    "    --node-id ID             MODSTORE_NODE_ID\n"
+    "        This node's unique, stable name (letters, digits, . _ -);\n"
+    "        required with --etcd.\n"
+    "    --advertise URL          MODSTORE_ADVERTISE\n"
+    "        How clients and peers reach this node (http://HOST:PORT);\n"
+    "        required with --etcd.\n"
+    "    --sync-replicas K        MODSTORE_SYNC_REPLICAS\n"
+    "        Followers that hold a write's files durably before it is\n"
+    "        acknowledged; 0 = asynchronous. Default 1.\n"
+    "    --lease-ttl SEC          MODSTORE_LEASE_TTL\n"
+    "        The leadership lease, 1 to 3600 seconds. Default 5.\n"
     "    -h, --help               This text.\n"
     "    -V, --version            The version.\n"
     "\n"
@@ -320,7 +340,22 @@ enum opt_id {
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 	OPT_TLS_CLIENT_CA,
+	OPT_ETCD,
+	OPT_CLUSTER,
+	OPT_NODE_ID,
+	OPT_ADVERTISE,
+	OPT_SYNC_REPLICAS,
+	OPT_LEASE_TTL,
 };
+
+/* 1 when s is a name of 1 to 64 letters, digits, '.', '_' or '-'. */
+static int name_ok(const char *s)
+{
+	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
+			     "WXYZ0123456789._-");
+
+	return n && n <= 64 && !s[n];
+}
 
 /*
  * Apply one option's value; -1, with a message naming origin (the option
@@ -409,6 +444,39 @@ static int config_set(struct server_config *c, int id, const char *v,
 		if (parse_size(v, &c->max_diff_pages) < 0 || !c->max_diff_pages)
 			want = "a number of pages above 0";
 		break;
+	case OPT_ETCD:
+		c->etcd = *v ? v : NULL;
+		if (c->etcd && strncmp(v, "http://", 7) != 0 &&
+		    strncmp(v, "https://", 8) != 0)
+			want = "etcd client URLs (http://HOST:PORT,...)";
+		break;
+	case OPT_CLUSTER:
+		c->cluster = v;
+		if (!name_ok(v))
+			want = "a name of letters, digits, '.', '_', '-'";
+		break;
+	case OPT_NODE_ID:
+		c->node_id = v;
+		if (!name_ok(v))
+			want = "a name of letters, digits, '.', '_', '-'";
+		break;
+	case OPT_ADVERTISE:
+		c->advertise = v;
+		if ((strncmp(v, "http://", 7) != 0 &&
+		     strncmp(v, "https://", 8) != 0) ||
+		    strlen(v) > 200 || v[strlen(v) - 1] == '/')
+			want = "a URL http://HOST:PORT (no path)";
+		break;
+	case OPT_SYNC_REPLICAS:
+		if (parse_uint(v, &c->sync_replicas) < 0 ||
+		    c->sync_replicas > 64)
+			want = "a number of followers from 0 to 64";
+		break;
+	case OPT_LEASE_TTL:
+		if (parse_uint(v, &c->lease_ttl) < 0 || !c->lease_ttl ||
+		    c->lease_ttl > 3600)
+			want = "a number of seconds from 1 to 3600";
+		break;
 	case OPT_LOG_FORMAT:
 		if (!strcmp(v, "text"))
 			c->log_format = API_LOG_TEXT;
@@ -449,6 +517,12 @@ static const struct option longopts[] = {
     {"connection-timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
     {"tree-cache-size", required_argument, NULL, OPT_TREE_CACHE_SIZE},
     {"max-diff-pages", required_argument, NULL, OPT_MAX_DIFF_PAGES},
+    {"etcd", required_argument, NULL, OPT_ETCD},
+    {"cluster", required_argument, NULL, OPT_CLUSTER},
+    {"node-id", required_argument, NULL, OPT_NODE_ID},
+    {"advertise", required_argument, NULL, OPT_ADVERTISE},
+    {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
+    {"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -490,7 +564,36 @@ static const struct {
     {OPT_CONN_TIMEOUT, "MODSTORE_CONNECTION_TIMEOUT"},
     {OPT_TREE_CACHE_SIZE, "MODSTORE_TREE_CACHE_SIZE"},
     {OPT_MAX_DIFF_PAGES, "MODSTORE_MAX_DIFF_PAGES"},
+    {OPT_ETCD, "MODSTORE_ETCD"},
+    {OPT_CLUSTER, "MODSTORE_CLUSTER"},
+    {OPT_NODE_ID, "MODSTORE_NODE_ID"},
+    {OPT_ADVERTISE, "MODSTORE_ADVERTISE"},
+    {OPT_SYNC_REPLICAS, "MODSTORE_SYNC_REPLICAS"},
+    {OPT_LEASE_TTL, "MODSTORE_LEASE_TTL"},
 };
+
+/* What cluster mode needs together: 0, or 2 with a message. */
+static int config_check_cluster(const struct server_config *c)
+{
+	const char *missing = NULL;
+
+	if (!c->etcd)
+		return 0;
+	if (!c->node_id)
+		missing = "--node-id (MODSTORE_NODE_ID)";
+	else if (!c->advertise)
+		missing = "--advertise (MODSTORE_ADVERTISE)";
+	if (missing) {
+		fprintf(stderr, "modstored: --etcd needs %s\n", missing);
+		return 2;
+	}
+	if (c->keep_commits) {
+		fprintf(stderr, "modstored: --keep-commits cannot be used with "
+				"--etcd (deletes are records of the log)\n");
+		return 2;
+	}
+	return 0;
+}
 
 /* 0 to run, 1 to exit 0 (help, version), 2 on a usage error. */
 static int config_parse(struct server_config *c, int argc, char **argv)
@@ -517,6 +620,9 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 	c->max_connections = SERVER_CONN_LIMIT;
 	c->max_per_ip = SERVER_PER_IP_LIMIT;
 	c->conn_timeout = SERVER_CONN_TIMEOUT;
+	c->cluster = "modstore";
+	c->sync_replicas = 1;
+	c->lease_ttl = 5;
 
 	for (i = 0; i < sizeof(env_opts) / sizeof(env_opts[0]); i++) {
 		v = getenv(env_opts[i].env);
@@ -566,7 +672,7 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 				"--token-file (the token that may write)\n");
 		return 2;
 	}
-	return 0;
+	return config_check_cluster(c);
 }
 
 /* The first line of path, without surrounding blanks; caller frees. */
@@ -1188,6 +1294,35 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* --- cluster mode --------------------------------------------------------- */
+
+/* The node of cfg's cluster options on store; NULL with a message. */
+static struct cluster_node *server_cluster_node(const struct server_config *cfg,
+						struct store *store,
+						const char *token)
+{
+	struct cluster_options co;
+	struct cluster_node *node;
+
+	memset(&co, 0, sizeof(co));
+	co.etcd = cfg->etcd;
+	co.name = cfg->cluster;
+	co.node_id = cfg->node_id;
+	co.advertise = cfg->advertise;
+	co.sync_replicas = cfg->sync_replicas;
+	co.lease_ttl = cfg->lease_ttl;
+	co.token = token;
+	co.store = store;
+	co.log_format = cfg->log_format;
+	node = cluster_node_new(&co);
+	if (!node)
+		fprintf(stderr,
+			"modstored: cannot set up the cluster node "
+			"(--etcd %s)\n",
+			cfg->etcd);
+	return node;
+}
+
 /* --- main ----------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1198,6 +1333,7 @@ int main(int argc, char **argv)
 	struct server_housekeeping hk;
 	struct server_tls tls = {NULL, NULL, NULL};
 	struct store *store = NULL;
+	struct cluster_node *node = NULL;
 	struct api *api = NULL;
 	struct MHD_Daemon *d = NULL;
 	enum store_err err;
@@ -1294,6 +1430,12 @@ int main(int argc, char **argv)
 	ao.token = token;
 	ao.read_token = rtoken;
 	ao.log_format = cfg.log_format;
+	if (cfg.etcd) {
+		node = server_cluster_node(&cfg, store, token);
+		if (!node)
+			goto out;
+		ao.cluster = cluster_node_api(node);
+	}
 	api = api_new(&ao);
 	if (!api) {
 		fprintf(stderr, "modstored: out of memory\n");
@@ -1346,6 +1488,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (node && cluster_node_start(node) < 0) {
+		fprintf(stderr, "modstored: cannot start the cluster node\n");
+		goto out;
+	}
 	printf("listening on %s\n", url);
 	fflush(stdout);
 	say(cfg.log_format, "info",
@@ -1365,6 +1511,7 @@ int main(int argc, char **argv)
 	ret = 0;
 
 out:
+	cluster_node_stop(node); /* leadership goes before the daemon */
 	if (d) {
 		api_begin_shutdown(api);
 		qfd = MHD_quiesce_daemon(d);
@@ -1389,6 +1536,7 @@ out:
 	if (hk.store)
 		housekeeping_stop(&hk);
 	api_free(api);
+	cluster_node_free(node);
 	store_close(store);
 	if (token) {
 		sodium_memzero(token, strlen(token));

@@ -548,4 +548,34 @@ struct store_tree_cache_stats {
 
 void store_tree_cache_stats(struct store *s, struct store_tree_cache_stats *st);
 
+/* --- replication (import.c): what a cluster's follower receives ----------- */
+
+/* 1 when the module commit file of (mod, mc) is in the directory. */
+int store_commit_file_exists(struct store *s, const struct store_id *mod,
+			     const struct store_id *mc);
+
+/*
+ * Keep the bytes written to u (store_upload_new/_write) as the module
+ * commit file of (mod, mc), durably, once their Merkle id is checked to be
+ * mc: STORE_EMISMATCH when it is not (nothing kept), STORE_EINVAL for a
+ * length that is not a positive multiple of the page size up to the
+ * maximum, STORE_ENOMODULE for a module not deployed. STORE_OK at once
+ * when the file is there already. The current state does not change;
+ * free u with store_upload_free() afterwards.
+ */
+enum store_err store_commit_file_import(struct store *s,
+					const struct store_id *mod,
+					const struct store_id *mc,
+					struct store_upload *u);
+
+/*
+ * Add commit, of the n pairs (any order), to the commits store without
+ * changing the current state: STORE_EMISMATCH unless commit is the root of
+ * the pairs (n > 0), STORE_ENOMODULE for a module not deployed,
+ * STORE_ENOCOMMIT when a module commit file is missing. Already there:
+ * STORE_OK. store_restore() then makes it current.
+ */
+enum store_err store_commit_add(struct store *s, const struct store_id *commit,
+				const struct store_pair *pairs, size_t n);
+
 #endif /* STORE_H */

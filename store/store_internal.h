@@ -22,6 +22,7 @@
  *   treecache.c     page trees of older module commits, bounded in bytes
  *   pages.c         proofs of pages and diffs of commits
  *   history.c       the commits store's queries, persist, restore
+ *   import.c        module commit files and commits from another node
  *   stats.c         figures
  *   open.c          store_open(), store_close()
  *

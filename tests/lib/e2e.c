@@ -433,8 +433,12 @@ static int perform(const struct e2e_daemon *d, struct e2e_conn *conn,
 	out->hlen = hs.len;
 	if (!fn && out->len)
 		out->json = json_loadb(out->body, out->len, 0, NULL);
-	if (rc != CURLE_OK && !out->status)
+	if (rc != CURLE_OK && !out->status) {
+		/* nothing came: nothing for the caller to release */
+		e2e_resp_release(out);
+		out->curl_err = (int)rc;
 		return -1;
+	}
 	return 0;
 }
 

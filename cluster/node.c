@@ -1,0 +1,1293 @@
+/*
+ * node.c - roles, lease, election, following and the write path of one
+ * node (node.h; the design is docs/cluster.md).
+ *
+ * Threads: the lease thread renews the lease every TTL/3 and raises
+ * lease_lost when etcd says it is gone; the loop thread, every
+ * NODE_TICK_MS, reads the leader key, follows the log and the pending
+ * records (as a follower), campaigns, reconciles after a divergence and
+ * publishes nodes/ID. HTTP threads call the api hooks; a change runs
+ * under write_lock, which the loop thread also takes to apply records, so
+ * the fold (the log as this node has applied it) has one writer at a
+ * time.
+ *
+ * Locks: write_lock, then lock (the small fields below it).
+ */
+#include "node.h"
+
+#include "etcd.h"
+#include "log.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NODE_TICK_MS	    10
+#define NODE_PUBLISH_MS	    200
+#define NODE_ACK_WAIT_MS    5000
+#define NODE_LEASE_SLACK_MS 300 /* writes stop this long before expiry */
+#define NODE_KEY_MAX	    512
+#define NODE_PAGE	    500 /* records read at once */
+
+enum node_role { NODE_FOLLOWER = 0, NODE_LEADER = 1 };
+
+struct cluster_node {
+	struct cluster_options o; /* strings below are copies */
+	char *etcd_urls, *name, *id, *url, *token;
+	char prefix[256]; /* "/modstore/NAME/" */
+	struct store *store;
+	struct api_cluster api;
+	struct etcd *e_loop, *e_lease, *e_write;
+	CURL *peer; /* the loop thread's */
+
+	pthread_mutex_t write_lock; /* changes, applying records, fold */
+	struct log_fold fold;
+
+	pthread_mutex_t lock; /* the fields up to stop */
+	pthread_cond_t cond;
+	enum node_role role;
+	int leader_known;
+	char leader_url[256];
+	int64_t lease, leader_rev;
+	int64_t seen_rev; /* the leader key's create revision, as last read */
+	uint64_t applied, head;
+	uint64_t renewed_ms; /* when the last successful renewal was sent */
+	int diverged, lease_lost, ready;
+	int stop;
+
+	uint64_t acked_seq; /* the pending record acked last, and its fence */
+	int64_t acked_fence;
+	uint64_t failed_seq; /* the last one whose files could not be had */
+	int64_t failed_fence;
+	uint64_t published_ms;
+	pthread_t loop_thread, lease_thread;
+	int started;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void say(struct cluster_node *n, const char *level, const char *f, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(struct cluster_node *n, const char *level, const char *f, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, f);
+	vsnprintf(msg, sizeof(msg), f, ap);
+	va_end(ap);
+	api_log_message(n->o.log_format == API_LOG_NONE ? API_LOG_TEXT
+							: n->o.log_format,
+			level, msg);
+}
+
+static void key(struct cluster_node *n, char out[NODE_KEY_MAX], const char *fmt,
+		...) __attribute__((format(printf, 3, 4)));
+
+static void key(struct cluster_node *n, char out[NODE_KEY_MAX], const char *fmt,
+		...)
+{
+	size_t len = strlen(n->prefix);
+	va_list ap;
+
+	memcpy(out, n->prefix, len + 1);
+	va_start(ap, fmt);
+	vsnprintf(out + len, NODE_KEY_MAX - len, fmt, ap);
+	va_end(ap);
+}
+
+static void log_key(struct cluster_node *n, char out[NODE_KEY_MAX],
+		    uint64_t seq)
+{
+	key(n, out, "log/%020" PRIu64, seq);
+}
+
+/* --- fetching from peers -------------------------------------------------- */
+
+struct fetch {
+	struct store_upload *u; /* a commit file */
+	char *buf;		/* bytecode */
+	size_t len, cap, max;
+	int failed;
+};
+
+static size_t fetch_sink(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct fetch *f = cls;
+	size_t len = size * nmemb, cap;
+	char *b;
+
+	if (f->u) {
+		if (store_upload_write(f->u, data, len) != STORE_OK) {
+			f->failed = 1;
+			return 0;
+		}
+		return len;
+	}
+	if (f->len + len > f->max) {
+		f->failed = 1;
+		return 0;
+	}
+	if (f->len + len > f->cap) {
+		cap = (f->len + len) * 2;
+		b = realloc(f->buf, cap);
+		if (!b) {
+			f->failed = 1;
+			return 0;
+		}
+		f->buf = b;
+		f->cap = cap;
+	}
+	memcpy(f->buf + f->len, data, len);
+	f->len += len;
+	return len;
+}
+
+/* GET base+path into f: 0 on a 200, -1 otherwise. */
+static int fetch_get(struct cluster_node *n, const char *base, const char *path,
+		     struct fetch *f)
+{
+	struct curl_slist *hdrs = NULL;
+	char url[1024], auth[1100];
+	long status = 0;
+	CURLcode rc;
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	curl_easy_reset(n->peer);
+	curl_easy_setopt(n->peer, CURLOPT_URL, url);
+	curl_easy_setopt(n->peer, CURLOPT_WRITEFUNCTION, fetch_sink);
+	curl_easy_setopt(n->peer, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(n->peer, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+	curl_easy_setopt(n->peer, CURLOPT_TIMEOUT_MS, 120000L);
+	curl_easy_setopt(n->peer, CURLOPT_NOSIGNAL, 1L);
+	/*
+	 * A new connection each time: libmicrohttpd's pool binds a
+	 * connection to one worker, and the leader's worker that waits for
+	 * our ack would never serve a kept-alive one (a 5 s stall).
+	 */
+	curl_easy_setopt(n->peer, CURLOPT_FRESH_CONNECT, 1L);
+	curl_easy_setopt(n->peer, CURLOPT_FORBID_REUSE, 1L);
+	if (n->token) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
+			 n->token);
+		hdrs = curl_slist_append(NULL, auth);
+		curl_easy_setopt(n->peer, CURLOPT_HTTPHEADER, hdrs);
+	}
+	rc = curl_easy_perform(n->peer);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(n->peer, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(hdrs);
+	return rc == CURLE_OK && status == 200 && !f->failed ? 0 : -1;
+}
+
+/*
+ * The URLs to fetch from: the leader's first, then every other node's
+ * (NULL-terminated, caller frees each and the array).
+ */
+static char **peer_urls(struct cluster_node *n)
+{
+	struct etcd_kv *kvs = NULL;
+	char k[NODE_KEY_MAX], end[NODE_KEY_MAX], **v;
+	size_t i, nk = 0, m = 0;
+	json_t *j;
+	const char *u;
+
+	key(n, k, "nodes/");
+	etcd_prefix_end(k, end, sizeof(end));
+	if (etcd_range(n->e_loop, k, end, 0, &kvs, &nk) < 0)
+		nk = 0;
+	v = calloc(nk + 2, sizeof(*v));
+	if (!v) {
+		etcd_kvs_free(kvs, nk);
+		return NULL;
+	}
+	pthread_mutex_lock(&n->lock);
+	if (n->leader_known && strcmp(n->leader_url, n->url) != 0)
+		v[m++] = strdup(n->leader_url);
+	pthread_mutex_unlock(&n->lock);
+	for (i = 0; i < nk; i++) {
+		j = json_loads(kvs[i].value, 0, NULL);
+		u = json_string_value(json_object_get(j, "url"));
+		if (u && strcmp(u, n->url) != 0 && (!m || strcmp(u, v[0])))
+			v[m++] = strdup(u);
+		json_decref(j);
+	}
+	etcd_kvs_free(kvs, nk);
+	return v;
+}
+
+static void urls_free(char **v)
+{
+	size_t i;
+
+	for (i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * The module commit file of p, which commit holds, from the first peer
+ * that has it; checked against its Merkle id and made durable by the
+ * store (store_commit_file_import).
+ */
+static enum store_err fetch_commit_file(struct cluster_node *n, char **urls,
+					const struct store_id *commit,
+					const struct store_pair *p)
+{
+	char path[256], c[STORE_HEX_LEN + 1], m[STORE_HEX_LEN + 1];
+	enum store_err err = STORE_EIO;
+	struct fetch f;
+	size_t i;
+
+	store_id_hex(commit, c);
+	store_id_hex(&p->module, m);
+	snprintf(path, sizeof(path), "/commits/%s/modules/%s/memory", c, m);
+	for (i = 0; urls && urls[i]; i++) {
+		memset(&f, 0, sizeof(f));
+		err = store_upload_new(n->store, &f.u);
+		if (err)
+			return err;
+		if (fetch_get(n, urls[i], path, &f) == 0)
+			err = store_commit_file_import(n->store, &p->module,
+						       &p->commit, f.u);
+		else
+			err = STORE_EIO;
+		store_upload_free(f.u);
+		if (!err)
+			return STORE_OK;
+		if (err == STORE_EMISMATCH)
+			say(n, "warn",
+			    "cluster: a file from %s does not "
+			    "match its id; not kept",
+			    urls[i]);
+	}
+	return err;
+}
+
+/* Every module commit file of commit (pairs) there, fetched if missing. */
+static enum store_err ensure_files(struct cluster_node *n,
+				   const struct store_id *commit,
+				   const struct store_pair *pairs, size_t np)
+{
+	enum store_err err = STORE_OK;
+	char **urls = NULL;
+	size_t i;
+
+	for (i = 0; i < np && !err; i++) {
+		if (store_commit_file_exists(n->store, &pairs[i].module,
+					     &pairs[i].commit))
+			continue;
+		if (!urls)
+			urls = peer_urls(n);
+		err = fetch_commit_file(n, urls, commit, &pairs[i]);
+	}
+	urls_free(urls);
+	return err;
+}
+
+/* Module m deployed here, its bytecode fetched and checked if it has one. */
+static enum store_err ensure_module(struct cluster_node *n,
+				    const struct log_module *m)
+{
+	struct store_module_info info;
+	char path[128], hex[STORE_HEX_LEN + 1], **urls;
+	enum store_err err;
+	struct store_id got;
+	struct fetch f;
+	size_t i;
+
+	err = store_module_get(n->store, &m->id, &info);
+	if (err != STORE_ENOMODULE)
+		return err;
+	if (!m->bytecode)
+		return store_deploy_id(n->store, &m->id, m->size, NULL, NULL);
+	store_id_hex(&m->id, hex);
+	snprintf(path, sizeof(path), "/modules/%s/bytecode", hex);
+	urls = peer_urls(n);
+	err = STORE_EIO;
+	for (i = 0; urls && urls[i] && err; i++) {
+		memset(&f, 0, sizeof(f));
+		f.max = 1ULL << 30;
+		if (fetch_get(n, urls[i], path, &f) == 0 && f.len) {
+			store_module_id(f.buf, f.len, &got);
+			if (store_id_equal(&got, &m->id))
+				err = store_deploy(n->store, f.buf, f.len,
+						   m->size, NULL, NULL);
+		}
+		free(f.buf);
+	}
+	urls_free(urls);
+	return err;
+}
+
+/* --- applying records ----------------------------------------------------- */
+
+/*
+ * The files of r here, durably (what a pending record needs before its
+ * ack, and a record before it is applied). write_lock held.
+ */
+static enum store_err prepare(struct cluster_node *n,
+			      const struct log_record *r)
+{
+	struct log_module m;
+	struct store_pair *pairs = NULL;
+	enum store_err err = STORE_OK;
+	size_t np = 0;
+
+	if (r->op == LOG_DEPLOY) {
+		m.id = r->id;
+		m.size = r->size;
+		m.bytecode = r->bytecode;
+		return ensure_module(n, &m);
+	}
+	if (r->op != LOG_COMMIT)
+		return STORE_OK;
+	if (log_fold_pairs(&n->fold, r, &pairs, &np))
+		return STORE_ENOCOMMIT;
+	err = ensure_files(n, &r->id, pairs, np);
+	free(pairs);
+	return err;
+}
+
+/* Make commit the current state (it may have been deleted meanwhile). */
+static enum store_err make_current(struct cluster_node *n,
+				   const struct log_commit *c)
+{
+	enum store_err err;
+	struct store_id root;
+	int added = 0;
+
+	if (store_root(n->store, &root) == STORE_OK &&
+	    store_id_equal(&root, &c->id))
+		return STORE_OK;
+	if (!c->live) {
+		err = ensure_files(n, &c->id, c->pairs, c->n);
+		if (!err)
+			err =
+			    store_commit_add(n->store, &c->id, c->pairs, c->n);
+		if (err)
+			return err;
+		added = 1;
+	}
+	err = store_restore(n->store, &c->id);
+	if (added)
+		store_commit_delete(n->store, &c->id);
+	return err;
+}
+
+/* Apply r, the record after n->fold.seq, through the store. write_lock. */
+static enum store_err apply(struct cluster_node *n, const struct log_record *r)
+{
+	const struct log_commit *c;
+	enum store_err err;
+
+	err = prepare(n, r);
+	if (err)
+		return err;
+	switch (r->op) {
+	case LOG_COMMIT:
+		if (log_fold_add(&n->fold, r))
+			return STORE_ENOMEM;
+		c = log_fold_commit(&n->fold, &r->id);
+		err = store_commit_add(n->store, &c->id, c->pairs, c->n);
+		if (!err)
+			err = store_restore(n->store, &c->id);
+		if (err)
+			n->fold.seq--; /* folded, not applied: again */
+		return err;
+	case LOG_RESTORE:
+		err = store_restore(n->store, &r->id);
+		break;
+	case LOG_DELETE:
+		err = store_commit_delete(n->store, &r->id);
+		if (err == STORE_ENOCOMMIT)
+			err = STORE_OK;
+		break;
+	case LOG_PERSIST:
+		err = store_persist(n->store);
+		break;
+	case LOG_GC:
+		err = store_gc(n->store, NULL);
+		break;
+	default:
+		break;
+	}
+	if (!err && log_fold_add(&n->fold, r))
+		err = STORE_ENOMEM;
+	return err;
+}
+
+static void set_applied(struct cluster_node *n, uint64_t seq)
+{
+	pthread_mutex_lock(&n->lock);
+	n->applied = seq;
+	if (n->head < seq)
+		n->head = seq;
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+}
+
+struct collect {
+	struct store_id *v;
+	size_t n, cap;
+};
+
+static int collect_commit(void *ctx, const struct store_id *commit,
+			  const struct store_pair *pairs, size_t np)
+{
+	struct collect *c = ctx;
+	void *p;
+
+	(void)pairs;
+	(void)np;
+	if (c->n == c->cap) {
+		p = realloc(c->v, (c->cap * 2 + 64) * sizeof(*c->v));
+		if (!p)
+			return 1;
+		c->v = p;
+		c->cap = c->cap * 2 + 64;
+	}
+	c->v[c->n++] = *commit;
+	return 0;
+}
+
+/* The whole log folded into f: 0, or -1. */
+static int read_log(struct cluster_node *n, struct log_fold *f)
+{
+	struct etcd_kv *kvs = NULL;
+	struct log_record r;
+	char from[NODE_KEY_MAX], end[NODE_KEY_MAX], k[NODE_KEY_MAX];
+	size_t i, nk;
+	int ret = 0;
+
+	key(n, k, "log/");
+	etcd_prefix_end(k, end, sizeof(end));
+	for (;;) {
+		log_key(n, from, f->seq + 1);
+		if (etcd_range(n->e_loop, from, end, NODE_PAGE, &kvs, &nk) < 0)
+			return -1;
+		for (i = 0; i < nk && !ret; i++) {
+			log_key(n, k, f->seq + 1);
+			if (strcmp(kvs[i].key, k) != 0 ||
+			    log_record_parse(kvs[i].value, kvs[i].vlen, &r)) {
+				ret = -1;
+				break;
+			}
+			ret = log_fold_add(f, &r);
+			log_record_release(&r);
+		}
+		etcd_kvs_free(kvs, nk);
+		if (ret || nk < NODE_PAGE)
+			return ret;
+	}
+}
+
+/*
+ * Make the store the state the whole log describes (docs/cluster.md,
+ * "Reconcile"): at start, when joining empty, after a divergence.
+ * write_lock held. 0, or -1 (try again later).
+ */
+static int reconcile(struct cluster_node *n)
+{
+	struct log_fold f = {0};
+	struct collect have = {0};
+	const struct log_commit *c;
+	enum store_err err = STORE_OK;
+	size_t i;
+
+	if (read_log(n, &f) < 0)
+		goto fail;
+	for (i = 0; i < f.nmods && !err; i++)
+		err = ensure_module(n, &f.mods[i]);
+	if (!err)
+		err = store_commits_foreach(n->store, collect_commit, &have);
+	for (i = 0; i < have.n && !err; i++) {
+		c = log_fold_commit(&f, &have.v[i]);
+		if (!c || !c->live) {
+			err = store_commit_delete(n->store, &have.v[i]);
+			if (err == STORE_ENOCOMMIT)
+				err = STORE_OK;
+		}
+	}
+	for (i = 0; i < f.nc && !err; i++) {
+		if (!f.c[i].live)
+			continue;
+		err = ensure_files(n, &f.c[i].id, f.c[i].pairs, f.c[i].n);
+		if (!err)
+			err = store_commit_add(n->store, &f.c[i].id,
+					       f.c[i].pairs, f.c[i].n);
+	}
+	if (!err && f.has_current)
+		err = make_current(n, log_fold_commit(&f, &f.current));
+	if (!err && f.persists)
+		err = store_persist(n->store);
+	if (!err && f.gcs)
+		err = store_gc(n->store, NULL);
+	if (err) {
+		say(n, "warn", "cluster: reconciling with the log: %s",
+		    store_strerror(err));
+		goto fail;
+	}
+	log_fold_release(&n->fold);
+	n->fold = f;
+	free(have.v);
+	set_applied(n, f.seq);
+	return 0;
+fail:
+	log_fold_release(&f);
+	free(have.v);
+	return -1;
+}
+
+/* --- the follower's loop -------------------------------------------------- */
+
+/* Apply the records after ours: 0, or -1 (again later). */
+static int follow_log(struct cluster_node *n, int *caught_up)
+{
+	struct etcd_kv *kvs = NULL;
+	struct log_record r;
+	char from[NODE_KEY_MAX], end[NODE_KEY_MAX], k[NODE_KEY_MAX];
+	enum store_err err = STORE_OK;
+	size_t i, nk = 0;
+
+	*caught_up = 0;
+	key(n, k, "log/");
+	etcd_prefix_end(k, end, sizeof(end));
+	pthread_mutex_lock(&n->write_lock);
+	log_key(n, from, n->fold.seq + 1);
+	if (etcd_range(n->e_loop, from, end, NODE_PAGE, &kvs, &nk) < 0) {
+		pthread_mutex_unlock(&n->write_lock);
+		return -1;
+	}
+	if (nk) {
+		pthread_mutex_lock(&n->lock);
+		n->head = n->fold.seq + nk;
+		pthread_mutex_unlock(&n->lock);
+	}
+	for (i = 0; i < nk && !err; i++) {
+		log_key(n, k, n->fold.seq + 1);
+		if (strcmp(kvs[i].key, k) != 0 ||
+		    log_record_parse(kvs[i].value, kvs[i].vlen, &r)) {
+			say(n, "error", "cluster: record %s is unreadable",
+			    kvs[i].key);
+			err = STORE_ECORRUPT;
+			break;
+		}
+		err = apply(n, &r);
+		log_record_release(&r);
+		if (err && n->failed_seq != n->fold.seq + 1) {
+			n->failed_seq = n->fold.seq + 1;
+			n->failed_fence = 0;
+			say(n, "warn",
+			    "cluster: record %" PRIu64 " cannot be "
+			    "applied yet: %s",
+			    n->failed_seq, store_strerror(err));
+		}
+		if (!err)
+			set_applied(n, n->fold.seq);
+	}
+	*caught_up = !err && nk == 0;
+	pthread_mutex_unlock(&n->write_lock);
+	etcd_kvs_free(kvs, nk);
+	return err ? -1 : 0;
+}
+
+/* Hold the files of the pending record after ours, then ack it. */
+static void follow_pending(struct cluster_node *n)
+{
+	struct etcd_kv *kvs = NULL;
+	struct log_record r;
+	char k[NODE_KEY_MAX], want[NODE_KEY_MAX];
+	enum store_err err;
+	int64_t lease;
+	size_t nk = 0;
+	int stale;
+
+	pthread_mutex_lock(&n->write_lock);
+	key(n, want, "pending/%020" PRIu64, n->fold.seq + 1);
+	if (etcd_range(n->e_loop, want, NULL, 1, &kvs, &nk) < 0 || !nk ||
+	    log_record_parse(kvs[0].value, kvs[0].vlen, &r)) {
+		pthread_mutex_unlock(&n->write_lock);
+		etcd_kvs_free(kvs, nk);
+		return;
+	}
+	etcd_kvs_free(kvs, nk);
+	pthread_mutex_lock(&n->lock);
+	stale = !n->leader_known || r.fence != n->seen_rev;
+	pthread_mutex_unlock(&n->lock);
+	/* a pending record of a former leader never becomes a record */
+	if (stale ||
+	    (n->acked_seq == n->fold.seq + 1 && n->acked_fence == r.fence)) {
+		pthread_mutex_unlock(&n->write_lock);
+		log_record_release(&r);
+		return;
+	}
+	err = prepare(n, &r);
+	if (err &&
+	    (n->failed_seq != n->fold.seq + 1 || n->failed_fence != r.fence)) {
+		n->failed_seq = n->fold.seq + 1;
+		n->failed_fence = r.fence;
+		say(n, "warn",
+		    "cluster: the files of pending record %" PRIu64
+		    " are not here yet: %s",
+		    n->failed_seq, store_strerror(err));
+	}
+	if (!err) {
+		key(n, k, "acks/%" PRId64 ".%020" PRIu64 "/%s", r.fence,
+		    n->fold.seq + 1, n->id);
+		pthread_mutex_lock(&n->lock);
+		lease = n->lease;
+		pthread_mutex_unlock(&n->lock);
+		if (etcd_put(n->e_loop, k, "", lease) == 0) {
+			n->acked_seq = n->fold.seq + 1;
+			n->acked_fence = r.fence;
+		}
+	}
+	pthread_mutex_unlock(&n->write_lock);
+	log_record_release(&r);
+}
+
+/* The leader key: known, its URL, its create revision; -1 no answer. */
+static int read_leader(struct cluster_node *n, int64_t *rev)
+{
+	struct etcd_kv *kvs = NULL;
+	char k[NODE_KEY_MAX];
+	const char *u;
+	size_t nk = 0;
+	json_t *j;
+
+	*rev = 0;
+	key(n, k, "leader");
+	if (etcd_range(n->e_loop, k, NULL, 1, &kvs, &nk) < 0)
+		return -1;
+	pthread_mutex_lock(&n->lock);
+	n->leader_known = 0;
+	n->seen_rev = 0;
+	if (nk) {
+		j = json_loads(kvs[0].value, 0, NULL);
+		u = json_string_value(json_object_get(j, "url"));
+		if (u) {
+			snprintf(n->leader_url, sizeof(n->leader_url), "%s", u);
+			n->leader_known = 1;
+			*rev = kvs[0].create_rev;
+			n->seen_rev = *rev;
+		}
+		json_decref(j);
+	}
+	pthread_mutex_unlock(&n->lock);
+	etcd_kvs_free(kvs, nk);
+	return 0;
+}
+
+/* Try to become the leader (caught up, no leader): 1 when it did. */
+static int campaign(struct cluster_node *n)
+{
+	struct etcd_txn *t = etcd_txn_new();
+	char k[NODE_KEY_MAX], next[NODE_KEY_MAX], *v;
+	int64_t lease, rev = 0;
+	json_t *j;
+	uint64_t seq;
+	int won;
+
+	pthread_mutex_lock(&n->lock);
+	lease = n->lease;
+	seq = n->applied;
+	pthread_mutex_unlock(&n->lock);
+	if (!t || !lease)
+		return 0;
+	j = json_pack("{s:s, s:s}", "id", n->id, "url", n->url);
+	v = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	key(n, k, "leader");
+	log_key(n, next, seq + 1);
+	etcd_txn_create_rev(t, k, 0);
+	etcd_txn_create_rev(t, next, 0);
+	etcd_txn_put(t, k, v ? v : "{}", lease);
+	free(v);
+	won = etcd_txn_run(n->e_loop, t) == 1;
+	if (!won || read_leader(n, &rev) < 0 || !rev)
+		return 0;
+	pthread_mutex_lock(&n->lock);
+	n->role = NODE_LEADER;
+	n->leader_rev = rev;
+	pthread_mutex_unlock(&n->lock);
+	say(n, "info", "cluster: %s leads from position %" PRIu64, n->id, seq);
+	return 1;
+}
+
+static void publish(struct cluster_node *n)
+{
+	char k[NODE_KEY_MAX], *v;
+	int64_t lease;
+	uint64_t applied;
+	json_t *j;
+	int role;
+
+	pthread_mutex_lock(&n->lock);
+	lease = n->lease;
+	applied = n->applied;
+	role = n->role;
+	pthread_mutex_unlock(&n->lock);
+	j = json_pack("{s:s, s:I, s:s}", "url", n->url, "applied",
+		      (json_int_t)applied, "role",
+		      role == NODE_LEADER ? "leader" : "follower");
+	v = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	key(n, k, "nodes/%s", n->id);
+	if (v && lease)
+		etcd_put(n->e_loop, k, v, lease);
+	free(v);
+	n->published_ms = now_ms();
+}
+
+/* Leave the leader's role (the key too, when it is still ours). */
+static void step_down(struct cluster_node *n, const char *why)
+{
+	struct etcd_txn *t;
+	char k[NODE_KEY_MAX];
+	int64_t rev;
+
+	pthread_mutex_lock(&n->lock);
+	rev = n->leader_rev;
+	if (n->role != NODE_LEADER) {
+		pthread_mutex_unlock(&n->lock);
+		return;
+	}
+	n->role = NODE_FOLLOWER;
+	n->leader_rev = 0;
+	n->diverged = 1; /* reconcile before anything else */
+	pthread_mutex_unlock(&n->lock);
+	say(n, "warn", "cluster: %s steps down: %s", n->id, why);
+	key(n, k, "leader");
+	t = etcd_txn_new();
+	if (t) {
+		etcd_txn_create_rev(t, k, rev);
+		etcd_txn_delete(t, k);
+		etcd_txn_run(n->e_loop, t);
+	}
+}
+
+static int64_t new_lease(struct cluster_node *n)
+{
+	int64_t id = etcd_lease_grant(n->e_loop, (long)n->o.lease_ttl);
+
+	pthread_mutex_lock(&n->lock);
+	n->lease = id;
+	n->lease_lost = 0;
+	if (id)
+		n->renewed_ms = now_ms();
+	pthread_mutex_unlock(&n->lock);
+	return id;
+}
+
+/* One turn of the loop thread. */
+static void tick(struct cluster_node *n)
+{
+	int64_t rev = 0;
+	int lost, diverged, ready, caught_up = 0, role;
+
+	pthread_mutex_lock(&n->lock);
+	lost = n->lease_lost || !n->lease;
+	pthread_mutex_unlock(&n->lock);
+	if (lost) {
+		step_down(n, "its lease is gone");
+		if (!new_lease(n))
+			return;
+		publish(n);
+	}
+	if (read_leader(n, &rev) < 0)
+		return;
+	pthread_mutex_lock(&n->lock);
+	role = n->role;
+	pthread_mutex_unlock(&n->lock);
+	if (role == NODE_LEADER && rev != n->leader_rev)
+		step_down(n, "the leader key is not its own");
+	pthread_mutex_lock(&n->lock);
+	diverged = n->diverged;
+	ready = n->ready;
+	role = n->role;
+	pthread_mutex_unlock(&n->lock);
+	if (diverged || !ready) {
+		pthread_mutex_lock(&n->write_lock);
+		if (reconcile(n) == 0) {
+			pthread_mutex_lock(&n->lock);
+			n->diverged = 0;
+			n->ready = 1;
+			pthread_mutex_unlock(&n->lock);
+			say(n, "info",
+			    "cluster: %s holds the log's state at "
+			    "position %" PRIu64,
+			    n->id, n->fold.seq);
+		}
+		pthread_mutex_unlock(&n->write_lock);
+		return;
+	}
+	if (role == NODE_FOLLOWER) {
+		if (follow_log(n, &caught_up) == 0 && caught_up && !rev)
+			campaign(n);
+		pthread_mutex_lock(&n->lock);
+		role = n->role;
+		pthread_mutex_unlock(&n->lock);
+		if (role == NODE_FOLLOWER)
+			follow_pending(n);
+	}
+	if (now_ms() - n->published_ms >= NODE_PUBLISH_MS)
+		publish(n);
+}
+
+static void *loop_main(void *arg)
+{
+	struct cluster_node *n = arg;
+	struct timespec until;
+	uint64_t t0;
+
+	pthread_mutex_lock(&n->lock);
+	while (!n->stop) {
+		pthread_mutex_unlock(&n->lock);
+		t0 = now_ms();
+		tick(n);
+		if (now_ms() - t0 > 1000)
+			say(n, "warn",
+			    "cluster: one turn of the loop took %llu ms",
+			    (unsigned long long)(now_ms() - t0));
+		pthread_mutex_lock(&n->lock);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += NODE_TICK_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (!n->stop)
+			pthread_cond_timedwait(&n->cond, &n->lock, &until);
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+/* Renew the lease every TTL/3; lease_lost when etcd says it is gone. */
+static void *lease_main(void *arg)
+{
+	struct cluster_node *n = arg;
+	struct timespec until;
+	uint64_t t0, every = n->o.lease_ttl * 1000ULL / 3;
+	int64_t id;
+	long ttl;
+
+	if (every < 100)
+		every = 100;
+	pthread_mutex_lock(&n->lock);
+	while (!n->stop) {
+		id = n->lease;
+		pthread_mutex_unlock(&n->lock);
+		t0 = now_ms();
+		ttl = id ? etcd_lease_keepalive(n->e_lease, id) : -1;
+		pthread_mutex_lock(&n->lock);
+		if (id && id == n->lease) {
+			if (ttl > 0)
+				n->renewed_ms = t0;
+			else if (ttl == 0)
+				n->lease_lost = 1;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += (time_t)(every / 1000);
+		until.tv_nsec += (long)(every % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		/* the cond is shared: other broadcasts do not renew */
+		while (!n->stop && pthread_cond_timedwait(&n->cond, &n->lock,
+							  &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return NULL;
+}
+
+/* --- the api's hooks: the leader's write path ----------------------------- */
+
+static int hook_leader(void *ctx, char *url, size_t size)
+{
+	struct cluster_node *n = ctx;
+	int where;
+
+	pthread_mutex_lock(&n->lock);
+	if (n->role == NODE_LEADER)
+		where = 0;
+	else if (n->leader_known && strcmp(n->leader_url, n->url) != 0) {
+		snprintf(url, size, "%s", n->leader_url);
+		where = 1;
+	} else
+		where = -1;
+	pthread_mutex_unlock(&n->lock);
+	return where;
+}
+
+/* This node leads and may write now (lock held). */
+static int leads_now(struct cluster_node *n)
+{
+	return n->role == NODE_LEADER && !n->diverged && !n->lease_lost &&
+	       n->ready &&
+	       now_ms() - n->renewed_ms + NODE_LEASE_SLACK_MS <
+		   n->o.lease_ttl * 1000ULL;
+}
+
+static int hook_change_begin(void *ctx)
+{
+	struct cluster_node *n = ctx;
+	int ok;
+
+	pthread_mutex_lock(&n->write_lock);
+	pthread_mutex_lock(&n->lock);
+	ok = leads_now(n);
+	pthread_mutex_unlock(&n->lock);
+	if (!ok)
+		pthread_mutex_unlock(&n->write_lock);
+	return ok ? 0 : -1;
+}
+
+/* The record of change c; 0 or -1. */
+static int record_of(struct cluster_node *n, const struct api_change *c,
+		     struct log_record *r)
+{
+	const struct store_commit_info *ci = c->ci;
+
+	memset(r, 0, sizeof(*r));
+	switch (c->op) {
+	case API_CHANGE_DEPLOY:
+		r->op = LOG_DEPLOY;
+		r->id = c->id;
+		r->size = c->size;
+		r->bytecode = 1;
+		return 0;
+	case API_CHANGE_COMMIT:
+		return log_commit_record(&n->fold, &ci->id, ci->has_base,
+					 &ci->base, ci->pairs, ci->n, r);
+	case API_CHANGE_RESTORE:
+		r->op = LOG_RESTORE;
+		break;
+	case API_CHANGE_DELETE:
+		r->op = LOG_DELETE;
+		break;
+	case API_CHANGE_PERSIST:
+		r->op = LOG_PERSIST;
+		break;
+	case API_CHANGE_GC:
+		r->op = LOG_GC;
+		break;
+	}
+	r->id = c->id;
+	return 0;
+}
+
+/* Wait for sync_replicas acks of (fence, seq) of a record of files: 0/-1. */
+static int wait_acks(struct cluster_node *n, int64_t fence, uint64_t seq,
+		     size_t files)
+{
+	struct etcd_kv *kvs = NULL;
+	char k[NODE_KEY_MAX], end[NODE_KEY_MAX];
+	/* a follower fetches and syncs each file: 20 ms more for each */
+	uint64_t deadline = now_ms() + NODE_ACK_WAIT_MS + 20 * (uint64_t)files;
+	struct timespec pause = {0, 1000000L};
+	size_t nk = 0;
+	int ok;
+
+	key(n, k, "acks/%" PRId64 ".%020" PRIu64 "/", fence, seq);
+	etcd_prefix_end(k, end, sizeof(end));
+	while (now_ms() < deadline) {
+		if (etcd_range(n->e_write, k, end, 0, &kvs, &nk) == 0) {
+			etcd_kvs_free(kvs, nk);
+			if (nk >= n->o.sync_replicas)
+				return 0;
+		}
+		pthread_mutex_lock(&n->lock);
+		ok = leads_now(n);
+		pthread_mutex_unlock(&n->lock);
+		if (!ok)
+			return -1;
+		nanosleep(&pause, NULL);
+	}
+	return -1;
+}
+
+/* Put pending/SEQ or log/SEQ, fenced by the leader key: 1 when done. */
+static int fenced_put(struct cluster_node *n, const char *k, const char *v,
+		      int64_t lease, uint64_t seq, const char *del)
+{
+	struct etcd_txn *t = etcd_txn_new();
+	char lk[NODE_KEY_MAX], next[NODE_KEY_MAX];
+
+	if (!t)
+		return 0;
+	key(n, lk, "leader");
+	log_key(n, next, seq);
+	etcd_txn_create_rev(t, lk, n->leader_rev);
+	etcd_txn_create_rev(t, next, 0);
+	etcd_txn_put(t, k, v, lease);
+	if (del)
+		etcd_txn_delete(t, del);
+	return etcd_txn_run(n->e_write, t) == 1;
+}
+
+static int hook_change_end(void *ctx, const struct api_change *c,
+			   const char **code)
+{
+	struct cluster_node *n = ctx;
+	struct log_record r = {0};
+	char pk[NODE_KEY_MAX], lk[NODE_KEY_MAX], ak[NODE_KEY_MAX];
+	char *text = NULL;
+	uint64_t seq = n->fold.seq + 1;
+	int64_t lease;
+	int ret = -1;
+
+	if (!c) {
+		pthread_mutex_unlock(&n->write_lock);
+		return 0;
+	}
+	*code = "replication_failed";
+	pthread_mutex_lock(&n->lock);
+	lease = n->lease;
+	pthread_mutex_unlock(&n->lock);
+	key(n, pk, "pending/%020" PRIu64, seq);
+	log_key(n, lk, seq);
+	if (record_of(n, c, &r) < 0)
+		goto out;
+	/* 2. pending, fenced */
+	r.fence = n->leader_rev;
+	text = log_record_text(&r);
+	if (!text)
+		goto out;
+	if (!fenced_put(n, pk, text, lease, seq, NULL)) {
+		*code = "not_leader";
+		goto out;
+	}
+	/* 3. the files on sync_replicas followers */
+	if (n->o.sync_replicas && wait_acks(n, r.fence, seq, r.n) < 0)
+		goto out;
+	/* 4. the record, fenced */
+	free(text);
+	r.fence = 0;
+	text = log_record_text(&r);
+	if (!text)
+		goto out;
+	if (!fenced_put(n, lk, text, 0, seq, pk)) {
+		*code = "not_leader";
+		goto out;
+	}
+	if (log_fold_add(&n->fold, &r) == 0) {
+		set_applied(n, seq);
+		ret = 0;
+	}
+	key(n, ak, "acks/%" PRId64 ".%020" PRIu64 "/", n->leader_rev, seq);
+	etcd_delete(n->e_write, ak, 1);
+out:
+	if (ret) {
+		etcd_delete(n->e_write, pk, 0);
+		pthread_mutex_lock(&n->lock);
+		n->diverged = 1; /* the store holds what the log does not */
+		pthread_mutex_unlock(&n->lock);
+		say(n, "warn", "cluster: a change was not recorded (%s)",
+		    *code);
+	}
+	free(text);
+	log_record_release(&r);
+	pthread_mutex_unlock(&n->write_lock);
+	return ret;
+}
+
+static uint64_t hook_applied(void *ctx)
+{
+	struct cluster_node *n = ctx;
+	uint64_t v;
+
+	pthread_mutex_lock(&n->lock);
+	v = n->applied;
+	pthread_mutex_unlock(&n->lock);
+	return v;
+}
+
+static int hook_wait_applied(void *ctx, uint64_t seq, unsigned int ms)
+{
+	struct cluster_node *n = ctx;
+	struct timespec until;
+	int ok;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&n->lock);
+	while (n->applied < seq && !n->stop &&
+	       pthread_cond_timedwait(&n->cond, &n->lock, &until) != ETIMEDOUT)
+		;
+	ok = n->applied >= seq;
+	pthread_mutex_unlock(&n->lock);
+	return ok ? 0 : -1;
+}
+
+static void hook_metrics(void *ctx, FILE *f)
+{
+	struct cluster_node *n = ctx;
+	uint64_t applied, head;
+	int leader;
+
+	pthread_mutex_lock(&n->lock);
+	applied = n->applied;
+	head = n->head;
+	leader = n->role == NODE_LEADER;
+	pthread_mutex_unlock(&n->lock);
+	fprintf(f,
+		"# HELP modstore_cluster_leader 1 when this node leads.\n"
+		"# TYPE modstore_cluster_leader gauge\n"
+		"modstore_cluster_leader{node=\"%s\"} %d\n"
+		"# HELP modstore_cluster_applied The last log position "
+		"applied here.\n"
+		"# TYPE modstore_cluster_applied gauge\n"
+		"modstore_cluster_applied %" PRIu64 "\n"
+		"# HELP modstore_cluster_log_head The last log position "
+		"this node has seen.\n"
+		"# TYPE modstore_cluster_log_head gauge\n"
+		"modstore_cluster_log_head %" PRIu64 "\n"
+		"# HELP modstore_cluster_lag_records Records seen and not "
+		"yet applied.\n"
+		"# TYPE modstore_cluster_lag_records gauge\n"
+		"modstore_cluster_lag_records %" PRIu64 "\n",
+		n->id, leader, applied, head,
+		head > applied ? head - applied : 0);
+}
+
+/* --- lifecycle ------------------------------------------------------------ */
+
+struct cluster_node *cluster_node_new(const struct cluster_options *o)
+{
+	struct cluster_node *n = calloc(1, sizeof(*n));
+	long timeout;
+
+	if (!n)
+		return NULL;
+	n->o = *o;
+	n->etcd_urls = strdup(o->etcd);
+	n->name = strdup(o->name ? o->name : "modstore");
+	n->id = strdup(o->node_id);
+	n->url = strdup(o->advertise);
+	n->token = o->token ? strdup(o->token) : NULL;
+	n->store = o->store;
+	snprintf(n->prefix, sizeof(n->prefix), "/modstore/%s/",
+		 n->name ? n->name : "");
+	/* a call to etcd never outlasts the lease it might renew */
+	timeout = (long)o->lease_ttl * 1000 / 2;
+	if (timeout < 500)
+		timeout = 500;
+	n->e_loop = etcd_new(o->etcd, timeout);
+	n->e_lease = etcd_new(o->etcd, timeout);
+	n->e_write = etcd_new(o->etcd, timeout);
+	n->peer = curl_easy_init();
+	pthread_mutex_init(&n->write_lock, NULL);
+	pthread_mutex_init(&n->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&n->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	n->api.ctx = n;
+	n->api.leader = hook_leader;
+	n->api.change_begin = hook_change_begin;
+	n->api.change_end = hook_change_end;
+	n->api.applied = hook_applied;
+	n->api.wait_applied = hook_wait_applied;
+	n->api.metrics = hook_metrics;
+	if (!n->etcd_urls || !n->name || !n->id || !n->url ||
+	    (o->token && !n->token) || !n->e_loop || !n->e_lease ||
+	    !n->e_write || !n->peer) {
+		cluster_node_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+const struct api_cluster *cluster_node_api(struct cluster_node *n)
+{
+	return &n->api;
+}
+
+int cluster_node_start(struct cluster_node *n)
+{
+	if (pthread_create(&n->loop_thread, NULL, loop_main, n) != 0)
+		return -1;
+	if (pthread_create(&n->lease_thread, NULL, lease_main, n) != 0) {
+		pthread_mutex_lock(&n->lock);
+		n->stop = 1;
+		pthread_cond_broadcast(&n->cond);
+		pthread_mutex_unlock(&n->lock);
+		pthread_join(n->loop_thread, NULL);
+		return -1;
+	}
+	n->started = 1;
+	return 0;
+}
+
+void cluster_node_stop(struct cluster_node *n)
+{
+	int64_t lease;
+
+	if (!n || !n->started)
+		return;
+	pthread_mutex_lock(&n->lock);
+	n->stop = 1;
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->lock);
+	pthread_join(n->loop_thread, NULL);
+	pthread_join(n->lease_thread, NULL);
+	n->started = 0;
+	pthread_mutex_lock(&n->lock);
+	lease = n->lease;
+	n->role = NODE_FOLLOWER;
+	n->lease = 0;
+	pthread_mutex_unlock(&n->lock);
+	if (lease)
+		etcd_lease_revoke(n->e_loop, lease);
+}
+
+void cluster_node_free(struct cluster_node *n)
+{
+	if (!n)
+		return;
+	cluster_node_stop(n);
+	etcd_free(n->e_loop);
+	etcd_free(n->e_lease);
+	etcd_free(n->e_write);
+	if (n->peer)
+		curl_easy_cleanup(n->peer);
+	log_fold_release(&n->fold);
+	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->lock);
+	pthread_mutex_destroy(&n->write_lock);
+	if (n->token) {
+		memset(n->token, 0, strlen(n->token));
+		free(n->token);
+	}
+	free(n->etcd_urls);
+	free(n->name);
+	free(n->id);
+	free(n->url);
+	free(n);
+}
