@@ -146,6 +146,42 @@ static void test_fold(void)
 		CHECK(log_commit_record(&f, &id, 1, &base, full, 2, &r) == 0);
 		CHECK(r.n == 2 && r.full);
 		log_record_release(&r);
+		/* a deleted base is no base (a snapshot may drop it) */
+		base = idn(100);
+		CHECK(log_commit_record(&f, &id, 1, &base, full, 2, &r) == 0);
+		CHECK(r.n == 2 && r.full);
+		log_record_release(&r);
+	}
+	/* the snapshot: text and back, the deleted non-current dropped */
+	{
+		struct log_fold g;
+		char *text;
+
+		memset(&r, 0, sizeof(r));
+		r.op = LOG_DELETE;
+		r.id = idn(102);
+		CHECK(log_fold_add(&f, &r) == 0);
+		text = log_fold_text(&f);
+		CHECK(text != NULL);
+		CHECK(text && log_fold_parse(text, strlen(text), &g) == 0);
+		CHECK(g.seq == f.seq && g.persists == 1 && g.nmods == 1 &&
+		      g.has_current && store_id_equal(&g.current, &f.current));
+		CHECK(g.nc == 2 && !log_fold_commit(&g, &r.id));
+		c = log_fold_commit(&g, &f.current); /* 100: deleted, current */
+		CHECK(c && !c->live && c->n == 2);
+		c = log_fold_commit(&g, &(struct store_id){0});
+		CHECK(!c);
+		r.id = idn(101);
+		c = log_fold_commit(&g, &r.id);
+		CHECK(c && c->live && c->n == 2 &&
+		      store_id_equal(&c->pairs[1].commit, &b[0].commit));
+		/* the fold goes on from the snapshot */
+		r.op = LOG_GC;
+		CHECK(log_fold_add(&g, &r) == 0 && g.seq == f.seq + 1);
+		log_fold_release(&g);
+		free(text);
+		CHECK(log_fold_parse("{\"seq\":1}", 9, &g) < 0);
+		CHECK(log_fold_parse("nope", 4, &g) < 0);
 	}
 	log_fold_release(&f);
 }
