@@ -343,11 +343,26 @@ int log_commit_record(const struct log_fold *f, const struct store_id *id,
 	return 0;
 }
 
+/* 1 when every module of b is in a (both sorted by module). */
+static int covers(const struct log_commit *a, const struct log_commit *b)
+{
+	size_t i = 0, k;
+
+	for (k = 0; k < b->n; k++) {
+		while (i < a->n && pair_cmp(&a->pairs[i], &b->pairs[k]) < 0)
+			i++;
+		if (i == a->n || pair_cmp(&a->pairs[i], &b->pairs[k]))
+			return 0;
+	}
+	return 1;
+}
+
 char *log_fold_text(const struct log_fold *f)
 {
+	const struct log_commit *prev = NULL;
 	json_t *j, *mods, *cs, *c, *m;
 	char hex[STORE_HEX_LEN + 1], *text;
-	size_t i, k;
+	size_t i, k, p;
 
 	j = json_pack("{s:I, s:I, s:I}", "seq", (json_int_t)f->seq, "persists",
 		      (json_int_t)f->persists, "gcs", (json_int_t)f->gcs);
@@ -370,20 +385,38 @@ char *log_fold_text(const struct log_fold *f)
 			      "size", (json_int_t)f->mods[i].size, "bytecode",
 			      f->mods[i].bytecode));
 	for (i = 0; i < f->nc; i++) {
+		const struct log_commit *cur = &f->c[i];
+		int delta;
+
 		/* a deleted commit is no base of a later record (below) */
-		if (!f->c[i].live &&
-		    !(f->has_current &&
-		      store_id_equal(&f->c[i].id, &f->current)))
+		if (!cur->live &&
+		    !(f->has_current && store_id_equal(&cur->id, &f->current)))
 			continue;
+		/* against the commit before it here, when it holds its modules
+		 */
+		delta = prev && covers(cur, prev);
 		m = json_object();
-		for (k = 0; m && k < f->c[i].n; k++) {
-			store_id_hex(&f->c[i].pairs[k].module, hex);
-			json_object_set_new(m, hex,
-					    jid(&f->c[i].pairs[k].commit));
+		for (k = 0, p = 0; m && k < cur->n; k++) {
+			if (delta) {
+				while (p < prev->n &&
+				       pair_cmp(&prev->pairs[p],
+						&cur->pairs[k]) < 0)
+					p++;
+				if (p < prev->n &&
+				    !pair_cmp(&prev->pairs[p],
+					      &cur->pairs[k]) &&
+				    store_id_equal(&prev->pairs[p].commit,
+						   &cur->pairs[k].commit))
+					continue;
+			}
+			store_id_hex(&cur->pairs[k].module, hex);
+			json_object_set_new(m, hex, jid(&cur->pairs[k].commit));
 		}
-		c = json_pack("{s:o, s:b, s:o}", "id", jid(&f->c[i].id), "live",
-			      f->c[i].live, "modules", m ? m : json_object());
+		c = json_pack("{s:o, s:b, s:b, s:o}", "id", jid(&cur->id),
+			      "live", cur->live, "onprev", delta, "modules",
+			      m ? m : json_object());
 		json_array_append_new(cs, c);
+		prev = cur;
 	}
 	text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
@@ -393,10 +426,10 @@ char *log_fold_text(const struct log_fold *f)
 int log_fold_parse(const char *text, size_t len, struct log_fold *out)
 {
 	json_t *j = json_loadb(text, len, 0, NULL), *mods, *cs, *v, *m, *mc;
-	struct log_commit *c;
+	struct log_commit *c, *prev;
 	const char *key;
-	size_t i;
-	int ret = -1;
+	size_t i, np;
+	int ret = -1, onprev;
 
 	memset(out, 0, sizeof(*out));
 	if (!j)
@@ -437,17 +470,32 @@ int log_fold_parse(const char *text, size_t len, struct log_fold *out)
 		if (pid(json_object_get(v, "id"), &c->id) || !json_is_object(m))
 			goto out;
 		c->live = json_is_true(json_object_get(v, "live"));
-		c->pairs = calloc(json_object_size(m) + 1, sizeof(*c->pairs));
+		/* "onprev": only the pairs differing from the one before */
+		onprev = json_is_true(json_object_get(v, "onprev"));
+		prev = onprev && out->nc ? &out->c[out->nc - 1] : NULL;
+		np = prev ? prev->n : 0;
+		c->pairs =
+		    calloc(np + json_object_size(m) + 1, sizeof(*c->pairs));
 		out->nc++;
-		if (!c->pairs)
+		if (!c->pairs || (onprev && !prev))
 			goto out;
+		if (np)
+			memcpy(c->pairs, prev->pairs, np * sizeof(*c->pairs));
+		c->n = np;
 		json_object_foreach(m, key, mc)
 		{
-			if (store_id_parse(&c->pairs[c->n].module, key,
-					   strlen(key)) ||
-			    pid(mc, &c->pairs[c->n].commit))
+			struct store_pair q, *hit;
+
+			if (store_id_parse(&q.module, key, strlen(key)) ||
+			    pid(mc, &q.commit))
 				goto out;
-			c->n++;
+			hit =
+			    np ? bsearch(&q, c->pairs, np, sizeof(q), pair_cmp)
+			       : NULL;
+			if (hit)
+				hit->commit = q.commit;
+			else
+				c->pairs[c->n++] = q;
 		}
 		qsort(c->pairs, c->n, sizeof(*c->pairs), pair_cmp);
 	}

@@ -71,6 +71,7 @@ struct cluster_node {
 	uint64_t compact_checked_ms; /* the loop thread's */
 	uint64_t compacted_ms;	     /* the leader's last compaction turn */
 	int compact_warned;
+	uint64_t compact_big; /* the last position whose snapshot was too big */
 	pthread_t loop_thread, lease_thread;
 	int started;
 };
@@ -919,7 +920,9 @@ static void compact(struct cluster_node *n)
 	etcd_kvs_free(kvs, nk);
 	if (!nk || low > a)
 		low = a;
-	if (low < done + n->o.compact_after)
+	/* a snapshot that was too big is tried again N records later */
+	if (low < done + n->o.compact_after ||
+	    (n->compact_big && low < n->compact_big + n->o.compact_after))
 		return;
 	/* the log's state at low: the snapshot and the records up to it */
 	if (read_log(n, &f, low) < 0)
@@ -934,6 +937,7 @@ static void compact(struct cluster_node *n)
 			    "more than etcd takes; the log is not compacted",
 			    strlen(text));
 		n->compact_warned = 1;
+		n->compact_big = low;
 		goto out;
 	}
 	t = etcd_txn_new();
