@@ -603,7 +603,7 @@ static int record_kept(unsigned long long seq)
  */
 static void test_compaction(void)
 {
-	long long pos, t0;
+	long long pos, t0, start = cl_now_ms();
 	char id[65], key[128];
 	int l, f, i, ok = 1, kept = 1;
 
@@ -672,6 +672,7 @@ static void test_compaction(void)
 	kill(nodes[f].d.pid, SIGCONT);
 	nodes[f].running = 1;
 	CHECK(wait_converged(running_count()));
+	printf("compaction: both recoveries in %lld ms\n", cl_now_ms() - start);
 }
 
 static void test_join_empty(void)
