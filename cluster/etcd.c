@@ -318,6 +318,13 @@ void etcd_txn_delete(struct etcd_txn *t, const char *key)
 	    json_pack("{s:{s:o}}", "request_delete_range", "key", jb64(key)));
 }
 
+void etcd_txn_delete_range(struct etcd_txn *t, const char *key, const char *end)
+{
+	json_array_append_new(
+	    t->ops, json_pack("{s:{s:o, s:o}}", "request_delete_range", "key",
+			      jb64(key), "range_end", jb64(end)));
+}
+
 int etcd_txn_run(struct etcd *e, struct etcd_txn *t)
 {
 	json_t *resp, *req;

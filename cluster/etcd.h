@@ -58,6 +58,9 @@ void etcd_txn_create_rev(struct etcd_txn *t, const char *key, int64_t rev);
 void etcd_txn_put(struct etcd_txn *t, const char *key, const char *value,
 		  int64_t lease);
 void etcd_txn_delete(struct etcd_txn *t, const char *key);
+/* Delete every key from key up to (not including) end. */
+void etcd_txn_delete_range(struct etcd_txn *t, const char *key,
+			   const char *end);
 int etcd_txn_run(struct etcd *e, struct etcd_txn *t);
 
 /* A lease of ttl seconds: its id, or 0 when etcd did not answer. */

@@ -315,6 +315,13 @@ int log_commit_record(const struct log_fold *f, const struct store_id *id,
 	struct store_pair *hit;
 	size_t i;
 
+	/*
+	 * Against a live base only: a snapshot keeps no deleted commit (but
+	 * the current one), so a later record must not need one.
+	 */
+	if (b && !b->live)
+		b = NULL;
+
 	memset(out, 0, sizeof(*out));
 	out->op = LOG_COMMIT;
 	out->id = *id;
@@ -334,4 +341,168 @@ int log_commit_record(const struct log_fold *f, const struct store_id *id,
 		out->pairs[out->n++] = pairs[i];
 	}
 	return 0;
+}
+
+/* 1 when every module of b is in a (both sorted by module). */
+static int covers(const struct log_commit *a, const struct log_commit *b)
+{
+	size_t i = 0, k;
+
+	for (k = 0; k < b->n; k++) {
+		while (i < a->n && pair_cmp(&a->pairs[i], &b->pairs[k]) < 0)
+			i++;
+		if (i == a->n || pair_cmp(&a->pairs[i], &b->pairs[k]))
+			return 0;
+	}
+	return 1;
+}
+
+char *log_fold_text(const struct log_fold *f)
+{
+	const struct log_commit *prev = NULL;
+	json_t *j, *mods, *cs, *c, *m;
+	char hex[STORE_HEX_LEN + 1], *text;
+	size_t i, k, p;
+
+	j = json_pack("{s:I, s:I, s:I}", "seq", (json_int_t)f->seq, "persists",
+		      (json_int_t)f->persists, "gcs", (json_int_t)f->gcs);
+	mods = json_array();
+	cs = json_array();
+	if (!j || !mods || !cs) {
+		json_decref(j);
+		json_decref(mods);
+		json_decref(cs);
+		return NULL;
+	}
+	json_object_set_new(j, "modules", mods);
+	json_object_set_new(j, "commits", cs);
+	json_object_set_new(j, "current",
+			    f->has_current ? jid(&f->current) : json_null());
+	for (i = 0; i < f->nmods; i++)
+		json_array_append_new(
+		    mods,
+		    json_pack("{s:o, s:I, s:b}", "id", jid(&f->mods[i].id),
+			      "size", (json_int_t)f->mods[i].size, "bytecode",
+			      f->mods[i].bytecode));
+	for (i = 0; i < f->nc; i++) {
+		const struct log_commit *cur = &f->c[i];
+		int delta;
+
+		/* a deleted commit is no base of a later record (below) */
+		if (!cur->live &&
+		    !(f->has_current && store_id_equal(&cur->id, &f->current)))
+			continue;
+		/* against the commit before it here, when it holds its modules
+		 */
+		delta = prev && covers(cur, prev);
+		m = json_object();
+		for (k = 0, p = 0; m && k < cur->n; k++) {
+			if (delta) {
+				while (p < prev->n &&
+				       pair_cmp(&prev->pairs[p],
+						&cur->pairs[k]) < 0)
+					p++;
+				if (p < prev->n &&
+				    !pair_cmp(&prev->pairs[p],
+					      &cur->pairs[k]) &&
+				    store_id_equal(&prev->pairs[p].commit,
+						   &cur->pairs[k].commit))
+					continue;
+			}
+			store_id_hex(&cur->pairs[k].module, hex);
+			json_object_set_new(m, hex, jid(&cur->pairs[k].commit));
+		}
+		c = json_pack("{s:o, s:b, s:b, s:o}", "id", jid(&cur->id),
+			      "live", cur->live, "onprev", delta, "modules",
+			      m ? m : json_object());
+		json_array_append_new(cs, c);
+		prev = cur;
+	}
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return text;
+}
+
+int log_fold_parse(const char *text, size_t len, struct log_fold *out)
+{
+	json_t *j = json_loadb(text, len, 0, NULL), *mods, *cs, *v, *m, *mc;
+	struct log_commit *c, *prev;
+	const char *key;
+	size_t i, np;
+	int ret = -1, onprev;
+
+	memset(out, 0, sizeof(*out));
+	if (!j)
+		return -1;
+	mods = json_object_get(j, "modules");
+	cs = json_object_get(j, "commits");
+	if (!json_is_integer(json_object_get(j, "seq")) ||
+	    !json_is_array(mods) || !json_is_array(cs))
+		goto out;
+	out->seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+	out->persists =
+	    (unsigned)json_integer_value(json_object_get(j, "persists"));
+	out->gcs = (unsigned)json_integer_value(json_object_get(j, "gcs"));
+	v = json_object_get(j, "current");
+	out->has_current = v && !json_is_null(v);
+	if (out->has_current && pid(v, &out->current))
+		goto out;
+	out->mods = calloc(json_array_size(mods) + 1, sizeof(*out->mods));
+	out->c = calloc(json_array_size(cs) + 1, sizeof(*out->c));
+	if (!out->mods || !out->c)
+		goto out;
+	out->capmods = json_array_size(mods) + 1;
+	out->capc = json_array_size(cs) + 1;
+	json_array_foreach(mods, i, v)
+	{
+		if (pid(json_object_get(v, "id"), &out->mods[i].id))
+			goto out;
+		out->mods[i].size =
+		    (uint64_t)json_integer_value(json_object_get(v, "size"));
+		out->mods[i].bytecode =
+		    json_is_true(json_object_get(v, "bytecode"));
+		out->nmods++;
+	}
+	json_array_foreach(cs, i, v)
+	{
+		c = &out->c[out->nc];
+		m = json_object_get(v, "modules");
+		if (pid(json_object_get(v, "id"), &c->id) || !json_is_object(m))
+			goto out;
+		c->live = json_is_true(json_object_get(v, "live"));
+		/* "onprev": only the pairs differing from the one before */
+		onprev = json_is_true(json_object_get(v, "onprev"));
+		prev = onprev && out->nc ? &out->c[out->nc - 1] : NULL;
+		np = prev ? prev->n : 0;
+		c->pairs =
+		    calloc(np + json_object_size(m) + 1, sizeof(*c->pairs));
+		out->nc++;
+		if (!c->pairs || (onprev && !prev))
+			goto out;
+		if (np)
+			memcpy(c->pairs, prev->pairs, np * sizeof(*c->pairs));
+		c->n = np;
+		json_object_foreach(m, key, mc)
+		{
+			struct store_pair q, *hit;
+
+			if (store_id_parse(&q.module, key, strlen(key)) ||
+			    pid(mc, &q.commit))
+				goto out;
+			hit =
+			    np ? bsearch(&q, c->pairs, np, sizeof(q), pair_cmp)
+			       : NULL;
+			if (hit)
+				hit->commit = q.commit;
+			else
+				c->pairs[c->n++] = q;
+		}
+		qsort(c->pairs, c->n, sizeof(*c->pairs), pair_cmp);
+	}
+	ret = 0;
+out:
+	json_decref(j);
+	if (ret)
+		log_fold_release(out);
+	return ret;
 }

@@ -78,6 +78,12 @@ int log_fold_pairs(const struct log_fold *f, const struct log_record *r,
 /* Fold r as record number f->seq + 1. 0, or -1 (f unchanged). */
 int log_fold_add(struct log_fold *f, const struct log_record *r);
 /*
+ * The fold as JSON text, a snapshot of the log up to f->seq (malloc'd),
+ * or NULL; and back: 0, or -1 when text is not one (out released).
+ */
+char *log_fold_text(const struct log_fold *f);
+int log_fold_parse(const char *text, size_t len, struct log_fold *out);
+/*
  * The commit record of a commit whose whole map is pairs (sorted by
  * module): against its base in f when f has it, else full. Release out.
  */

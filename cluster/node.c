@@ -33,7 +33,9 @@
 #define NODE_ACK_WAIT_MS    5000
 #define NODE_LEASE_SLACK_MS 300 /* writes stop this long before expiry */
 #define NODE_KEY_MAX	    512
-#define NODE_PAGE	    500 /* records read at once */
+#define NODE_PAGE	    500		  /* records read at once */
+#define NODE_COMPACT_MS	    500		  /* the leader considers compacting */
+#define NODE_SNAPSHOT_MAX   (1024 * 1024) /* etcd takes 1.5 MiB */
 
 enum node_role { NODE_FOLLOWER = 0, NODE_LEADER = 1 };
 
@@ -66,6 +68,10 @@ struct cluster_node {
 	uint64_t failed_seq; /* the last one whose files could not be had */
 	int64_t failed_fence;
 	uint64_t published_ms;
+	uint64_t compact_checked_ms; /* the loop thread's */
+	uint64_t compacted_ms;	     /* the leader's last compaction turn */
+	int compact_warned;
+	uint64_t compact_big; /* the last position whose snapshot was too big */
 	pthread_t loop_thread, lease_thread;
 	int started;
 };
@@ -464,20 +470,59 @@ static int collect_commit(void *ctx, const struct store_id *commit,
 	return 0;
 }
 
-/* The whole log folded into f: 0, or -1. */
-static int read_log(struct cluster_node *n, struct log_fold *f)
+/* The position the log is compacted to (0: never), -1 no answer. */
+static int read_compacted(struct cluster_node *n, uint64_t *seq)
+{
+	struct etcd_kv *kvs = NULL;
+	char k[NODE_KEY_MAX];
+	size_t nk = 0;
+
+	*seq = 0;
+	key(n, k, "compacted");
+	if (etcd_range(n->e_loop, k, NULL, 1, &kvs, &nk) < 0)
+		return -1;
+	if (nk)
+		*seq = strtoull(kvs[0].value, NULL, 10);
+	etcd_kvs_free(kvs, nk);
+	return 0;
+}
+
+/*
+ * The log folded into f, up to record upto (0: its end): from the
+ * snapshot when the log is compacted, then every record kept after it.
+ * 0, or -1 (etcd did not answer, or the log was compacted meanwhile).
+ */
+static int read_log(struct cluster_node *n, struct log_fold *f, uint64_t upto)
 {
 	struct etcd_kv *kvs = NULL;
 	struct log_record r;
 	char from[NODE_KEY_MAX], end[NODE_KEY_MAX], k[NODE_KEY_MAX];
 	size_t i, nk;
+	long page;
 	int ret = 0;
 
+	key(n, k, "snapshot");
+	if (etcd_range(n->e_loop, k, NULL, 1, &kvs, &nk) < 0)
+		return -1;
+	if (nk) {
+		log_fold_release(f);
+		ret = log_fold_parse(kvs[0].value, kvs[0].vlen, f);
+		if (ret)
+			say(n, "error", "cluster: the snapshot is unreadable");
+	}
+	etcd_kvs_free(kvs, nk);
+	if (ret || (upto && f->seq > upto))
+		return -1;
 	key(n, k, "log/");
 	etcd_prefix_end(k, end, sizeof(end));
 	for (;;) {
+		if (upto && f->seq == upto)
+			return 0;
+		page = NODE_PAGE;
+		if (upto && upto - f->seq < (uint64_t)page)
+			page = (long)(upto - f->seq);
 		log_key(n, from, f->seq + 1);
-		if (etcd_range(n->e_loop, from, end, NODE_PAGE, &kvs, &nk) < 0)
+		if (etcd_range(n->e_loop, from, end, page, &kvs, &nk) < 0)
 			return -1;
 		for (i = 0; i < nk && !ret; i++) {
 			log_key(n, k, f->seq + 1);
@@ -490,8 +535,8 @@ static int read_log(struct cluster_node *n, struct log_fold *f)
 			log_record_release(&r);
 		}
 		etcd_kvs_free(kvs, nk);
-		if (ret || nk < NODE_PAGE)
-			return ret;
+		if (ret || nk < (size_t)page)
+			return ret || (upto && f->seq != upto) ? -1 : 0;
 	}
 }
 
@@ -508,7 +553,7 @@ static int reconcile(struct cluster_node *n)
 	enum store_err err = STORE_OK;
 	size_t i;
 
-	if (read_log(n, &f) < 0)
+	if (read_log(n, &f, 0) < 0)
 		goto fail;
 	for (i = 0; i < f.nmods && !err; i++)
 		err = ensure_module(n, &f.mods[i]);
@@ -554,6 +599,27 @@ fail:
 
 /* --- the follower's loop -------------------------------------------------- */
 
+/*
+ * 1 when the log was compacted past this node's position, which then
+ * marks itself diverged: it reconciles from the snapshot (write_lock).
+ */
+static int behind_compaction(struct cluster_node *n)
+{
+	uint64_t c;
+
+	n->compact_checked_ms = now_ms();
+	if (read_compacted(n, &c) < 0 || c <= n->fold.seq)
+		return 0;
+	pthread_mutex_lock(&n->lock);
+	n->diverged = 1;
+	pthread_mutex_unlock(&n->lock);
+	say(n, "info",
+	    "cluster: %s is at %" PRIu64 ", the log is compacted to %" PRIu64
+	    ": it copies the state",
+	    n->id, n->fold.seq, c);
+	return 1;
+}
+
 /* Apply the records after ours: 0, or -1 (again later). */
 static int follow_log(struct cluster_node *n, int *caught_up)
 {
@@ -579,6 +645,10 @@ static int follow_log(struct cluster_node *n, int *caught_up)
 	}
 	for (i = 0; i < nk && !err; i++) {
 		log_key(n, k, n->fold.seq + 1);
+		if (strcmp(kvs[i].key, k) != 0 && behind_compaction(n)) {
+			err = STORE_EIO;
+			break;
+		}
 		if (strcmp(kvs[i].key, k) != 0 ||
 		    log_record_parse(kvs[i].value, kvs[i].vlen, &r)) {
 			say(n, "error", "cluster: record %s is unreadable",
@@ -600,6 +670,10 @@ static int follow_log(struct cluster_node *n, int *caught_up)
 			set_applied(n, n->fold.seq);
 	}
 	*caught_up = !err && nk == 0;
+	/* nothing after ours: is it because the log was compacted past? */
+	if (*caught_up && now_ms() - n->compact_checked_ms >= NODE_PUBLISH_MS &&
+	    behind_compaction(n))
+		*caught_up = 0;
 	pthread_mutex_unlock(&n->write_lock);
 	etcd_kvs_free(kvs, nk);
 	return err ? -1 : 0;
@@ -695,18 +769,25 @@ static int read_leader(struct cluster_node *n, int64_t *rev)
 /* Try to become the leader (caught up, no leader): 1 when it did. */
 static int campaign(struct cluster_node *n)
 {
-	struct etcd_txn *t = etcd_txn_new();
+	struct etcd_txn *t;
 	char k[NODE_KEY_MAX], next[NODE_KEY_MAX], *v;
 	int64_t lease, rev = 0;
 	json_t *j;
 	uint64_t seq;
-	int won;
+	int won, behind;
 
 	pthread_mutex_lock(&n->lock);
 	lease = n->lease;
 	seq = n->applied;
 	pthread_mutex_unlock(&n->lock);
-	if (!t || !lease)
+	if (!lease)
+		return 0;
+	/* not behind the log's compacted start, whatever is kept after it */
+	pthread_mutex_lock(&n->write_lock);
+	behind = behind_compaction(n);
+	pthread_mutex_unlock(&n->write_lock);
+	t = behind ? NULL : etcd_txn_new();
+	if (!t)
 		return 0;
 	j = json_pack("{s:s, s:s}", "id", n->id, "url", n->url);
 	v = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -793,6 +874,93 @@ static int64_t new_lease(struct cluster_node *n)
 	return id;
 }
 
+/*
+ * The leader's compaction (docs/cluster.md, "Compaction"): once every
+ * live node has applied compact_after records past the compacted
+ * position, write the snapshot of the log at the lowest position applied
+ * and delete the records up to it, in one transaction fenced by the
+ * leader key. Loop thread, no lock held.
+ */
+static void compact(struct cluster_node *n)
+{
+	struct etcd_kv *kvs = NULL;
+	struct log_fold f = {0};
+	struct etcd_txn *t;
+	char k[NODE_KEY_MAX], end[NODE_KEY_MAX], *text = NULL;
+	char cseq[32];
+	uint64_t low = UINT64_MAX, done = 0, a;
+	int64_t rev;
+	size_t i, nk = 0;
+	json_t *j, *v;
+
+	if (!n->o.compact_after || now_ms() - n->compacted_ms < NODE_COMPACT_MS)
+		return;
+	n->compacted_ms = now_ms();
+	pthread_mutex_lock(&n->lock);
+	rev = n->leader_rev;
+	a = n->applied;
+	pthread_mutex_unlock(&n->lock);
+	if (a < n->o.compact_after || read_compacted(n, &done) < 0 ||
+	    a < done + n->o.compact_after)
+		return;
+	/* the lowest position a live node has applied (it published) */
+	key(n, k, "nodes/");
+	etcd_prefix_end(k, end, sizeof(end));
+	if (etcd_range(n->e_loop, k, end, 0, &kvs, &nk) < 0)
+		return;
+	for (i = 0; i < nk; i++) {
+		j = json_loads(kvs[i].value, 0, NULL);
+		v = json_object_get(j, "applied");
+		if (!json_is_integer(v))
+			low = 0; /* not one we can read: keep everything */
+		else if ((uint64_t)json_integer_value(v) < low)
+			low = (uint64_t)json_integer_value(v);
+		json_decref(j);
+	}
+	etcd_kvs_free(kvs, nk);
+	if (!nk || low > a)
+		low = a;
+	/* a snapshot that was too big is tried again N records later */
+	if (low < done + n->o.compact_after ||
+	    (n->compact_big && low < n->compact_big + n->o.compact_after))
+		return;
+	/* the log's state at low: the snapshot and the records up to it */
+	if (read_log(n, &f, low) < 0)
+		goto out;
+	text = log_fold_text(&f);
+	if (!text)
+		goto out;
+	if (strlen(text) > NODE_SNAPSHOT_MAX) {
+		if (!n->compact_warned)
+			say(n, "warn",
+			    "cluster: the snapshot would take %zu bytes, "
+			    "more than etcd takes; the log is not compacted",
+			    strlen(text));
+		n->compact_warned = 1;
+		n->compact_big = low;
+		goto out;
+	}
+	t = etcd_txn_new();
+	if (!t)
+		goto out;
+	key(n, k, "leader");
+	etcd_txn_create_rev(t, k, rev);
+	key(n, k, "snapshot");
+	etcd_txn_put(t, k, text, 0);
+	snprintf(cseq, sizeof(cseq), "%" PRIu64, low);
+	key(n, k, "compacted");
+	etcd_txn_put(t, k, cseq, 0);
+	log_key(n, k, 1);
+	log_key(n, end, low + 1);
+	etcd_txn_delete_range(t, k, end);
+	if (etcd_txn_run(n->e_loop, t) == 1)
+		say(n, "info", "cluster: the log is compacted to %" PRIu64,
+		    low);
+out:
+	free(text);
+	log_fold_release(&f);
+}
+
 /* One turn of the loop thread. */
 static void tick(struct cluster_node *n)
 {
@@ -843,6 +1011,8 @@ static void tick(struct cluster_node *n)
 		pthread_mutex_unlock(&n->lock);
 		if (role == NODE_FOLLOWER)
 			follow_pending(n);
+	} else if (role == NODE_LEADER) {
+		compact(n);
 	}
 	if (now_ms() - n->published_ms >= NODE_PUBLISH_MS)
 		publish(n);

@@ -21,9 +21,10 @@ struct cluster_options {
 	const char *node_id;   /* unique, stable */
 	const char *advertise; /* how peers and clients reach this node */
 	unsigned int sync_replicas;
-	unsigned int lease_ttl; /* seconds */
-	const char *token;	/* sent to peers; NULL: none */
-	struct store *store;	/* borrowed */
+	unsigned int lease_ttl;	    /* seconds */
+	unsigned int compact_after; /* records; 0: never compact */
+	const char *token;	    /* sent to peers; NULL: none */
+	struct store *store;	    /* borrowed */
 	enum api_log_format log_format;
 };
 

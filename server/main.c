@@ -92,7 +92,7 @@ struct server_config {
 	uint64_t max_diff_pages;  /* 0: the store's default */
 	/* cluster mode (docs/cluster.md): on when etcd is set */
 	const char *etcd, *cluster, *node_id, *advertise;
-	unsigned int sync_replicas, lease_ttl;
+	unsigned int sync_replicas, lease_ttl, compact_after;
 };
 
 /*
@@ -211,6 +211,9 @@ static const char usage_text[] =
     "        acknowledged; 0 = asynchronous. Default 1.\n"
     "    --lease-ttl SEC          MODSTORE_LEASE_TTL\n"
     "        The leadership lease, 1 to 3600 seconds. Default 5.\n"
+    "    --compact-after N        MODSTORE_COMPACT_AFTER\n"
+    "        Records every live node has applied that the leader removes\n"
+    "        from etcd at once, leaving a snapshot; 0 = never. Default 1000.\n"
     "    -h, --help               This text.\n"
     "    -V, --version            The version.\n"
     "\n"
@@ -346,6 +349,7 @@ enum opt_id {
 	OPT_ADVERTISE,
 	OPT_SYNC_REPLICAS,
 	OPT_LEASE_TTL,
+	OPT_COMPACT_AFTER,
 };
 
 /* 1 when s is a name of 1 to 64 letters, digits, '.', '_' or '-'. */
@@ -477,6 +481,11 @@ static int config_set(struct server_config *c, int id, const char *v,
 		    c->lease_ttl > 3600)
 			want = "a number of seconds from 1 to 3600";
 		break;
+	case OPT_COMPACT_AFTER:
+		if (parse_uint(v, &c->compact_after) < 0 ||
+		    c->compact_after > 100000000)
+			want = "a number of records from 0 to 100000000";
+		break;
 	case OPT_LOG_FORMAT:
 		if (!strcmp(v, "text"))
 			c->log_format = API_LOG_TEXT;
@@ -523,6 +532,7 @@ static const struct option longopts[] = {
     {"advertise", required_argument, NULL, OPT_ADVERTISE},
     {"sync-replicas", required_argument, NULL, OPT_SYNC_REPLICAS},
     {"lease-ttl", required_argument, NULL, OPT_LEASE_TTL},
+    {"compact-after", required_argument, NULL, OPT_COMPACT_AFTER},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -570,6 +580,7 @@ static const struct {
     {OPT_ADVERTISE, "MODSTORE_ADVERTISE"},
     {OPT_SYNC_REPLICAS, "MODSTORE_SYNC_REPLICAS"},
     {OPT_LEASE_TTL, "MODSTORE_LEASE_TTL"},
+    {OPT_COMPACT_AFTER, "MODSTORE_COMPACT_AFTER"},
 };
 
 /* What cluster mode needs together: 0, or 2 with a message. */
@@ -623,6 +634,7 @@ static int config_parse(struct server_config *c, int argc, char **argv)
 	c->cluster = "modstore";
 	c->sync_replicas = 1;
 	c->lease_ttl = 5;
+	c->compact_after = 1000;
 
 	for (i = 0; i < sizeof(env_opts) / sizeof(env_opts[0]); i++) {
 		v = getenv(env_opts[i].env);
@@ -1311,6 +1323,7 @@ static struct cluster_node *server_cluster_node(const struct server_config *cfg,
 	co.advertise = cfg->advertise;
 	co.sync_replicas = cfg->sync_replicas;
 	co.lease_ttl = cfg->lease_ttl;
+	co.compact_after = cfg->compact_after;
 	co.token = token;
 	co.store = store;
 	co.log_format = cfg->log_format;

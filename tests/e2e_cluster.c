@@ -15,7 +15,11 @@
  * - SIGSTOP of the leader past its lease, SIGCONT: none of its writes
  *   succeeds, it rejoins as a follower;
  * - SIGKILL of one etcd member during writes: writes go on;
- * - a node joining with an empty directory catches up.
+ * - the log is compacted (--compact-after): a follower down while
+ *   records past its position were removed from etcd comes back and
+ *   converges, and so does one frozen past its lease meanwhile; a node
+ *   joining with an empty directory after compaction
+ *   catches up.
  *
  * MODSTORE_CLUSTER_ROUNDS sets the SIGKILL rounds (default 4).
  */
@@ -51,8 +55,9 @@ static char acked[MAX_COMMITS][65];
 static int acked_deleted[MAX_COMMITS];
 static int nacked;
 
-static const char *const node_args[] = {"--lease-ttl", "2", "--sync-replicas",
-					"1", NULL};
+#define COMPACT_AFTER 4
+static const char *const node_args[] = {
+    "--lease-ttl", "2", "--sync-replicas", "1", "--compact-after", "4", NULL};
 
 /* --- helpers -------------------------------------------------------------- */
 
@@ -582,9 +587,100 @@ static void test_etcd_member_loss(void)
 	CHECK(wait_converged(running_count()));
 }
 
+/* 1 when record seq is in etcd, 0 when not (compacted), -1 no answer. */
+static int record_kept(unsigned long long seq)
+{
+	char k[128];
+
+	snprintf(k, sizeof(k), "/modstore/modstore/log/%020llu", seq);
+	return cl_etcd_has(&etcd, k);
+}
+
+/*
+ * A follower down while the log is compacted past its position comes
+ * back: it copies the state (the snapshot, the files from peers) and
+ * follows; the same root, commits store and files as the others.
+ */
+static void test_compaction(void)
+{
+	long long pos, t0, start = cl_now_ms();
+	char id[65], key[128];
+	int l, f, i, ok = 1, kept = 1;
+
+	l = cl_wait_leader(nodes, nnodes, 15000);
+	CHECK(l >= 0);
+	if (l < 0)
+		return;
+	f = some_node(l);
+	CHECK(f >= 0 && wait_converged(running_count()));
+	pos = applied_of(f);
+	CHECK(pos > 0);
+	cl_node_signal(&nodes[f], SIGTERM);
+	for (i = 0; i < 3 * COMPACT_AFTER; i++) {
+		long st = commit_once(l, 1, id);
+
+		ok &= st == 201;
+		if (st == 201)
+			ack_commit(id);
+	}
+	CHECK(ok);
+	/* the records after its position are gone from etcd, and record 1 */
+	t0 = cl_now_ms();
+	while (kept != 0 && cl_now_ms() - t0 < 5000) {
+		kept = record_kept((unsigned long long)pos + 1);
+		if (kept != 0)
+			usleep(50000);
+	}
+	CHECK(kept == 0);
+	CHECK(record_kept(1) == 0);
+	printf("compaction: the log no longer holds record %lld, the first "
+	       "one the stopped follower lacks\n",
+	       pos + 1);
+	CHECK(cl_node_start(&nodes[f], &etcd, root, f, NULL, node_args) == 0);
+	CHECK(wait_converged(running_count()));
+	/*
+	 * A follower frozen past its lease (its nodes/ID gone, so compaction
+	 * goes on without it) wakes behind the compacted start: it finds
+	 * out, copies the state and follows.
+	 */
+	l = cl_wait_leader(nodes, nnodes, 15000);
+	f = some_node(l);
+	CHECK(l >= 0 && f >= 0);
+	if (l < 0 || f < 0)
+		return;
+	pos = applied_of(f);
+	cl_node_signal(&nodes[f], SIGSTOP);
+	nodes[f].running = 0;
+	snprintf(key, sizeof(key), "/modstore/modstore/nodes/%s", nodes[f].id);
+	t0 = cl_now_ms();
+	while (cl_etcd_has(&etcd, key) != 0 && cl_now_ms() - t0 < 3 * 2000)
+		usleep(50000);
+	CHECK(cl_etcd_has(&etcd, key) == 0);
+	for (i = 0, ok = 1; i < 3 * COMPACT_AFTER; i++) {
+		long st = commit_once(l, 1, id);
+
+		ok &= st == 201;
+		if (st == 201)
+			ack_commit(id);
+	}
+	CHECK(ok);
+	t0 = cl_now_ms();
+	while ((kept = record_kept((unsigned long long)pos + 1)) != 0 &&
+	       cl_now_ms() - t0 < 5000)
+		usleep(50000);
+	CHECK(kept == 0);
+	kill(nodes[f].d.pid, SIGCONT);
+	nodes[f].running = 1;
+	CHECK(wait_converged(running_count()));
+	printf("compaction: both recoveries in %lld ms\n", cl_now_ms() - start);
+}
+
 static void test_join_empty(void)
 {
 	char dir[600];
+
+	/* the log the joiner finds is compacted: it cannot fold it all */
+	CHECK(record_kept(1) == 0);
 
 	snprintf(dir, sizeof(dir), "%s/empty", root);
 	nnodes = NNODES + 1;
@@ -621,6 +717,7 @@ int main(void)
 		test_kill_rounds();
 		test_sigstop();
 		test_etcd_member_loss();
+		test_compaction();
 		test_join_empty();
 	}
 	for (i = 0; i < nnodes; i++)

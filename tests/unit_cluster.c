@@ -146,7 +146,95 @@ static void test_fold(void)
 		CHECK(log_commit_record(&f, &id, 1, &base, full, 2, &r) == 0);
 		CHECK(r.n == 2 && r.full);
 		log_record_release(&r);
+		/* a deleted base is no base (a snapshot may drop it) */
+		base = idn(100);
+		CHECK(log_commit_record(&f, &id, 1, &base, full, 2, &r) == 0);
+		CHECK(r.n == 2 && r.full);
+		log_record_release(&r);
 	}
+	/* the snapshot: text and back, the deleted non-current dropped */
+	{
+		struct log_fold g;
+		char *text;
+
+		memset(&r, 0, sizeof(r));
+		r.op = LOG_DELETE;
+		r.id = idn(102);
+		CHECK(log_fold_add(&f, &r) == 0);
+		text = log_fold_text(&f);
+		CHECK(text != NULL);
+		/* 101 holds 100's modules: only its changed pair is written */
+		CHECK(text && strstr(text, "\"onprev\":true") != NULL);
+		CHECK(text && log_fold_parse(text, strlen(text), &g) == 0);
+		CHECK(g.seq == f.seq && g.persists == 1 && g.nmods == 1 &&
+		      g.has_current && store_id_equal(&g.current, &f.current));
+		CHECK(g.nc == 2 && !log_fold_commit(&g, &r.id));
+		c = log_fold_commit(&g, &f.current); /* 100: deleted, current */
+		CHECK(c && !c->live && c->n == 2);
+		c = log_fold_commit(&g, &(struct store_id){0});
+		CHECK(!c);
+		r.id = idn(101);
+		c = log_fold_commit(&g, &r.id);
+		CHECK(c && c->live && c->n == 2 &&
+		      store_id_equal(&c->pairs[1].commit, &b[0].commit));
+		/* the fold goes on from the snapshot */
+		r.op = LOG_GC;
+		CHECK(log_fold_add(&g, &r) == 0 && g.seq == f.seq + 1);
+		log_fold_release(&g);
+		free(text);
+		CHECK(log_fold_parse("{\"seq\":1}", 9, &g) < 0);
+		CHECK(log_fold_parse("nope", 4, &g) < 0);
+	}
+	log_fold_release(&f);
+}
+
+/* 1,000 modules, 50 live commits of 10 changed pairs: a small snapshot. */
+static void test_snapshot_size(void)
+{
+	struct log_fold f = {0}, g;
+	struct log_record r = {0};
+	struct store_pair *p = calloc(1000, sizeof(*p));
+	const struct log_commit *c;
+	char *text;
+	size_t i, k;
+
+	CHECK(p != NULL);
+	if (!p)
+		return;
+	for (i = 0; i < 1000; i++) {
+		p[i].module.b[0] = (unsigned char)(i >> 8);
+		p[i].module.b[1] = (unsigned char)i;
+		p[i].commit.b[0] = 1;
+	}
+	r.op = LOG_COMMIT;
+	r.pairs = p;
+	for (k = 0; k < 50; k++) {
+		r.id = idn((unsigned char)(k + 1));
+		r.has_base = k > 0;
+		r.base = idn((unsigned char)k);
+		r.n = k ? 10 : 1000;
+		for (i = 0; k && i < 10; i++) {
+			p[i].module = p[(k * 10 + i) % 1000].module;
+			p[i].commit.b[1] = (unsigned char)k;
+		}
+		CHECK(log_fold_add(&f, &r) == 0);
+	}
+	text = log_fold_text(&f);
+	CHECK(text && strlen(text) < 300 * 1024);
+	CHECK(text && log_fold_parse(text, strlen(text), &g) == 0);
+	if (text && g.nc == 50) {
+		for (k = 0; k < 50; k++) {
+			c = log_fold_commit(&f, &f.c[k].id);
+			CHECK(g.c[k].n == c->n &&
+			      !memcmp(g.c[k].pairs, c->pairs,
+				      c->n * sizeof(*c->pairs)));
+		}
+		log_fold_release(&g);
+	} else {
+		CHECK(0);
+	}
+	free(text);
+	free(p);
 	log_fold_release(&f);
 }
 
@@ -244,6 +332,7 @@ int main(void)
 {
 	test_records();
 	test_fold();
+	test_snapshot_size();
 	test_import();
 	return t_done();
 }

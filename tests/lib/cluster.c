@@ -3,6 +3,8 @@
  */
 #include "cluster.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -155,6 +157,55 @@ static int etcd_answers(struct cl_etcd *e, int i)
 	ok = r.status == 200 && r.body && !strstr(r.body, "error");
 	e2e_resp_release(&r);
 	return ok;
+}
+
+static void b64(const char *in, char *out, size_t size)
+{
+	static const char t[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789+/";
+	size_t len = strlen(in), i, k = 0;
+	unsigned v;
+
+	for (i = 0; i < len && k + 5 < size; i += 3) {
+		v = (unsigned)(unsigned char)in[i] << 16;
+		if (i + 1 < len)
+			v |= (unsigned)(unsigned char)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= (unsigned char)in[i + 2];
+		out[k++] = t[(v >> 18) & 63];
+		out[k++] = t[(v >> 12) & 63];
+		out[k++] = i + 1 < len ? t[(v >> 6) & 63] : '=';
+		out[k++] = i + 2 < len ? t[v & 63] : '=';
+	}
+	out[k] = '\0';
+}
+
+int cl_etcd_has(const struct cl_etcd *e, const char *key)
+{
+	struct e2e_daemon d;
+	struct e2e_resp r;
+	char body[1024], enc[700];
+	json_t *kvs;
+	int i, got = -1;
+
+	b64(key, enc, sizeof(enc));
+	snprintf(body, sizeof(body), "{\"key\":\"%s\"}", enc);
+	for (i = 0; i < e->n && got < 0; i++) {
+		memset(&d, 0, sizeof(d));
+		snprintf(d.url, sizeof(d.url), "http://127.0.0.1:%d",
+			 e->client_port[i]);
+		if (e2e_request(&d, "POST", "/v3/kv/range", body, strlen(body),
+				NULL, &r) < 0)
+			continue;
+		if (r.status == 200 && r.json &&
+		    json_object_get(r.json, "header")) {
+			kvs = json_object_get(r.json, "kvs");
+			got = json_array_size(kvs) > 0;
+		}
+		e2e_resp_release(&r);
+	}
+	return got;
 }
 
 int cl_etcd_start(struct cl_etcd *e, const char *root, int n)

@@ -44,6 +44,8 @@ int cl_etcd_start(struct cl_etcd *e, const char *root, int n);
 /* Send sig to member i (SIGKILL: it is waited for). */
 void cl_etcd_signal(struct cl_etcd *e, int i, int sig);
 void cl_etcd_stop(struct cl_etcd *e);
+/* 1 when key is in etcd, 0 when not, -1 no member answered. */
+int cl_etcd_has(const struct cl_etcd *e, const char *key);
 
 /*
  * Start node "nI" on root/nI (or dir when not NULL) in cluster mode on e
