@@ -358,68 +358,20 @@ static void test_restart(const char *small_hex, const char *big_hex)
 
 /* --- the CLI -------------------------------------------------------------- */
 
-struct run {
-	int status;
-	char *out, *err;
-	size_t outlen;
-};
-
 /* Run the CLI against the daemon with up to 6 arguments, NULL-ended. */
-static void cli(struct run *r, ...)
+static void cli(struct e2e_cmd *r, ...)
 {
-	const char *cli_path = getenv("MODSTORE_CLI");
 	const char *argv[8];
-	char *cargv[8], outp[600], errp[600];
 	va_list ap;
-	size_t n = 0, elen;
-	pid_t pid;
-	int st;
+	size_t n = 0;
 
-	if (!cli_path || !*cli_path)
-		cli_path = "bin/modstore";
-	memset(r, 0, sizeof(*r));
-	r->status = -1;
-	argv[n++] = cli_path;
+	argv[n++] = e2e_cli_bin();
 	va_start(ap, r);
 	while (n < 7 && (argv[n] = va_arg(ap, const char *)))
 		n++;
 	va_end(ap);
 	argv[n] = NULL;
-	snprintf(outp, sizeof(outp), "%s/cli.out", tmp.root);
-	snprintf(errp, sizeof(errp), "%s/cli.err", tmp.root);
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (fo < 0 || fe < 0)
-			_exit(127);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		setenv("MODSTORE_URL", d.url, 1);
-		unsetenv("MODSTORE_TOKEN");
-		/* execv takes char *const[]: copy the pointers, no cast */
-		memcpy(cargv, argv, sizeof(cargv));
-		execv(cli_path, cargv);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &st, 0) != pid)
-		return;
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	r->out = t_slurp(outp, &r->outlen);
-	r->err = t_slurp(errp, &elen);
-	if (!r->out)
-		r->out = strdup("");
-	if (!r->err)
-		r->err = strdup("");
-}
-
-static void run_release(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
+	(void)e2e_cmd_run(tmp.root, d.url, NULL, NULL, argv, r);
 }
 
 static void test_cli(const char *small_hex, const char *big_hex)
@@ -428,17 +380,17 @@ static void test_cli(const char *small_hex, const char *big_hex)
 	    "00000000000000000000000000000000000000000000000000000000000000AA";
 	char file[600], *got, path[700];
 	unsigned char *big = malloc(BIG_LEN);
-	struct run r;
+	struct e2e_cmd r;
 	size_t n;
 
 	cli(&r, "bytecode", small_hex, NULL);
 	CHECK(r.status == 0 && r.outlen == sizeof(small) &&
 	      !memcmp(r.out, small, sizeof(small)));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	snprintf(file, sizeof(file), "%s/code.bin", tmp.root);
 	cli(&r, "bytecode", "-o", file, big_hex, NULL);
 	CHECK(r.status == 0 && r.outlen == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	got = t_slurp(file, &n);
 	if (big) {
 		e2e_pattern(11, 0, big, BIG_LEN);
@@ -447,20 +399,20 @@ static void test_cli(const char *small_hex, const char *big_hex)
 	free(got);
 	cli(&r, "bytecode", "--help", NULL);
 	CHECK(r.status == 0 && !strncmp(r.out, "usage: modstore bytecode", 24));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, "--help", NULL);
 	CHECK(r.status == 0 && strstr(r.out, "  bytecode MOD"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, "bytecode", NULL);
 	CHECK(r.status == 2);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, "bytecode", "not-an-id", NULL);
 	CHECK(r.status == 2 && strstr(r.err, "not an id"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, "bytecode", unknown, NULL);
 	CHECK(r.status == 3 && strstr(r.err, "module_not_found") &&
 	      r.outlen == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	/* a module without its file */
 	CHECK(e2e_stop(&d, SIGTERM) == 0);
 	CHECK(unlink(code_path(path, sizeof(path), small_hex)) == 0);
@@ -472,7 +424,7 @@ static void test_cli(const char *small_hex, const char *big_hex)
 	cli(&r, "bytecode", small_hex, NULL);
 	CHECK(r.status == 3 && strstr(r.err, "404") &&
 	      strstr(r.err, "bytecode_not_found") && r.outlen == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	free(big);
 }
 

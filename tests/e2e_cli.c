@@ -24,95 +24,34 @@
 static const char *cli_path;
 static char tmproot[512];
 
-/* The captured run of one CLI command. */
-struct run {
-	int status; /* exit status, 128 + signal, -1 when not run */
-	char *out;  /* standard output, NUL-terminated */
-	size_t outlen;
-	char *err; /* standard error */
-};
-
-static void run_release(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-}
-
 /*
  * Run the CLI with url (NULL: MODSTORE_URL unset), token (NULL: unset),
  * standard input from in (NULL: /dev/null) and the arguments that follow
  * (NULL-terminated).
  */
-static int cli(struct run *r, const char *url, const char *token,
+static int cli(struct e2e_cmd *r, const char *url, const char *token,
 	       const char *in, ...)
 {
 	const char *argv[CLI_MAX_ARGS + 2];
-	char *cargv[CLI_MAX_ARGS + 2];
-	char outp[600], errp[600];
 	va_list ap;
 	size_t n = 0;
-	pid_t pid;
-	int st;
+	int rc;
 
-	memset(r, 0, sizeof(*r));
-	r->status = -1;
 	argv[n++] = cli_path;
 	va_start(ap, in);
 	while (n <= CLI_MAX_ARGS && (argv[n] = va_arg(ap, const char *)))
 		n++;
 	va_end(ap);
 	argv[n] = NULL;
-	snprintf(outp, sizeof(outp), "%s/cli.out", tmproot);
-	snprintf(errp, sizeof(errp), "%s/cli.err", tmproot);
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		int fi = open(in ? in : "/dev/null", O_RDONLY);
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (fi < 0 || fo < 0 || fe < 0)
-			_exit(127);
-		dup2(fi, 0);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		if (url)
-			setenv("MODSTORE_URL", url, 1);
-		else
-			unsetenv("MODSTORE_URL");
-		if (token)
-			setenv("MODSTORE_TOKEN", token, 1);
-		else
-			unsetenv("MODSTORE_TOKEN");
-		/* execv takes char *const[]: copy the pointers, no cast */
-		memcpy(cargv, argv, sizeof(cargv));
-		execv(cli_path, cargv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return -1;
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	r->out = t_slurp(outp, &r->outlen);
-	{
-		size_t elen;
-
-		r->err = t_slurp(errp, &elen);
-	}
-	if (!r->out)
-		r->out = strdup("");
-	if (!r->err)
-		r->err = strdup("");
+	rc = e2e_cmd_run(tmproot, url, token, in, argv, r);
 	if (r->status != 0 && getenv("CLI_VERBOSE"))
 		fprintf(stderr, "cli %s: exit %d: %s", argv[1], r->status,
-			r->err);
-	return 0;
+			r->err ? r->err : "");
+	return rc;
 }
 
 /* The first line of out, without its newline, into buf. */
-static const char *line1(const struct run *r, char *buf, size_t size)
+static const char *line1(const struct e2e_cmd *r, char *buf, size_t size)
 {
 	size_t n = strcspn(r->out, "\n");
 
@@ -146,43 +85,43 @@ static void test_help(void)
 	    "deploy",  "modules", "session", "read", "write",  "commit",
 	    "commits", "persist", "restore", "root", "health", "verify"};
 	char want[64];
-	struct run r;
+	struct e2e_cmd r;
 	size_t i;
 
 	cli(&r, NULL, NULL, NULL, "--help", NULL);
 	CHECK(r.status == 0 && strstr(r.out, "Exit status"));
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		CHECK(strstr(r.out, cmds[i]) != NULL);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		snprintf(want, sizeof(want), "usage: modstore %s", cmds[i]);
 		cli(&r, NULL, NULL, NULL, cmds[i], "--help", NULL);
 		CHECK(r.status == 0);
 		CHECK(strncmp(r.out, want, strlen(want)) == 0);
-		run_release(&r);
+		e2e_cmd_release(&r);
 		cli(&r, NULL, NULL, NULL, "help", cmds[i], NULL);
 		CHECK(r.status == 0 && strncmp(r.out, want, strlen(want)) == 0);
-		run_release(&r);
+		e2e_cmd_release(&r);
 	}
 	/* usage errors: 2 */
 	cli(&r, NULL, NULL, NULL, NULL);
 	CHECK(r.status == 2);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, NULL, NULL, NULL, "frobnicate", NULL);
 	CHECK(r.status == 2 && strstr(r.err, "frobnicate"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, NULL, NULL, NULL, "restore", "not-an-id", NULL);
 	CHECK(r.status == 2 && strstr(r.err, "not an id"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, NULL, NULL, NULL, "root", "extra", NULL);
 	CHECK(r.status == 2);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, NULL, NULL, NULL, "session", "sideways", NULL);
 	CHECK(r.status == 2);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, NULL, NULL, NULL, "--version", NULL);
 	CHECK(r.status == 0 && strncmp(r.out, "modstore ", 9) == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 }
 
 /* Flip one byte of every MOD_MODCOMMIT file of module hex in dir. */
@@ -229,7 +168,7 @@ static void test_session_flow(struct e2e_daemon *d)
 	struct store_pair pairs[2];
 	struct store_id id;
 	size_t big_len = 3 * 1024 * 1024 + 100, n;
-	struct run r;
+	struct e2e_cmd r;
 	json_t *j;
 
 	/* deploy from stdin and from a file */
@@ -239,17 +178,17 @@ static void test_session_flow(struct e2e_daemon *d)
 	store_module_id(code1, strlen(code1), &id);
 	hex_of(&id, m1);
 	CHECK(r.status == 0 && strcmp(line1(&r, buf, sizeof(buf)), m1) == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	snprintf(path, sizeof(path), "%s/code2", tmproot);
 	CHECK(write_file(path, code2, strlen(code2)) == 0);
 	cli(&r, d->url, NULL, NULL, "deploy", "--size", "8192", path, NULL);
 	store_module_id(code2, strlen(code2), &id);
 	hex_of(&id, m2);
 	CHECK(r.status == 0 && strcmp(line1(&r, buf, sizeof(buf)), m2) == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "deploy", "--size", "100", path, NULL);
 	CHECK(r.status == 3 && strstr(r.err, "invalid_size"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	cli(&r, d->url, NULL, NULL, "modules", NULL);
 	CHECK(r.status == 0);
@@ -257,15 +196,15 @@ static void test_session_flow(struct e2e_daemon *d)
 	CHECK(strstr(r.out, buf) != NULL);
 	snprintf(buf, sizeof(buf), "%s 8192 -\n", m2);
 	CHECK(strstr(r.out, buf) != NULL);
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	/* a session; writes from a file (> 1 MiB) and from stdin */
 	cli(&r, d->url, NULL, NULL, "session", "new", NULL);
 	CHECK(r.status == 0 && strlen(line1(&r, sid, sizeof(sid))) == 64);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "session", "list", NULL);
 	CHECK(r.status == 0 && strstr(r.out, sid) != NULL);
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	big = malloc(big_len);
 	mem1 = calloc(1, 3 * 1024 * 1024 + 4096);
@@ -279,24 +218,24 @@ static void test_session_flow(struct e2e_daemon *d)
 	CHECK(write_file(path, big, big_len) == 0);
 	cli(&r, d->url, NULL, NULL, "write", sid, m1, path, NULL);
 	CHECK(r.status == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	memcpy(mem1, big, big_len);
 	snprintf(path2, sizeof(path2), "%s/small", tmproot);
 	CHECK(write_file(path2, "world", 5) == 0);
 	cli(&r, d->url, NULL, path2, "write", "-O", "4096", sid, m2, "-", NULL);
 	CHECK(r.status == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	memcpy(mem2 + 4096, "world", 5);
 
 	/* read back the session's view */
 	cli(&r, d->url, NULL, NULL, "read", "-O", "4096", "-n", "5", sid, m2,
 	    NULL);
 	CHECK(r.status == 0 && r.outlen == 5 && !memcmp(r.out, "world", 5));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	snprintf(path2, sizeof(path2), "%s/readback", tmproot);
 	cli(&r, d->url, NULL, NULL, "read", "-o", path2, sid, m1, NULL);
 	CHECK(r.status == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	{
 		char *back = t_slurp(path2, &n);
 
@@ -307,22 +246,22 @@ static void test_session_flow(struct e2e_daemon *d)
 	cli(&r, d->url, NULL, NULL, "read", "-O", "8190", "-n", "5", sid, m2,
 	    NULL);
 	CHECK(r.status == 3 && strstr(r.err, "416"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	/* commit with a wrong If-Match: 3, the session stays */
 	cli(&r, d->url, NULL, NULL, "commit", "--if-match",
 	    "00000000000000000000000000000000000000000000000000000000000000AA",
 	    sid, NULL);
 	CHECK(r.status == 3 && strstr(r.err, "root_mismatch"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "root", NULL);
 	CHECK(r.status == 0);
 	line1(&r, want, sizeof(want));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "commit", "--if-match", want, sid, NULL);
 	CHECK(r.status == 0);
 	line1(&r, commit, sizeof(commit));
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	/* the commit id recomputed here */
 	pairs[0].module = (store_id_parse(&id, m1, 64), id);
@@ -335,65 +274,65 @@ static void test_session_flow(struct e2e_daemon *d)
 
 	cli(&r, d->url, NULL, NULL, "root", NULL);
 	CHECK(r.status == 0 && strcmp(line1(&r, buf, sizeof(buf)), want) == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "commits", NULL);
 	CHECK(r.status == 0 && strstr(r.out, commit) != NULL);
 	hex_of(&pairs[1].commit, buf);
 	CHECK(strstr(r.out, buf) != NULL);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "--json", "commits", NULL);
 	j = json_loads(r.out, 0, NULL);
 	CHECK(r.status == 0 && json_is_object(json_object_get(j, commit)));
 	json_decref(j);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "persist", NULL);
 	CHECK(r.status == 0 && strstr(r.out, "persisted 1 commit"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	/* a second commit, then restore the first */
 	cli(&r, d->url, NULL, NULL, "session", "new", NULL);
 	line1(&r, sid, sizeof(sid));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, path2, "write", sid, m2, NULL);
 	CHECK(r.status == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "commit", sid, NULL);
 	CHECK(r.status == 0 && strncmp(r.out, commit, 64) != 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "restore", commit, NULL);
 	CHECK(r.status == 0 && strstr(r.out, commit));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "read", "-O", "4096", "-n", "5", m2, NULL);
 	CHECK(r.status == 0 && r.outlen == 5 && !memcmp(r.out, "world", 5));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "read", m2, NULL);
 	CHECK(r.status == 0 && r.outlen == 8192 &&
 	      memcmp(r.out, mem2, 8192) == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	/* session drop; a dropped session is 404 (3) */
 	cli(&r, d->url, NULL, NULL, "session", "new", "--base", commit, NULL);
 	CHECK(r.status == 0);
 	line1(&r, sid, sizeof(sid));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "session", "drop", sid, NULL);
 	CHECK(r.status == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "session", "drop", sid, NULL);
 	CHECK(r.status == 3 && strstr(r.err, "session_not_found"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	/* verify: intact */
 	cli(&r, d->url, NULL, NULL, "verify", commit, NULL);
 	CHECK(r.status == 0);
 	CHECK(strstr(r.out, "OK: commit") != NULL);
 	CHECK(strstr(r.out, "MISMATCH") == NULL);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d->url, NULL, NULL, "verify",
 	    "00000000000000000000000000000000000000000000000000000000000000AA",
 	    NULL);
 	CHECK(r.status == 3 && strstr(r.err, "commit_not_found"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 
 	/* verify: one byte flipped in m1's commit file on the server's disk */
 	CHECK(flip_commit_files(d->dir, m1, 12345) >= 1);
@@ -410,7 +349,7 @@ static void test_session_flow(struct e2e_daemon *d)
 	CHECK(strstr(r.out, "FAILED") != NULL);
 	if (r.status != 1)
 		fprintf(stderr, "verify said:\n%s%s", r.out, r.err);
-	run_release(&r);
+	e2e_cmd_release(&r);
 out:
 	free(big);
 	free(mem1);
@@ -419,14 +358,14 @@ out:
 
 static void test_unreachable(void)
 {
-	struct run r;
+	struct e2e_cmd r;
 
 	cli(&r, "http://127.0.0.1:1", NULL, NULL, "health", NULL);
 	CHECK(r.status == 4);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, NULL, NULL, NULL, "--url", "http://127.0.0.1:1/", "root", NULL);
 	CHECK(r.status == 4 && strstr(r.err, "127.0.0.1:1"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 }
 
 static void test_token(void)
@@ -435,7 +374,7 @@ static void test_token(void)
 	struct e2e_tmp tmp;
 	char tokfile[600];
 	const char *args[] = {"--token-file", tokfile, NULL};
-	struct run r;
+	struct e2e_cmd r;
 
 	if (e2e_tmp_make(&tmp, "cli-token") < 0) {
 		CHECK(!"tmp");
@@ -450,16 +389,16 @@ static void test_token(void)
 	}
 	cli(&r, d.url, NULL, NULL, "health", NULL);
 	CHECK(r.status == 0 && strcmp(r.out, "ok\n") == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d.url, NULL, NULL, "root", NULL);
 	CHECK(r.status == 3 && strstr(r.err, "unauthorized"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d.url, "wrong", NULL, "modules", NULL);
 	CHECK(r.status == 3 && strstr(r.err, "401"));
-	run_release(&r);
+	e2e_cmd_release(&r);
 	cli(&r, d.url, TOKEN, NULL, "root", NULL);
 	CHECK(r.status == 0 && strlen(r.out) == 65);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	CHECK(e2e_stop(&d, SIGTERM) == 0);
 	e2e_tmp_done(&tmp);
 }
@@ -468,11 +407,9 @@ int main(void)
 {
 	struct e2e_daemon d;
 	struct e2e_tmp tmp;
-	struct run r;
+	struct e2e_cmd r;
 
-	cli_path = getenv("MODSTORE_CLI");
-	if (!cli_path || !*cli_path)
-		cli_path = "bin/modstore";
+	cli_path = e2e_cli_bin();
 	if (access(cli_path, X_OK) != 0) {
 		fprintf(stderr, "e2e_cli: no CLI at %s\n", cli_path);
 		CHECK(!"the CLI exists");
@@ -492,7 +429,7 @@ int main(void)
 	}
 	cli(&r, d.url, NULL, NULL, "health", NULL);
 	CHECK(r.status == 0 && strcmp(r.out, "ok\n") == 0);
-	run_release(&r);
+	e2e_cmd_release(&r);
 	test_session_flow(&d);
 	CHECK(e2e_stop(&d, SIGTERM) == 0);
 	test_token();

@@ -51,61 +51,25 @@ struct run {
 	char err[4096];
 };
 
-static void slurp(const char *path, char *buf, size_t size)
-{
-	FILE *f = fopen(path, "rb");
-	size_t n = 0;
-
-	if (f) {
-		n = fread(buf, 1, size - 1, f);
-		fclose(f);
-	}
-	buf[n] = '\0';
-}
-
 /* Run the CLI against url with the arguments (NULL-terminated). */
 static void cli(struct run *r, const char *url, ...)
 {
 	const char *argv[16];
-	char *cargv[16];
-	char outp[600], errp[600];
+	struct e2e_cmd er;
 	va_list ap;
 	size_t n = 0;
-	pid_t pid;
-	int st;
 
-	r->status = -1;
 	argv[n++] = cli_path;
 	va_start(ap, url);
 	while (n < 15 && (argv[n] = va_arg(ap, const char *)))
 		n++;
 	va_end(ap);
 	argv[n] = NULL;
-	snprintf(outp, sizeof(outp), "%s/cli.out", tmproot);
-	snprintf(errp, sizeof(errp), "%s/cli.err", tmproot);
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return;
-	if (pid == 0) {
-		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (fo < 0 || fe < 0)
-			_exit(127);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		setenv("MODSTORE_URL", url, 1);
-		unsetenv("MODSTORE_TOKEN");
-		memcpy(cargv, argv, sizeof(cargv));
-		execv(cli_path, cargv);
-		_exit(127);
-	}
-	if (waitpid(pid, &st, 0) < 0)
-		return;
-	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-	slurp(outp, r->out, sizeof(r->out));
-	slurp(errp, r->err, sizeof(r->err));
+	e2e_cmd_run(tmproot, url, NULL, NULL, argv, &er);
+	r->status = er.status;
+	snprintf(r->out, sizeof(r->out), "%s", er.out ? er.out : "");
+	snprintf(r->err, sizeof(r->err), "%s", er.err ? er.err : "");
+	e2e_cmd_release(&er);
 	if (r->status != 0 && getenv("CLI_VERBOSE"))
 		fprintf(stderr, "cli %s: exit %d: %s%s", argv[1], r->status,
 			r->out, r->err);
@@ -897,9 +861,7 @@ int main(int argc, char **argv)
 	json_t *v;
 	struct e2e_tmp tmp;
 
-	cli_path = getenv("MODSTORE_CLI");
-	if (!cli_path || !*cli_path)
-		cli_path = "bin/modstore";
+	cli_path = e2e_cli_bin();
 	if (access(cli_path, X_OK) != 0) {
 		fprintf(stderr, "e2e_proofs: no CLI at %s\n", cli_path);
 		CHECK(!"the CLI exists");

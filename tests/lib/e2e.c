@@ -3,6 +3,7 @@
  * libcurl requests, streamed bodies, /proc figures.
  */
 #include "e2e.h"
+#include "t.h"
 
 #include <curl/curl.h>
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -825,4 +827,74 @@ int e2e_sanitized(pid_t pid)
 		found = strstr(line, "libasan") || strstr(line, "libtsan");
 	fclose(f);
 	return found;
+}
+
+const char *e2e_cli_bin(void)
+{
+	const char *p = getenv("MODSTORE_CLI");
+
+	return p && *p ? p : "bin/modstore";
+}
+
+static void run_setenv(const char *name, const char *value)
+{
+	if (value)
+		setenv(name, value, 1);
+	else
+		unsetenv(name);
+}
+
+#define RUN_MAX_ARGS 32
+
+int e2e_cmd_run(const char *dir, const char *url, const char *token,
+		const char *in, const char *const *argv, struct e2e_cmd *r)
+{
+	char *cargv[RUN_MAX_ARGS + 1], outp[600], errp[600];
+	size_t n, elen;
+	pid_t pid;
+	int st;
+
+	memset(r, 0, sizeof(*r));
+	r->status = -1;
+	for (n = 0; argv[n] && n < RUN_MAX_ARGS; n++)
+		cargv[n] = (char *)(uintptr_t)argv[n]; /* execv's type */
+	cargv[n] = NULL;
+	snprintf(outp, sizeof(outp), "%s/run.out", dir);
+	snprintf(errp, sizeof(errp), "%s/run.err", dir);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fi = open(in ? in : "/dev/null", O_RDONLY);
+		int fo = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		int fe = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fi < 0 || fo < 0 || fe < 0)
+			_exit(127);
+		dup2(fi, 0);
+		dup2(fo, 1);
+		dup2(fe, 2);
+		run_setenv("MODSTORE_URL", url);
+		run_setenv("MODSTORE_TOKEN", token);
+		execv(cargv[0], cargv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) != pid)
+		return -1;
+	r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	r->out = t_slurp(outp, &r->outlen);
+	r->err = t_slurp(errp, &elen);
+	if (!r->out)
+		r->out = strdup("");
+	if (!r->err)
+		r->err = strdup("");
+	return 0;
+}
+
+void e2e_cmd_release(struct e2e_cmd *r)
+{
+	free(r->out);
+	free(r->err);
+	memset(r, 0, sizeof(*r));
 }

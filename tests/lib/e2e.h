@@ -152,6 +152,25 @@ uint64_t e2e_proc_kib(pid_t pid, const char *field);
 /* 1 when process pid runs with a sanitizer runtime (its own allocator). */
 int e2e_sanitized(pid_t pid);
 
+/* The captured run of one command (the CLI). */
+struct e2e_cmd {
+	int status; /* exit status, 128 + signal, -1 when not run */
+	char *out;  /* standard output, NUL-terminated */
+	size_t outlen;
+	char *err; /* standard error, NUL-terminated */
+};
+/* The CLI to test: $MODSTORE_CLI, else bin/modstore. */
+const char *e2e_cli_bin(void);
+/*
+ * Run argv (NULL-terminated, argv[0] the program) with MODSTORE_URL url
+ * and MODSTORE_TOKEN token (NULL: unset), standard input from in (NULL:
+ * /dev/null), its output captured through files in dir. 0, or -1 when it
+ * could not be run; r is then to be released either way.
+ */
+int e2e_cmd_run(const char *dir, const char *url, const char *token,
+		const char *in, const char *const *argv, struct e2e_cmd *r);
+void e2e_cmd_release(struct e2e_cmd *r);
+
 /* CHECK the status, printing method, status and body when it differs. */
 #define E2E_STATUS(r, want)                                                    \
 	e2e_check_status(__FILE__, __LINE__, (r), (want), NULL)
