@@ -237,12 +237,14 @@ static void src_add(struct commit *c, const struct module *m, const char *src)
 	memcpy(js->src, src, strlen(src) + 1);
 }
 
-/* Entry e of module m in the new state: prepared, from the base, or new. */
-static void plan_entry(struct store *s, struct commit *c, struct module *m,
-		       const struct prep *p, struct entry *e)
+/*
+ * Entry e of module m in the new state: prepared, from the base (be, its
+ * tree referenced under tree_lock, which the caller holds), or new.
+ */
+static void plan_entry(struct commit *c, struct module *m,
+		       const struct prep *p, const struct entry *be,
+		       struct entry *e)
 {
-	const struct entry *be = state_find(c->se->base, &m->id);
-
 	if (p) {
 		e->mod = m;
 		e->mc = p->mc;
@@ -253,7 +255,7 @@ static void plan_entry(struct store *s, struct commit *c, struct module *m,
 		e->mod = be->mod;
 		e->mc = be->mc;
 		e->size = be->size;
-		e->tree = state_entry_tree_ref(s, be); /* set under tree_lock */
+		e->tree = tree_ref(be->tree);
 	} else {
 		/* initial memory: its file, should it be missing, from init */
 		state_initial_entry(m, e);
@@ -261,12 +263,42 @@ static void plan_entry(struct store *s, struct commit *c, struct module *m,
 	}
 }
 
-/* The new state: every module deployed now, from the preps or the base. */
+/*
+ * The entries of the new state, every module deployed now, from the preps
+ * or the base: the modules, the preps and the base's entries are all in
+ * module order, so one walk pairs them up.
+ */
+static void plan_entries(struct store *s, struct commit *c,
+			 struct module **mods, size_t n)
+{
+	const struct state *base = c->se->base;
+	size_t i, k = 0, b = 0;
+
+	pthread_mutex_lock(&s->tree_lock);
+	for (i = 0; i < n; i++) {
+		const struct prep *p = NULL;
+		const struct entry *be = NULL;
+
+		if (k < c->np && c->preps[k].sm->mod == mods[i])
+			p = &c->preps[k++];
+		while (b < base->n && memcmp(base->e[b].mod->id.b,
+					     mods[i]->id.b, STORE_ID_BYTES) < 0)
+			b++;
+		if (b < base->n &&
+		    store_id_equal(&base->e[b].mod->id, &mods[i]->id))
+			be = &base->e[b];
+		plan_entry(c, mods[i], p, be, &c->st->e[i]);
+	}
+	pthread_mutex_unlock(&s->tree_lock);
+}
+
+/* The new state, and its root from the current state's tree. */
 static enum store_err plan_state(struct store *s, struct commit *c)
 {
 	struct module **mods = NULL;
+	struct state *cur = NULL;
 	enum store_err err;
-	size_t n, i, k = 0;
+	size_t n;
 
 	err = modules_snapshot(s, &mods, &n);
 	if (err)
@@ -276,16 +308,11 @@ static enum store_err plan_state(struct store *s, struct commit *c)
 	err = STORE_ENOMEM;
 	if (!c->st || !c->src)
 		goto out;
-	/* both in module order */
-	for (i = 0; i < n; i++) {
-		const struct prep *p = NULL;
-
-		if (k < c->np && c->preps[k].sm->mod == mods[i])
-			p = &c->preps[k++];
-		plan_entry(s, c, mods[i], p, &c->st->e[i]);
-	}
-	err = state_compute_root(c->st);
+	plan_entries(s, c, mods, n);
+	cur = state_current(s);
+	err = state_compute_root(c->st, cur);
 out:
+	state_unref(cur);
 	free(mods);
 	return err;
 }

@@ -45,6 +45,7 @@ void state_unref(struct state *st)
 		return;
 	for (i = 0; i < st->n; i++)
 		tree_unref(st->e[i].tree);
+	tree_unref(st->rt);
 	free(st->e);
 	free(st);
 }
@@ -64,22 +65,73 @@ const struct entry *state_find(const struct state *st,
 	return bsearch(mod->b, st->e, st->n, sizeof(*st->e), entry_key_cmp);
 }
 
-enum store_err state_compute_root(struct state *st)
+/* 1 if a and b hold the same modules, in the same order. */
+static int same_modules(const struct state *a, const struct state *b)
 {
-	struct store_id *leaves;
 	size_t i;
 
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (a->e[i].mod != b->e[i].mod &&
+		    !store_id_equal(&a->e[i].mod->id, &b->e[i].mod->id))
+			return 0;
+	return 1;
+}
+
+/* st->rt from ref's tree: the leaves that differ, and their paths. */
+static enum store_err root_from_ref(struct state *st, const struct state *ref)
+{
+	size_t *dirty, nd = 0, i;
+	int rc;
+
+	dirty = malloc(st->n * sizeof(*dirty));
+	st->rt = tree_copy(ref->rt, st->n);
+	if (!dirty || !st->rt) {
+		free(dirty);
+		return STORE_ENOMEM;
+	}
+	for (i = 0; i < st->n; i++) {
+		if (store_id_equal(&st->e[i].mc, &ref->e[i].mc))
+			continue;
+		ids_module_leaf(&st->e[i].mod->id, &st->e[i].mc,
+				&st->rt->lv[0][i]);
+		dirty[nd++] = i;
+	}
+	rc = tree_update(st->rt, dirty, nd, 0);
+	free(dirty);
+	return rc ? STORE_ENOMEM : STORE_OK;
+}
+
+enum store_err state_compute_root(struct state *st, const struct state *ref)
+{
+	enum store_err err = STORE_OK;
+	size_t i;
+
+	tree_unref(st->rt);
+	st->rt = NULL;
 	if (st->n == 0) {
 		ids_empty(&st->root);
 		return STORE_OK;
 	}
-	leaves = malloc(st->n * sizeof(*leaves));
-	if (!leaves)
-		return STORE_ENOMEM;
-	for (i = 0; i < st->n; i++)
-		ids_module_leaf(&st->e[i].mod->id, &st->e[i].mc, &leaves[i]);
-	ids_mth(leaves, st->n, leaves, &st->root);
-	free(leaves);
+	if (ref && ref->rt && same_modules(st, ref)) {
+		err = root_from_ref(st, ref);
+	} else {
+		st->rt = tree_copy(NULL, st->n);
+		if (!st->rt)
+			return STORE_ENOMEM;
+		for (i = 0; i < st->n; i++)
+			ids_module_leaf(&st->e[i].mod->id, &st->e[i].mc,
+					&st->rt->lv[0][i]);
+		if (tree_update(st->rt, NULL, 0, 1))
+			err = STORE_ENOMEM;
+	}
+	if (err) {
+		tree_unref(st->rt);
+		st->rt = NULL;
+		return err;
+	}
+	tree_root(st->rt, &st->root);
 	return STORE_OK;
 }
 
@@ -115,6 +167,11 @@ void state_publish(struct store *s, struct state *st)
 	old = s->cur;
 	s->cur = state_ref(st);
 	pthread_mutex_unlock(&s->lock);
+	/* only the current state's tree is wanted (op_lock held, see rt) */
+	if (old && old != st) {
+		tree_unref(old->rt);
+		old->rt = NULL;
+	}
 	state_unref(old);
 }
 
@@ -285,7 +342,7 @@ enum store_err state_from_pairs(struct store *s, const struct store_pair *pairs,
 		err = entry_from_pair(s, cur, &pairs[i], &st->e[i]);
 	state_unref(cur);
 	if (!err)
-		err = state_compute_root(st);
+		err = state_compute_root(st, NULL);
 	if (err) {
 		state_unref(st);
 		return err;
@@ -355,7 +412,7 @@ enum store_err state_load(struct store *s, struct state **out)
 	st->n = k;
 	free(mods);
 	if (!err)
-		err = state_compute_root(st);
+		err = state_compute_root(st, NULL);
 	if (err) {
 		state_unref(st);
 		return err;

@@ -29,6 +29,13 @@ struct state {
 	size_t n;
 	struct entry *e;
 	struct store_id root;
+	/*
+	 * The Merkle tree over the module leaves whose root is root, while
+	 * the state is current or being made: the next commit rehashes only
+	 * the leaves it changes. Read and written under op_lock only; freed
+	 * when the state stops being current.
+	 */
+	struct tree *rt;
 };
 
 struct state *state_new(size_t n);
@@ -36,8 +43,14 @@ struct state *state_ref(struct state *st);
 void state_unref(struct state *st);
 const struct entry *state_find(const struct state *st,
 			       const struct store_id *mod);
-/* Compute st->root from its entries. */
-enum store_err state_compute_root(struct state *st);
+/*
+ * Compute st->root (and st->rt) from its entries. When ref (may be NULL)
+ * has its tree and holds the same modules in the same order, only the
+ * leaves whose module commit differs are rehashed, with their paths: a
+ * commit's cost follows what it changed, not how many modules there are.
+ * op_lock held.
+ */
+enum store_err state_compute_root(struct state *st, const struct state *ref);
 /* Its pairs, sorted by module (caller frees *out). */
 enum store_err state_pairs(const struct state *st, struct store_pair **out);
 
