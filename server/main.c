@@ -1423,6 +1423,7 @@ int main(int argc, char **argv)
 	so.keep_commits = cfg.keep_commits;
 	so.tree_cache_size = cfg.tree_cache_size;
 	so.max_diff_pages = cfg.max_diff_pages;
+	so.tmp_pool = 1;
 	err = store_open(&store, &so);
 	if (err != STORE_OK) {
 		fprintf(stderr, "modstored: cannot open the store in %s: %s\n",

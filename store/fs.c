@@ -7,6 +7,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <linux/magic.h>
@@ -171,25 +172,177 @@ void fs_close_fd(int fd)
 		close(fd);
 }
 
-enum store_err fs_tmp_create(struct fs *fs, char name[TMP_NAME_LEN], int *fd)
+/* Make a new temporary now; errno when it fails. */
+static int tmp_make(struct fs *fs, char name[TMP_NAME_LEN], int *fd)
 {
-	int e, tries;
+	int tries;
 
-	*fd = -1;
-	name[0] = '\0';
-	if ((e = fs_fault(fs, "tmp.create")))
-		return fs_err(e);
 	for (tries = 0; tries < 16; tries++) {
 		names_tmp(name, atomic_fetch_add(&fs->tmp_seq, 1));
 		*fd = openat(fs->dirfd, name,
 			     O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (*fd >= 0)
-			return STORE_OK;
+			return 0;
 		if (errno != EEXIST)
 			break;
 	}
 	name[0] = '\0';
-	return fs_err(errno);
+	return errno;
+}
+
+/*
+ * Give the unnamed file fd (O_TMPFILE) a temporary's name; errno when it
+ * fails. Through /proc, as AT_EMPTY_PATH needs a capability.
+ */
+static int tmp_name_fd(struct fs *fs, int fd, char name[TMP_NAME_LEN])
+{
+	char path[64];
+	int tries;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	for (tries = 0; tries < 16; tries++) {
+		names_tmp(name, atomic_fetch_add(&fs->tmp_seq, 1));
+		if (linkat(AT_FDCWD, path, fs->dirfd, name,
+			   AT_SYMLINK_FOLLOW) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+	}
+	name[0] = '\0';
+	return errno;
+}
+
+/* The pool's files have no name until taken: nothing to clean up after. */
+struct fs_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	int stop;
+	int failed; /* the last make failed: wait for a take to try again */
+	size_t n;
+	int fd[FS_TMP_POOL];
+};
+
+/* One unnamed file from the pool, or -1 when it is empty. */
+static int pool_take(struct fs_pool *p)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->n > 0)
+		fd = p->fd[--p->n];
+	/* refilled from half empty on: a wake-up per take is a system call */
+	if (p->n <= FS_TMP_POOL / 2) {
+		p->failed = 0;
+		pthread_cond_signal(&p->wake);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return fd;
+}
+
+static void *pool_main(void *arg)
+{
+	struct fs *fs = arg;
+	struct fs_pool *p = fs->pool;
+	int fd;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		while (!p->stop && (p->n == FS_TMP_POOL || p->failed))
+			pthread_cond_wait(&p->wake, &p->lock);
+		if (p->stop)
+			break;
+		pthread_mutex_unlock(&p->lock);
+		fd = openat(fs->dirfd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC,
+			    0600);
+		pthread_mutex_lock(&p->lock);
+		p->failed = fd < 0;
+		if (fd >= 0 && !p->stop && p->n < FS_TMP_POOL)
+			p->fd[p->n++] = fd;
+		else if (fd >= 0)
+			close(fd);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+void fs_pool_start(struct fs *fs)
+{
+	char name[TMP_NAME_LEN];
+	struct fs_pool *p;
+	int fd;
+
+	if (fs->pool)
+		return;
+	/* a file system without O_TMPFILE, or no /proc: no pool */
+	fd = openat(fs->dirfd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (tmp_name_fd(fs, fd, name) != 0) {
+		close(fd);
+		return;
+	}
+	unlinkat(fs->dirfd, name, 0);
+	close(fd);
+	fd = openat(fs->dirfd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		close(fd);
+		return;
+	}
+	p->fd[p->n++] = fd;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	fs->pool = p;
+	if (pthread_create(&p->thread, NULL, pool_main, fs) != 0) {
+		fs->pool = NULL;
+		close(fd);
+		pthread_cond_destroy(&p->wake);
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+	}
+}
+
+void fs_pool_stop(struct fs *fs)
+{
+	struct fs_pool *p = fs->pool;
+	size_t i;
+
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	pthread_join(p->thread, NULL);
+	for (i = 0; i < p->n; i++)
+		close(p->fd[i]);
+	fs->pool = NULL;
+	pthread_cond_destroy(&p->wake);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+}
+
+enum store_err fs_tmp_create(struct fs *fs, char name[TMP_NAME_LEN], int *fd)
+{
+	int e;
+
+	*fd = -1;
+	name[0] = '\0';
+	if ((e = fs_fault(fs, "tmp.create")))
+		return fs_err(e);
+	if (fs->pool && (*fd = pool_take(fs->pool)) >= 0) {
+		e = tmp_name_fd(fs, *fd, name); /* it worked at the start */
+		if (e) {
+			close(*fd);
+			*fd = -1;
+		}
+		return e ? fs_err(e) : STORE_OK;
+	}
+	e = tmp_make(fs, name, fd);
+	return e ? fs_err(e) : STORE_OK;
 }
 
 enum store_err fs_anon_create(struct fs *fs, int *fd)

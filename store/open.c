@@ -89,6 +89,8 @@ enum store_err store_open(struct store **out, const struct store_options *opts)
 		err = journal_reload(s);
 	if (!err)
 		err = fs_each_name(&s->fs, remove_tmp, s);
+	if (!err && opts->tmp_pool)
+		fs_pool_start(&s->fs); /* after the leftovers went */
 	if (!err)
 		err = commits_file_open_load(
 		    s, opts->background_load_bytes ? opts->background_load_bytes
@@ -111,6 +113,7 @@ void store_close(struct store *s)
 	modules_release(s);
 	commits_release(&s->cs);
 	gc_release(s);
+	fs_pool_stop(&s->fs);
 	journal_close(s);
 	fs_close(&s->fs);
 	pthread_mutex_destroy(&s->op_lock);

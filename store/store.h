@@ -117,6 +117,10 @@ struct store_options {
 	 * returns, by a thread of the store, so the state answers at once
 	 * (0 means 16 MiB); what needs the commits store waits for it */
 	uint64_t background_load_bytes;
+	/* keep FS_TMP_POOL empty temporaries made ahead by a thread, so a
+	 * commit does not wait for new inodes (store/fs.h); the daemon sets
+	 * it. Not for a store whose process forks while it is open. */
+	int tmp_pool;
 	store_fault_fn fault; /* NULL in production */
 	void *fault_ctx;
 };
