@@ -3,13 +3,13 @@
  *
  *   commit_prepare  outside the store's locks: each module with dirty
  *                   pages gets its new page tree, id and commit file (a
- *                   temporary), and one flush makes them all durable (J1);
+ *                   temporary, flushed with the journal by the switch: J1);
  *   commit_plan     under op_lock: the new state, every module deployed
  *                   now, from the prepared modules and the session's base;
  *   commit_publish  the switch of names (journal.c), then the commits store;
  *   commit_finish   the answer, and the session ends.
  *
- * The invariants J1-J5 are stated in journal.c.
+ * The invariants J1-J6 are stated in journal.c.
  */
 #include "commits.h"
 #include "fs.h"
@@ -37,9 +37,8 @@ struct commit {
 	struct session *se;
 	struct prep *preps; /* in module order */
 	size_t np;
-	unsigned int flushed; /* journal_seq() before the flush */
-	struct state *st;     /* the new state */
-	struct jsrc *src;     /* the new files, for the switch */
+	struct state *st; /* the new state */
+	struct jsrc *src; /* the new files, for the switch */
 	size_t nsrc;
 	struct store_pair *pairs;
 	struct commits_entry *ce;
@@ -215,14 +214,7 @@ static enum store_err commit_prepare(struct store *s, struct commit *c)
 		err = prep_module(s, se->mods[i], &c->preps[c->np], &changed);
 		c->np += (size_t)(!err && changed);
 	}
-	if (err)
-		return err;
-	/*
-	 * J1: the new files are durable before a journal names them. This
-	 * flush also makes the last switch durable (J3).
-	 */
-	c->flushed = journal_seq(s);
-	return c->np ? fs_sync(&s->fs, "commit.sync") : STORE_OK;
+	return err;
 }
 
 /* --- plan -------------------------------------------------------------------
@@ -241,9 +233,8 @@ static void src_add(struct commit *c, const struct module *m, const char *src)
  * Entry e of module m in the new state: prepared, from the base (be, its
  * tree referenced under tree_lock, which the caller holds), or new.
  */
-static void plan_entry(struct commit *c, struct module *m,
-		       const struct prep *p, const struct entry *be,
-		       struct entry *e)
+static void plan_entry(struct commit *c, struct module *m, const struct prep *p,
+		       const struct entry *be, struct entry *e)
 {
 	if (p) {
 		e->mod = m;
@@ -360,8 +351,7 @@ static enum store_err commit_publish(struct store *s, struct commit *c)
 	enum store_err err;
 	size_t i, k = 0;
 
-	err = journal_switch(s, c->st, JOURNAL_COMMIT,
-			     c->np > 0 ? &c->flushed : NULL, c->src, c->nsrc);
+	err = journal_switch(s, c->st, JOURNAL_COMMIT, c->src, c->nsrc);
 	if (err)
 		return err;
 	/* the temporaries the switch named are in place, or gone */

@@ -274,7 +274,7 @@ enum store_err store_restore(struct store *s, const struct store_id *commit)
 	if (!err)
 		err = state_from_pairs(s, pairs, n, &st);
 	if (!err)
-		err = journal_switch(s, st, JOURNAL_RESTORE, NULL, NULL, 0);
+		err = journal_switch(s, st, JOURNAL_RESTORE, NULL, 0);
 out:
 	pthread_mutex_unlock(&s->op_lock);
 	state_unref(st);

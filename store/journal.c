@@ -2,51 +2,70 @@
  * journal.c - the intent record of a commit or restore, the switch of the
  * _last, _last_id and MOD names it describes, and its replay.
  *
- * .journal is text:
+ * A journal is text, in one of two files, .journal and .journal.1 (the
+ * slots), which switches take in turn:
  *
- *   modstore-journal 1
+ *   modstore-journal 2
+ *   seq N                  (one more than the journal before it)
  *   commit ROOT            (or: restore ROOT)
  *   MOD MODCOMMIT [SRC]    (one line per module that changes;
  *   MOD -                   "-": back to its initial memory; SRC, a
  *                           temporary or "init", makes MOD_MODCOMMIT)
  *   end CHECK              (H of every byte before this line)
  *
+ * "modstore-journal 1" (no seq line, as earlier versions wrote it in
+ * .journal) is read as seq 0.
+ *
  * Invariants, which a crash at any point must not break:
  *
  *  J1. A commit file MOD_MC holds the memory whose id is MC, durably,
- *      before any name refers to it: its temporary is flushed (fs_sync in
- *      commit.c) before a journal names it, and a name once made is only
- *      ever reused for the same bytes.
- *  J2. The journal is durable (fdatasync, and its name fsynced when new)
- *      before the first name moves.
- *  J3. The names a switch moved are durable before the next journal
- *      replaces its record: a switch flushes the file system first, unless
- *      the caller flushed after the last switch (journal_seq()).
+ *      before any name refers to it: its temporary and the journal naming
+ *      it are made durable by one flush of the file system (syncfs,
+ *      "switch.sync") before the first name moves, and a name once made is
+ *      only ever reused for the same bytes.
+ *  J2. The journal is durable before the first name moves (the same flush).
+ *  J3. A journal is never overwritten while the names its switch moved may
+ *      not be durable: a switch writes the slot the last switch did not,
+ *      and its flush makes the last switch's names durable; so the slot it
+ *      writes held the switch before the last, whose names a flush made
+ *      durable already.
  *  J4. Replaying a journal is idempotent: each step checks what is there,
  *      so a live journal, carried out or not, always leads to the state it
  *      records. A journal whose checksum does not match was torn while
  *      written, before any name moved, and is ignored.
- *  J5. A journal naming a new file that is nowhere (neither under its
- *      temporary name nor in place) never began to switch: its commit
- *      failed at its journal and took its temporaries back.
+ *  J5. A journal naming a new file that is nowhere in full (not in place,
+ *      and its temporary missing or not holding the memory its id names:
+ *      cut before the flush) never began to switch: no name of it moved.
+ *      Its commit failed, or was cut before its answer.
  *  J6. Nothing a crashed process left unflushed is acted on: store_open()
- *      flushes the file system ("open.sync") before it reads the journal
+ *      flushes the file system ("open.sync") before it reads the journals
  *      or any name, so a replay moves names on the word of a durable
  *      journal only.
  *
- * States of the journal and what moves them:
+ * At open, the newest journal that began is replayed, and with it the
+ * modules of the one before it that the newest does not list: the names of
+ * that one may not have been durable yet when the newest was written (J3).
+ *
+ * States of a slot and what moves them:
  *
  *   idle ("modstore-journal 0", or no file)
  *     --journal_write()-->  live (names not yet moved)
  *     --switch_finish()-->  live (moved, not yet flushed)
- *     --fs_sync() of the next switch, journal_close(), journal_recover()
- *                       -->  idle (journal_clear(): not flushed, see J4)
+ *     --the next switch's flush--> live (moved, durable; replaying it
+ *                                  changes nothing the newer one needs)
+ *     --journal_close(), journal_recover(), journal_settle()
+ *                       -->  idle (both slots at once, see J3)
  *   live, a step of switch_finish() failed
- *     --switch_rollback()-->  live (the old names, with a journal of its own)
- *     --rollback failed  -->  wedged: journal_reload() replays it
+ *     --switch_rollback()-->  the old names, with a journal of its own in
+ *                             the other slot
+ *     --rollback failed  -->  wedged: journal_reload() replays them
  *
- * The file is never removed, and is cut only when a journal is shorter than
- * the one before: switches make or drop no inode for it.
+ * A slot is marked idle alone only when its journal never began (J5) or
+ * was not written whole: marking the newest idle while the one before it
+ * is live would replay that older one over the newer names.
+ *
+ * The files are never removed, and cut only when a journal is shorter than
+ * the one before in its slot: switches make or drop no inode for them.
  */
 #include "journal.h"
 #include "commits.h"
@@ -56,14 +75,17 @@
 #include "store_internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define JOURNAL_NAME  ".journal"
-#define JOURNAL_MAGIC "modstore-journal 1\n"
-#define JOURNAL_IDLE  "modstore-journal 0\n"
+#define JOURNAL_MAGIC	 "modstore-journal 2\n"
+#define JOURNAL_MAGIC_V1 "modstore-journal 1\n"
+#define JOURNAL_IDLE	 "modstore-journal 0\n"
+
+static const char *const journal_names[2] = {".journal", ".journal.1"};
 
 /*
  * One module's change in a switch: to module commit mc, or to none. src,
@@ -82,6 +104,7 @@ struct jentry {
 };
 
 struct journal {
+	uint64_t seq;
 	enum journal_op op;
 	struct store_id root;
 	int replay; /* a recovery or a rollback: names may already be there */
@@ -95,42 +118,58 @@ static void journal_release(struct journal *j)
 	memset(j, 0, sizeof(*j));
 }
 
-unsigned int journal_seq(struct store *s)
-{
-	return atomic_load(&s->jrn.seq);
-}
-
 int journal_wedged(struct store *s)
 {
 	return s->jrn.wedged;
 }
 
-/* The journal's descriptor, opened (or made) on first use. */
-static enum store_err journal_fd(struct store *s)
+/* The descriptor of slot k, opened (or made) on first use. */
+static enum store_err journal_fd(struct store *s, int k)
 {
 	enum store_err err;
 	int created;
 
-	if (s->jrn.fd >= 0)
+	if (s->jrn.fd[k] >= 0)
 		return STORE_OK;
-	err = fs_open_rw(&s->fs, JOURNAL_NAME, &s->jrn.fd, &created);
+	/* a new file's name is made durable by the switch's flush */
+	err = fs_open_rw(&s->fs, journal_names[k], &s->jrn.fd[k], &created);
 	if (err)
 		return err;
-	s->jrn.fresh = created; /* durable after the next fs_fsync_dir */
-	err = fs_size(s->jrn.fd, &s->jrn.size);
+	err = fs_size(s->jrn.fd[k], &s->jrn.size[k]);
 	if (err) {
-		fs_close_fd(s->jrn.fd);
-		s->jrn.fd = -1;
+		fs_close_fd(s->jrn.fd[k]);
+		s->jrn.fd[k] = -1;
 	}
 	return err;
 }
 
-/* Mark the journal carried out (not flushed: see J4). */
-static void journal_clear(struct store *s)
+/*
+ * Mark slot k idle (not flushed: see J4). With done, the mark also says
+ * that every journal up to the last one written is carried out and its
+ * names durable: a live journal of a lower seq in the other slot, which a
+ * cut kept while losing its own mark, is then not replayed.
+ */
+static enum store_err journal_mark(struct store *s, int k, int done)
 {
-	if (journal_fd(s) == STORE_OK)
-		(void)fs_write(&s->fs, s->jrn.fd, JOURNAL_IDLE,
-			       strlen(JOURNAL_IDLE), 0, "journal.clear");
+	char buf[64];
+	enum store_err err;
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%sdone %llu\n", JOURNAL_IDLE,
+		     (unsigned long long)(s->jrn.next_seq - 1));
+	if (!done)
+		n = (int)strlen(JOURNAL_IDLE);
+	err = journal_fd(s, k);
+	if (!err)
+		err = fs_write(&s->fs, s->jrn.fd[k], buf, (size_t)n, 0,
+			       "journal.clear");
+	return err;
+}
+
+/* Mark slot k idle: its journal never began, or was not written whole. */
+static void journal_clear(struct store *s, int k)
+{
+	(void)journal_mark(s, k, 0);
 }
 
 /* --- writing -----------------------------------------------------------------
@@ -144,13 +183,14 @@ static enum store_err journal_format(const struct journal *j, char **out,
 	char *buf, a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1];
 	struct store_id check;
 
-	cap = 64 + (j->n + 2) * (2 * STORE_HEX_LEN + TMP_NAME_LEN + 16);
+	cap = 96 + (j->n + 2) * (2 * STORE_HEX_LEN + TMP_NAME_LEN + 16);
 	buf = malloc(cap);
 	if (!buf)
 		return STORE_ENOMEM;
 	store_id_hex(&j->root, a);
 	pos +=
-	    (size_t)snprintf(buf + pos, cap - pos, "%s%s %s\n", JOURNAL_MAGIC,
+	    (size_t)snprintf(buf + pos, cap - pos, "%sseq %llu\n%s %s\n",
+			     JOURNAL_MAGIC, (unsigned long long)j->seq,
 			     j->op == JOURNAL_COMMIT ? "commit" : "restore", a);
 	for (i = 0; i < j->n; i++) {
 		const struct jentry *je = &j->e[i];
@@ -172,8 +212,12 @@ static enum store_err journal_format(const struct journal *j, char **out,
 	return STORE_OK;
 }
 
-/* Write j in place and flush it (J2). */
-static enum store_err journal_write(struct store *s, const struct journal *j)
+/*
+ * Write j in place in slot k, not flushed: the switch's flush makes it
+ * durable with the new files (J1, J2).
+ */
+static enum store_err journal_write(struct store *s, const struct journal *j,
+				    int k)
 {
 	enum store_err err;
 	char *buf = NULL;
@@ -181,27 +225,22 @@ static enum store_err journal_write(struct store *s, const struct journal *j)
 
 	err = journal_format(j, &buf, &len);
 	if (!err)
-		err = journal_fd(s);
+		err = journal_fd(s, k);
 	if (!err)
-		err = fs_write(&s->fs, s->jrn.fd, buf, len, 0, "journal.write");
+		err = fs_write(&s->fs, s->jrn.fd[k], buf, len, 0,
+			       "journal.write");
 	/* a longer journal before: cut its tail, so the end line is ours */
-	if (!err && s->jrn.size > len)
-		err = fs_truncate(&s->fs, s->jrn.fd, len, "journal.truncate");
+	if (!err && s->jrn.size[k] > len)
+		err =
+		    fs_truncate(&s->fs, s->jrn.fd[k], len, "journal.truncate");
 	if (!err)
-		s->jrn.size = len;
-	else if (s->jrn.size < len)
-		s->jrn.size = len; /* it may have grown before failing */
-	if (!err)
-		err = fs_fdatasync(&s->fs, s->jrn.fd, "journal.fsync");
-	if (!err && s->jrn.fresh) {
-		err = fs_fsync_dir(&s->fs);
-		if (!err)
-			s->jrn.fresh = 0;
-	}
+		s->jrn.size[k] = len;
+	else if (s->jrn.size[k] < len)
+		s->jrn.size[k] = len; /* it may have grown before failing */
 	/* written, it may be replayed: what it records, for journal_settle */
-	s->jrn.recorded = 1;
-	s->jrn.recorded_op = j->op;
-	s->jrn.recorded_root = j->root;
+	s->jrn.rec[k].valid = 1;
+	s->jrn.rec[k].op = j->op;
+	s->jrn.rec[k].root = j->root;
 	free(buf);
 	return err;
 }
@@ -438,6 +477,39 @@ static int parse_src(const char *p, const char *nl, char src[TMP_NAME_LEN])
 	return 0;
 }
 
+/* "WORD N\n" at *p + skip, before last: *p past it; 0 if well formed. */
+static int parse_number(const char **p, size_t skip, const char *last,
+			const char *word, uint64_t *out)
+{
+	const char *q = *p + skip;
+	size_t wl = strlen(word), digits = 0;
+	uint64_t v = 0;
+
+	if (last - q < (ptrdiff_t)wl + 2 || memcmp(q, word, wl))
+		return -1;
+	for (q += wl; q < last && *q >= '0' && *q <= '9'; q++) {
+		if (++digits > 19)
+			return -1;
+		v = v * 10 + (uint64_t)(*q - '0');
+	}
+	if (!digits || q >= last || *q != '\n')
+		return -1;
+	*out = v;
+	*p = q + 1;
+	return 0;
+}
+
+static int parse_seq(const char **p, size_t ml, const char *last, uint64_t *seq)
+{
+	return parse_number(p, ml, last, "seq ", seq);
+}
+
+static int parse_done(const char **p, size_t ml, const char *last,
+		      uint64_t *done)
+{
+	return parse_number(p, ml, last, "done ", done);
+}
+
 static enum store_err journal_parse(struct store *s, const char *buf,
 				    size_t len, struct journal *j)
 {
@@ -460,9 +532,11 @@ static enum store_err journal_parse(struct store *s, const char *buf,
 			   (size_t)(last - buf), NULL, 0);
 	if (!store_id_equal(&check, &id))
 		return STORE_ENOCOMMIT;
-	if (memcmp(buf, JOURNAL_MAGIC, ml))
+	if (!memcmp(buf, JOURNAL_MAGIC_V1, ml))
+		p += ml; /* seq 0 */
+	else if (memcmp(buf, JOURNAL_MAGIC, ml) ||
+		 parse_seq(&p, ml, last, &j->seq))
 		return STORE_ECORRUPT;
-	p += ml;
 	if (!strncmp(p, "commit ", 7)) {
 		j->op = JOURNAL_COMMIT;
 		p += 7;
@@ -514,11 +588,24 @@ corrupt:
 	return STORE_ECORRUPT;
 }
 
+/* 1 if the temporary name holds the memory whose id is mc. */
+static int tmp_holds(struct store *s, const char *name,
+		     const struct store_id *mc)
+{
+	struct fs_map map = {0};
+	struct store_id got;
+
+	if (fs_map(&s->fs, name, &map) != STORE_OK)
+		return 0;
+	store_memory_id(map.p, map.len, &got);
+	fs_unmap(&map);
+	return store_id_equal(&got, mc);
+}
+
 /*
- * 0 if every new commit file the journal names is there, in place or
- * under its temporary name. A switch puts each in place before moving any
- * name of its module, so a file missing both ways means the switch never
- * began: its commit failed at its journal and took its temporaries back.
+ * 0 if every new commit file the journal names is there in full: in place
+ * (a switch puts it there after its flush), or under its temporary name
+ * holding the memory its id names. Else its switch never began (J5).
  */
 static int sources_missing(struct store *s, const struct journal *j)
 {
@@ -531,44 +618,134 @@ static int sources_missing(struct store *s, const struct journal *j)
 		if (!je->has_mc || !je->src[0] || !strcmp(je->src, SRC_INIT))
 			continue;
 		names_commit(name, je->mod->hex, &je->mc);
-		if (fs_exists(&s->fs, je->src, NULL) != 1 &&
-		    fs_exists(&s->fs, name, NULL) != 1)
+		if (fs_exists(&s->fs, name, NULL) != 1 &&
+		    !tmp_holds(s, je->src, &je->mc))
 			return 1;
 	}
 	return 0;
 }
 
 /*
- * Replay .journal if it is live. *out (may be NULL) gets the journal when
- * it was replayed (caller releases), else stays empty.
+ * Slot k's journal into *j when it is live and began; 0 (and nothing in j)
+ * when idle, missing, torn or never begun (then marked idle).
  */
-static enum store_err journal_recover(struct store *s, struct journal *out)
+static enum store_err read_slot(struct store *s, int k, struct journal *j,
+				uint64_t *done)
 {
-	struct journal j = {0};
 	enum store_err err;
 	char *buf = NULL;
 	size_t len;
 
-	err = fs_read_file(&s->fs, JOURNAL_NAME, &buf, &len, NULL);
+	memset(j, 0, sizeof(*j));
+	*done = 0;
+	err = fs_read_file(&s->fs, journal_names[k], &buf, &len, NULL);
 	if (err == STORE_ENOCOMMIT)
 		return STORE_OK; /* no journal */
 	if (err)
 		return err;
 	if (len >= strlen(JOURNAL_IDLE) &&
 	    !memcmp(buf, JOURNAL_IDLE, strlen(JOURNAL_IDLE))) {
+		const char *p = buf; /* NUL-terminated */
+
+		/* "done N" gives N + 1 (0: no such line, or cut short) */
+		if (!parse_done(&p, strlen(JOURNAL_IDLE), buf + len, done))
+			(*done)++;
 		free(buf);
 		return STORE_OK; /* carried out */
 	}
-	err = journal_parse(s, buf, len, &j);
+	err = journal_parse(s, buf, len, j);
 	free(buf);
-	if (err == STORE_ENOCOMMIT || (!err && sources_missing(s, &j))) {
+	if (err == STORE_ENOCOMMIT || (!err && sources_missing(s, j))) {
 		/* torn before it counted, or never began (J4, J5): marked,
 		 * so nothing reads it again */
-		journal_release(&j);
-		journal_clear(s);
+		journal_release(j);
+		journal_clear(s, k);
 		return STORE_OK;
 	}
+	return err;
+}
+
+/*
+ * Add to newer the entries of older for the modules newer does not list:
+ * older's names may not have been durable when newer was written (J3).
+ */
+static enum store_err journal_merge(struct journal *newer,
+				    const struct journal *older)
+{
+	struct jentry *e;
+	size_t i, k, n = newer->n;
+
+	e = realloc(newer->e, (newer->n + older->n + 1) * sizeof(*e));
+	if (!e)
+		return STORE_ENOMEM;
+	newer->e = e;
+	for (i = 0; i < older->n; i++) {
+		for (k = 0; k < n && e[k].mod != older->e[i].mod; k++)
+			;
+		if (k == n)
+			e[newer->n++] = older->e[i];
+	}
+	return STORE_OK;
+}
+
+/* The journal to replay from both slots into *j (empty if none). */
+static enum store_err read_slots(struct store *s, struct journal *j)
+{
+	struct journal sl[2];
+	uint64_t done[2], upto;
+	enum store_err err;
+	int k, newer;
+
+	err = read_slot(s, 0, &sl[0], &done[0]);
+	if (!err)
+		err = read_slot(s, 1, &sl[1], &done[1]);
+	if (err) {
+		journal_release(&sl[0]);
+		return err;
+	}
+	/* a mark of "done" covers seq < upto: carried out, durable */
+	upto = done[0] > done[1] ? done[0] : done[1];
+	if (upto > s->jrn.next_seq)
+		s->jrn.next_seq = upto;
+	for (k = 0; k < 2; k++) {
+		if (sl[k].e && sl[k].seq < upto) {
+			journal_release(&sl[k]);
+			journal_clear(s, k); /* superseded, never read again */
+		}
+		if (sl[k].e && sl[k].seq >= s->jrn.next_seq)
+			s->jrn.next_seq = sl[k].seq + 1;
+	}
+	newer = !sl[0].e || (sl[1].e && sl[1].seq > sl[0].seq);
+	*j = sl[newer];
+	if (j->e && sl[1 - newer].e)
+		err = journal_merge(j, &sl[1 - newer]);
+	journal_release(&sl[1 - newer]);
 	if (err)
+		journal_release(j);
+	return err;
+}
+
+/* Mark both slots carried out through the last journal (not flushed). */
+static enum store_err clear_slots(struct store *s)
+{
+	enum store_err err = journal_mark(s, 0, 1);
+
+	if (!err)
+		err = journal_mark(s, 1, 1);
+	return err;
+}
+
+/*
+ * Replay the live journals. *out gets the journal replayed (caller
+ * releases), else stays empty.
+ */
+static enum store_err journal_recover(struct store *s, struct journal *out)
+{
+	struct journal j = {0};
+	enum store_err err;
+
+	err = read_slots(s, &j);
+	if (err || !j.e)
 		return err;
 	j.replay = 1;
 	err = switch_finish(s, &j);
@@ -578,11 +755,14 @@ static enum store_err journal_recover(struct store *s, struct journal *out)
 		journal_release(&j);
 		return err;
 	}
-	journal_clear(s); /* not flushed: a cut may replay it again */
+	(void)clear_slots(s); /* not flushed: a cut may replay them again */
 	s->jrn.live = 0;
-	s->jrn.recorded = 1;
-	s->jrn.recorded_op = j.op;
-	s->jrn.recorded_root = j.root;
+	s->jrn.last = -1;
+	/* what a replay could bring back until the marks are durable */
+	s->jrn.rec[0].valid = 1;
+	s->jrn.rec[0].op = j.op;
+	s->jrn.rec[0].root = j.root;
+	s->jrn.rec[1].valid = 0;
 	*out = j;
 	return STORE_OK;
 }
@@ -646,6 +826,7 @@ static enum store_err switch_rollback(struct store *s, const struct journal *j,
 	struct journal r = {0};
 	enum store_err err;
 	size_t i;
+	int k;
 
 	r.op = JOURNAL_RESTORE;
 	r.root = cur->root;
@@ -662,12 +843,17 @@ static enum store_err switch_rollback(struct store *s, const struct journal *j,
 			r.e[i].mc = from->mc;
 	}
 	r.n = j->n;
-	err = journal_write(s, &r);
+	/* in the other slot: j's names moved, its journal must stay (J3) */
+	k = 1 - s->jrn.last;
+	r.seq = s->jrn.next_seq++;
+	err = journal_write(s, &r, k);
+	if (!err)
+		err = fs_sync(&s->fs, "switch.sync");
 	if (!err)
 		err = switch_finish(s, &r);
 	if (!err) {
 		s->jrn.live = 1;
-		atomic_fetch_add(&s->jrn.seq, 1);
+		s->jrn.last = k;
 	}
 	journal_release(&r);
 	return err;
@@ -696,41 +882,39 @@ static void switch_failed(struct store *s, const struct journal *j,
 }
 
 enum store_err journal_switch(struct store *s, struct state *st,
-			      enum journal_op op, const unsigned int *flushed,
-			      struct jsrc *src, size_t nsrc)
+			      enum journal_op op, struct jsrc *src, size_t nsrc)
 {
 	struct journal j = {0};
 	struct state *cur = state_current(s);
 	enum store_err err;
-	size_t k;
+	size_t i;
+	int k = s->jrn.last == 0 ? 1 : 0; /* the other slot (J3) */
 
 	j.op = op;
 	j.root = st->root;
 	err = switch_plan(cur, st, src, nsrc, &j);
 	if (err || j.n == 0)
 		goto publish; /* no name moves */
-	/* J3: the last switch durable before its journal is replaced */
-	if (s->jrn.live && !(flushed && *flushed == atomic_load(&s->jrn.seq))) {
-		err = fs_sync(&s->fs, "switch.flush");
-		if (err)
-			goto out;
-	}
-	s->jrn.live = 0;
-	err = journal_write(s, &j);
+	j.seq = s->jrn.next_seq++;
+	err = journal_write(s, &j, k);
+	/* J1, J2 and J3 at once: the new files, the journal, and the names
+	 * the last switch moved */
+	if (!err)
+		err = fs_sync(&s->fs, "switch.sync");
 	if (err) {
-		journal_clear(s); /* it may have reached the disk */
+		journal_clear(s, k); /* it may have reached the disk */
 		goto out;
 	}
+	s->jrn.last = k;
+	s->jrn.live = 1;
 	err = switch_finish(s, &j);
 	if (err) {
 		switch_failed(s, &j, cur);
 		goto out;
 	}
-	s->jrn.live = 1;
-	atomic_fetch_add(&s->jrn.seq, 1);
-	for (k = 0; k < j.n; k++)
-		if (j.e[k].used)
-			*j.e[k].used = 1;
+	for (i = 0; i < j.n; i++)
+		if (j.e[i].used)
+			*j.e[i].used = 1;
 publish:
 	if (!err)
 		state_publish(s, st);
@@ -789,44 +973,54 @@ enum store_err journal_unwedge(struct store *s)
 	return s->jrn.wedged ? journal_reload(s) : STORE_OK;
 }
 
+/* The idle marks of both slots, through the last journal, durable. */
+static enum store_err settle_slots(struct store *s, const char *step)
+{
+	enum store_err err = clear_slots(s);
+	int k;
+
+	for (k = 0; k < 2 && !err; k++)
+		err = fs_fdatasync(&s->fs, s->jrn.fd[k], step);
+	for (k = 0; k < 2 && !err; k++)
+		s->jrn.rec[k].valid = 0;
+	return err;
+}
+
 enum store_err journal_settle(struct store *s, const struct store_id *commit)
 {
 	enum store_err err = STORE_OK;
+	int k, replayable = 0;
 
-	if (!s->jrn.recorded || s->jrn.recorded_op != JOURNAL_COMMIT ||
-	    !store_id_equal(&s->jrn.recorded_root, commit))
+	for (k = 0; k < 2; k++)
+		replayable |= s->jrn.rec[k].valid &&
+			      s->jrn.rec[k].op == JOURNAL_COMMIT &&
+			      store_id_equal(&s->jrn.rec[k].root, commit);
+	if (!replayable)
 		return STORE_OK; /* no replay can add commit back */
-	/* J3 first: the names it moved durable, then the mark */
+	/* J3 first: the names it moved durable, then the marks */
 	if (s->jrn.live)
 		err = fs_sync(&s->fs, "delete.sync");
 	if (!err) {
 		s->jrn.live = 0;
-		err = journal_fd(s);
+		err = settle_slots(s, "delete.fsync");
 	}
-	if (!err)
-		err = fs_write(&s->fs, s->jrn.fd, JOURNAL_IDLE,
-			       strlen(JOURNAL_IDLE), 0, "journal.clear");
-	if (!err)
-		err = fs_fdatasync(&s->fs, s->jrn.fd, "delete.fsync");
-	if (!err)
-		s->jrn.recorded = 0;
 	return err;
 }
 
 void journal_close(struct store *s)
 {
+	int k;
+
 	while (s->jrn.nidfd)
 		idfd_drop(&s->jrn, s->jrn.idfd[0].mod);
 	free(s->jrn.idfd);
 	s->jrn.idfd = NULL;
-	if (s->jrn.fd < 0)
-		return;
 	/* flushed, the last switch needs no replay at the next open */
 	if (s->jrn.live && !s->jrn.wedged &&
-	    fs_sync(&s->fs, "close.sync") == STORE_OK) {
-		journal_clear(s);
-		(void)fs_fdatasync(&s->fs, s->jrn.fd, "close.fsync");
+	    fs_sync(&s->fs, "close.sync") == STORE_OK)
+		(void)settle_slots(s, "close.fsync");
+	for (k = 0; k < 2; k++) {
+		fs_close_fd(s->jrn.fd[k]);
+		s->jrn.fd[k] = -1;
 	}
-	fs_close_fd(s->jrn.fd);
-	s->jrn.fd = -1;
 }

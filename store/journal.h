@@ -10,26 +10,32 @@
 #include "names.h"
 #include "store.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
 
 struct store;
 struct state;
 struct module;
 
-/* What journal.c keeps of .journal between switches. */
+/* What a journal slot held when this process last wrote or replayed it. */
+struct journal_record {
+	int valid; /* it may still be live on disk: its idle mark not durable */
+	int op;
+	struct store_id root;
+};
+
+/*
+ * What journal.c keeps of its two files between switches: a switch writes
+ * the slot the last one did not, so the journal before it stays on disk
+ * until its names are durable.
+ */
 struct journal_state {
-	int fd;	    /* .journal, -1 until first used */
-	int fresh;  /* .journal made, its name not yet fsynced */
-	int live;   /* the last switch's names not yet known durable */
+	int fd[2];	   /* .journal, .journal.1; -1 until first used */
+	uint64_t size[2];  /* bytes in each */
+	int last;	   /* the slot of the last switch, -1 none yet */
+	uint64_t next_seq; /* the sequence number of the next journal */
+	int live;	   /* the last switch's names not yet known durable */
 	int wedged; /* a switch failed half way: the journal must be replayed */
-	uint64_t size;	 /* bytes in .journal */
-	atomic_uint seq; /* switches made */
-	/* the last journal this process wrote or replayed, while its
-	 * carried-out mark is not known durable (see journal_settle) */
-	int recorded;
-	int recorded_op;
-	struct store_id recorded_root;
+	struct journal_record rec[2]; /* for journal_settle */
 	/* MOD_last_id files kept open between switches (journal.c) */
 	struct journal_idfd *idfd;
 	size_t nidfd, maxidfd;
@@ -61,23 +67,17 @@ struct jsrc {
 };
 
 /*
- * The number of switches made so far. A caller that reads it and then
- * flushes the file system (fs_sync) passes it to journal_switch() as
- * flushed: the switches before that flush need no flush of their own.
- */
-unsigned int journal_seq(struct store *s);
-
-/*
  * Switch the directory from the current state to st (journal, new files,
- * names) and make st current. src lists the new commit files (durable
- * already) the switch puts in place, where they are not there yet. Called
- * with op_lock held. On failure before the journal is durable nothing
- * changed; after it, the names are put back, or, should that fail too, the
- * store is wedged until journal_unwedge() replays the journal.
+ * names) and make st current. src lists the new commit files, complete
+ * temporaries not yet flushed: the switch's one flush makes them and its
+ * journal durable together, before any name moves. Called with op_lock
+ * held. On failure before the flush nothing changed; after it, the names
+ * are put back, or, should that fail too, the store is wedged until
+ * journal_unwedge() replays the journal.
  */
 enum store_err journal_switch(struct store *s, struct state *st,
-			      enum journal_op op, const unsigned int *flushed,
-			      struct jsrc *src, size_t nsrc);
+			      enum journal_op op, struct jsrc *src,
+			      size_t nsrc);
 
 /* 1 while a failed switch waits for its replay. op_lock held. */
 int journal_wedged(struct store *s);

@@ -33,7 +33,9 @@ static struct store *store_new(const struct store_options *opts)
 	if (!s)
 		return NULL;
 	s->fs.dirfd = s->fs.lockfd = -1;
-	s->jrn.fd = -1;
+	s->jrn.fd[0] = s->jrn.fd[1] = -1;
+	s->jrn.last = -1;
+	s->jrn.next_seq = 1;
 	s->max_module_size = opts->max_module_size ? opts->max_module_size
 						   : STORE_DEFAULT_MAX_MODULE;
 	s->max_session_memory = opts->max_session_memory
@@ -49,7 +51,6 @@ static struct store *store_new(const struct store_options *opts)
 	s->session_ended = gc_collect_deferred;
 	atomic_init(&s->bytes_written, 0);
 	atomic_init(&s->ov_mem, 0);
-	atomic_init(&s->jrn.seq, 0);
 	pthread_mutex_init(&s->op_lock, NULL);
 	pthread_mutex_init(&s->persist_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);

@@ -86,11 +86,11 @@ const char *store_errname(enum store_err err);
 
 /*
  * Test hook, called before each I/O step of deploy, commit, persist and
- * restore with the step's name ("commit.sync", "switch.rename", ...).
+ * restore with the step's name ("switch.sync", "switch.rename", ...).
  * Returning 0 lets the step run; returning an errno value makes the step
  * fail as if the system call had failed with it. A hook may also _exit().
- * For a flush step (fsync, fdatasync or syncfs: "journal.fsync",
- * "commit.sync", "dir.fsync", ...), STORE_FAULT_SKIP makes the step report
+ * For a flush step (fsync, fdatasync or syncfs: "switch.sync",
+ * "delete.fsync", "dir.fsync", ...), STORE_FAULT_SKIP makes the step report
  * success without flushing: the power-cut tests use it to show that each
  * flush is needed.
  */

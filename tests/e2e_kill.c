@@ -361,6 +361,7 @@ static void check_restart(const char *dir, int may_be_new, int round)
 			const char *nm = names.v[i];
 
 			if (!strcmp(nm, ".lock") || !strcmp(nm, ".journal") ||
+			    !strcmp(nm, ".journal.1") ||
 			    (strlen(nm) == STORE_HEX_LEN + 6 &&
 			     !strcmp(nm + 1 + STORE_HEX_LEN, "_init")) ||
 			    (strlen(nm) == STORE_HEX_LEN + 10 &&

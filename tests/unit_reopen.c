@@ -554,6 +554,136 @@ out:
 	teardown(&f);
 }
 
+/* A journal of version 2 with its checksum line into buf; its length. */
+static int journal_v2(char *buf, size_t cap, unsigned seq, const char *op,
+		      const struct store_id *root, const char *lines)
+{
+	char a[STORE_HEX_LEN + 1];
+	struct store_id check;
+	int n;
+
+	n = snprintf(buf, cap, "modstore-journal 2\nseq %u\n%s %s\n%s", seq, op,
+		     st_hex(root, a), lines);
+	st_h(buf, (size_t)n, &check);
+	n += snprintf(buf + n, cap - (size_t)n, "end %s\n", st_hex(&check, a));
+	return n;
+}
+
+/*
+ * A journal naming a temporary that is there but does not hold the memory
+ * its id names (its data not durable when the power went, before the
+ * switch's flush): its switch never began.
+ */
+static void test_journal_torn_tmp(void)
+{
+	static unsigned char junk[65536];
+	struct fixture f;
+	struct store_id root, mc;
+	char buf[1024], line[256], a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1];
+	int n;
+
+	if (setup(&f, "reopen-torntmp"))
+		goto out;
+	CHECK_ERR(store_root(f.s, &root), STORE_OK);
+	memset(mc.b, 0x5a, sizeof(mc.b));
+	memset(junk, 0x77, sizeof(junk));
+	snprintf(line, sizeof(line), "%s %s .tmp-0123456789abcdef\n",
+		 st_hex(&f.m1, a), st_hex(&mc, b));
+	n = journal_v2(buf, sizeof(buf), 9, "commit", &root, line);
+	CHECK(st_write(f.dir, ".tmp-0123456789abcdef", junk, sizeof(junk)) ==
+	      0);
+	reopen_ignores_journal(&f, buf, (size_t)n);
+	CHECK(st_count_tmp(f.dir) == 0);
+out:
+	teardown(&f);
+}
+
+/*
+ * c3 changes both modules; the state is back at c2. Slot 0 holds the
+ * older journal (m2 to c3's), slot 1 the one after it (m1 to c3's), or
+ * what the test puts there.
+ */
+static int two_journals(struct fixture *f, struct store_id *c3,
+			const char *slot1, size_t len1)
+{
+	struct store_pair *pairs = NULL;
+	struct store_id sid;
+	char buf[1024], line[256], a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1];
+	size_t n = 0, i;
+	int len;
+
+	CHECK_ERR(st_begin(f->s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f->s, &sid, &f->m1, 0, 0x31, 10), STORE_OK);
+	CHECK_ERR(st_fill(f->s, &sid, &f->m2, 0, 0x32, 10), STORE_OK);
+	CHECK_ERR(st_commit(f->s, &sid, c3), STORE_OK);
+	CHECK_ERR(store_restore(f->s, &f->c2), STORE_OK);
+	CHECK_ERR(store_commit_get(f->s, c3, &pairs, &n), STORE_OK);
+	store_close(f->s);
+	f->s = NULL;
+	for (i = 0; i < n; i++) {
+		if (!store_id_equal(&pairs[i].module, &f->m2))
+			continue;
+		snprintf(line, sizeof(line), "%s %s\n", st_hex(&f->m2, a),
+			 st_hex(&pairs[i].commit, b));
+		len = journal_v2(buf, sizeof(buf), 7, "restore", c3, line);
+		CHECK(st_write(f->dir, ".journal", buf, (size_t)len) == 0);
+	}
+	for (i = 0; !slot1 && i < n; i++) {
+		if (!store_id_equal(&pairs[i].module, &f->m1))
+			continue;
+		snprintf(line, sizeof(line), "%s %s\n", st_hex(&f->m1, a),
+			 st_hex(&pairs[i].commit, b));
+		len = journal_v2(buf, sizeof(buf), 8, "restore", c3, line);
+		CHECK(st_write(f->dir, ".journal.1", buf, (size_t)len) == 0);
+	}
+	if (slot1)
+		CHECK(st_write(f->dir, ".journal.1", slot1, len1) == 0);
+	free(pairs);
+	CHECK_ERR(st_open(&f->s, f->dir, NULL), STORE_OK);
+	return f->s ? 0 : -1;
+}
+
+/*
+ * Both slots live: the newer journal is replayed with the modules of the
+ * older one it does not list, whose names may not have been durable when
+ * the newer was written. Without them the state would be neither c2 nor c3.
+ */
+static void test_two_journals_merge(void)
+{
+	struct fixture f;
+	struct store_id c3, root;
+
+	if (setup(&f, "reopen-merge") == 0 &&
+	    two_journals(&f, &c3, NULL, 0) == 0) {
+		CHECK(!st_journal_live(f.dir));
+		CHECK_ERR(store_root(f.s, &root), STORE_OK);
+		CHECK_ID(&root, &c3);
+		ST_CHECK_STORE(f.s, f.dir, NULL);
+	}
+	teardown(&f);
+}
+
+/*
+ * An idle mark "done N" says every journal up to N is carried out and
+ * durable: a live older journal that a cut kept while losing its own mark
+ * is not replayed over the newer names.
+ */
+static void test_done_mark(void)
+{
+	static const char done[] = "modstore-journal 0\ndone 7\n";
+	struct fixture f;
+	struct store_id c3, root;
+
+	if (setup(&f, "reopen-done") == 0 &&
+	    two_journals(&f, &c3, done, sizeof(done) - 1) == 0) {
+		CHECK(!st_journal_live(f.dir));
+		CHECK_ERR(store_root(f.s, &root), STORE_OK);
+		CHECK_ID(&root, &f.c2);
+		ST_CHECK_STORE(f.s, f.dir, NULL);
+	}
+	teardown(&f);
+}
+
 int main(void)
 {
 	test_without_persist();
@@ -566,5 +696,8 @@ int main(void)
 	test_last_id_shared();
 	test_torn_journal();
 	test_journal_without_file();
+	test_journal_torn_tmp();
+	test_two_journals_merge();
+	test_done_mark();
 	return t_done();
 }

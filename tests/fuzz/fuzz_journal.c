@@ -153,12 +153,32 @@ static void setup(const struct store_options *opts, struct fixture *fx,
 	*out = s;
 }
 
-/* The journal as the store wrote it, without its checksum line, to path. */
+/* The seq of a live journal of version 2 in buf (n bytes), or -1. */
+static long long journal_seq_of(const char *buf, ssize_t n)
+{
+	static const char v2[] = "modstore-journal 2\nseq ";
+
+	if (n <= (ssize_t)sizeof(v2) || memcmp(buf, v2, sizeof(v2) - 1))
+		return -1;
+	return strtoll(buf + sizeof(v2) - 1, NULL, 10);
+}
+
+/*
+ * The newest journal as the store wrote it (of its two slots), without its
+ * checksum line, to path.
+ */
 static void save_journal(const char *dir, const char *path)
 {
+	static char other[8192];
 	char buf[8192];
-	ssize_t n = read_name(dir, ".journal", buf, sizeof(buf));
+	ssize_t n = read_name(dir, ".journal", buf, sizeof(buf) - 1);
+	ssize_t m = read_name(dir, ".journal.1", other, sizeof(other) - 1);
 	size_t end;
+
+	if (m > 0 && journal_seq_of(other, m) > journal_seq_of(buf, n)) {
+		memcpy(buf, other, (size_t)m);
+		n = m;
+	}
 
 	if (n <= 0)
 		die("no journal left behind to seed from");
@@ -234,9 +254,13 @@ static void check_store(struct store *s, const char *dir, int opened)
 	ssize_t got;
 	int fd;
 
-	got = read_name(dir, ".journal", line, 19);
-	if (opened && got == 19 && !memcmp(line, "modstore-journal 1\n", 19))
-		die("the journal is still live after a clean open");
+	for (i = 0; i < 2; i++) {
+		got = read_name(dir, i ? ".journal.1" : ".journal", line, 19);
+		if (opened && got == 19 &&
+		    (!memcmp(line, "modstore-journal 1\n", 19) ||
+		     !memcmp(line, "modstore-journal 2\n", 19)))
+			die("a journal is still live after a clean open");
+	}
 	must("store_module_list", store_module_list(s, &v, &n));
 	if (n > 8)
 		die("%zu modules from two deploys", n);

@@ -701,7 +701,8 @@ static int expected_name(const struct fz *f, const char *name)
 	int i;
 
 	if (!strcmp(name, ".") || !strcmp(name, "..") ||
-	    !strcmp(name, ".lock") || !strcmp(name, ".journal"))
+	    !strcmp(name, ".lock") || !strcmp(name, ".journal") ||
+	    !strcmp(name, ".journal.1"))
 		return 1;
 	if (!strcmp(name, "commits"))
 		return f->m.file_exists;

@@ -448,44 +448,78 @@ size_t st_count_tmp(const char *dir)
 	return n;
 }
 
+static const char *const st_journals[2] = {".journal", ".journal.1"};
+
+/*
+ * The seq of dir's journal slot k when it is live (v1: 0), and the text
+ * after its seq line in *body (caller frees *buf); -1 if not live.
+ */
+static long long st_slot(const char *dir, int k, unsigned char **buf,
+			 const char **body)
+{
+	static const char v1[] = "modstore-journal 1\n";
+	static const char v2[] = "modstore-journal 2\nseq ";
+	size_t len;
+	char *end;
+	long long seq = -1;
+
+	*buf = NULL;
+	if (!st_exists(dir, st_journals[k]) ||
+	    st_read(dir, st_journals[k], buf, &len))
+		return -1;
+	if (len >= sizeof(v1) - 1 && !memcmp(*buf, v1, sizeof(v1) - 1)) {
+		*body = (const char *)*buf + sizeof(v1) - 1;
+		return 0;
+	}
+	if (len > sizeof(v2) - 1 && !memcmp(*buf, v2, sizeof(v2) - 1)) {
+		seq = strtoll((const char *)*buf + sizeof(v2) - 1, &end, 10);
+		if (*end == '\n') {
+			*body = end + 1;
+			return seq;
+		}
+	}
+	free(*buf);
+	*buf = NULL;
+	return -1;
+}
+
 int st_journal_live(const char *dir)
 {
-	static const char live[] = "modstore-journal 1\n";
 	unsigned char *buf;
-	size_t len;
-	int r;
+	const char *body;
+	int k, live = 0;
 
-	if (!st_exists(dir, ".journal") || st_read(dir, ".journal", &buf, &len))
-		return 0;
-	r = len >= sizeof(live) - 1 && !memcmp(buf, live, sizeof(live) - 1);
-	free(buf);
-	return r;
+	for (k = 0; k < 2; k++) {
+		live |= st_slot(dir, k, &buf, &body) >= 0;
+		free(buf);
+	}
+	return live;
 }
 
 int st_journal_ok(const char *dir, const struct store_id *root)
 {
-	unsigned char *buf;
-	const char *p;
+	unsigned char *buf[2];
+	const char *body[2], *p;
+	long long seq[2];
 	struct store_id id;
-	size_t len;
-	int r = -1;
+	int k, r = -1;
 
-	if (!st_journal_live(dir))
+	for (k = 0; k < 2; k++)
+		seq[k] = st_slot(dir, k, &buf[k], &body[k]);
+	if (seq[0] < 0 && seq[1] < 0)
 		return 0;
-	if (st_read(dir, ".journal", &buf, &len))
-		return -1;
-	p = (const char *)buf + 19; /* "modstore-journal 1\n" */
-	if (len > 19 + 8 + STORE_HEX_LEN) {
-		if (!strncmp(p, "commit ", 7))
-			p += 7;
-		else if (!strncmp(p, "restore ", 8))
-			p += 8;
-		if (p[STORE_HEX_LEN] == '\n' &&
-		    store_id_parse(&id, p, STORE_HEX_LEN) == 0 &&
-		    store_id_equal(&id, root))
-			r = 1;
-	}
-	free(buf);
+	k = seq[1] > seq[0];
+	p = body[k];
+	if (!strncmp(p, "commit ", 7))
+		p += 7;
+	else if (!strncmp(p, "restore ", 8))
+		p += 8;
+	if (strlen(p) > STORE_HEX_LEN && p[STORE_HEX_LEN] == '\n' &&
+	    store_id_parse(&id, p, STORE_HEX_LEN) == 0 &&
+	    store_id_equal(&id, root))
+		r = 1;
+	free(buf[0]);
+	free(buf[1]);
 	return r;
 }
 

@@ -97,11 +97,11 @@ int st_names_from(struct st_names *out, const char *const *list);
 int st_names_add(struct st_names *names, const char *name);
 /* Number of names in dir starting with ".tmp". */
 size_t st_count_tmp(const char *dir);
-/* 1 if dir's .journal is live (names a switch to carry out). */
+/* 1 if one of dir's journals (.journal, .journal.1) is live. */
 int st_journal_live(const char *dir);
 /*
- * 1 if dir's .journal is live and leads to root: replaying it at the next
- * open gives the state that is there now. 0 if not live, -1 otherwise.
+ * 1 if dir's newest live journal leads to root: replaying it at the next
+ * open gives the state that is there now. 0 if none is live, -1 otherwise.
  */
 int st_journal_ok(const char *dir, const struct store_id *root);
 

@@ -238,7 +238,7 @@ struct reference {
 /* --- the flushes and the test hook ---------------------------------------- */
 
 /*
- * Every flush of the store, by step name; dir.fsync has three callers,
+ * Every flush of the store, by step name; dir.fsync has two callers,
  * told apart by the step before it.
  */
 static const struct site {
@@ -253,16 +253,13 @@ static const struct site {
     {"open.sync", "open.sync", NULL, 1, 0, 1, 0},
     {"delete.sync", "delete.sync", NULL, 1, 0, 1, 0},
     {"delete.fsync", "delete.fsync", NULL, 0, 0, 1, 0},
-    {"commit.sync", "commit.sync", NULL, 1, 0, 0, 0},
-    {"switch.flush", "switch.flush", NULL, 1, 0, 0, 0},
+    {"switch.sync", "switch.sync", NULL, 1, 0, 0, 0},
     {"recover.sync", "recover.sync", NULL, 1, 0, 0, 1},
     {"close.sync", "close.sync", NULL, 1, 0, 0, 0},
-    {"journal.fsync", "journal.fsync", NULL, 0, 0, 0, 0},
     {"close.fsync", "close.fsync", NULL, 0, 1, 0, 0},
     {"file.fsync", "file.fsync", NULL, 0, 0, 0, 0},
     {"deploy.fsync", "deploy.fsync", NULL, 0, 0, 0, 0},
     {"bytecode.fsync", "bytecode.fsync", NULL, 0, 0, 0, 0},
-    {"dir.fsync (new journal)", "dir.fsync", "journal.fsync", 0, 0, 0, 0},
     {"dir.fsync (write_atomic)", "dir.fsync", "file.rename", 0, 0, 0, 0},
     {"dir.fsync (deploy)", "dir.fsync", "deploy.link", 0, 0, 0, 0},
 };
