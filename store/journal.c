@@ -28,7 +28,10 @@
  *      not be durable: a switch writes the slot the last switch did not,
  *      and its flush makes the last switch's names durable; so the slot it
  *      writes held the switch before the last, whose names a flush made
- *      durable already.
+ *      durable already. At open, the slot holding the newest record (a
+ *      journal, or a "done" mark) counts as the last switch's, so the
+ *      record that retires or overrides the other slot's is not the one
+ *      the next switch overwrites.
  *  J4. Replaying a journal is idempotent: each step checks what is there,
  *      so a live journal, carried out or not, always leads to the state it
  *      records. A journal whose checksum does not match was torn while
@@ -99,6 +102,8 @@ struct jentry {
 	struct store_id mc;
 	char src[TMP_NAME_LEN];
 	int made;  /* switch_finish made MOD_MC */
+	int place; /* only put MOD_MC in place: a newer journal moves the names
+		    */
 	int spare; /* src is still a name of MOD_MC: it becomes MOD_last */
 	int *used; /* the caller's jsrc.used of src, if any */
 };
@@ -446,7 +451,7 @@ static enum store_err switch_finish(struct store *s, struct journal *j)
 
 		if (je->has_mc && je->src[0])
 			err = place_file(s, je);
-		if (!err)
+		if (!err && !je->place)
 			err = je->has_mc ? switch_to_commit(s, j, je)
 					 : switch_to_initial(s, je);
 	}
@@ -668,23 +673,32 @@ static enum store_err read_slot(struct store *s, int k, struct journal *j,
 /*
  * Add to newer the entries of older for the modules newer does not list:
  * older's names may not have been durable when newer was written (J3).
+ * Of the others, older's new files still go in place (a commit holds
+ * them, and their link may be what was not durable), without a name.
  */
 static enum store_err journal_merge(struct journal *newer,
 				    const struct journal *older)
 {
 	struct jentry *e;
-	size_t i, k, n = newer->n;
+	size_t i, k, m = 0;
 
-	e = realloc(newer->e, (newer->n + older->n + 1) * sizeof(*e));
+	/* older's first, as they happened: newer may name their files */
+	e = calloc(newer->n + older->n + 1, sizeof(*e));
 	if (!e)
 		return STORE_ENOMEM;
-	newer->e = e;
 	for (i = 0; i < older->n; i++) {
-		for (k = 0; k < n && e[k].mod != older->e[i].mod; k++)
+		for (k = 0; k < newer->n && newer->e[k].mod != older->e[i].mod;
+		     k++)
 			;
-		if (k == n)
-			e[newer->n++] = older->e[i];
+		if (k < newer->n && !(older->e[i].has_mc && older->e[i].src[0]))
+			continue;
+		e[m] = older->e[i];
+		e[m++].place = k < newer->n;
 	}
+	memcpy(e + m, newer->e, newer->n * sizeof(*e));
+	free(newer->e);
+	newer->e = e;
+	newer->n += m;
 	return STORE_OK;
 }
 
@@ -692,7 +706,7 @@ static enum store_err journal_merge(struct journal *newer,
 static enum store_err read_slots(struct store *s, struct journal *j)
 {
 	struct journal sl[2];
-	uint64_t done[2], upto;
+	uint64_t done[2], upto, best = 0;
 	enum store_err err;
 	int k, newer;
 
@@ -702,6 +716,19 @@ static enum store_err read_slots(struct store *s, struct journal *j)
 	if (err) {
 		journal_release(&sl[0]);
 		return err;
+	}
+	/*
+	 * The slot with the newest record is the last switch's: the next
+	 * switch writes the other, so a record that retires or overrides the
+	 * older one is never overwritten before a flush (J3).
+	 */
+	for (k = 0; k < 2; k++) {
+		uint64_t v = sl[k].e ? sl[k].seq + 1 : done[k];
+
+		if (v && (v > best || (v == best && !sl[k].e))) {
+			best = v;
+			s->jrn.last = k;
+		}
 	}
 	/* a mark of "done" covers seq < upto: carried out, durable */
 	upto = done[0] > done[1] ? done[0] : done[1];
@@ -757,7 +784,6 @@ static enum store_err journal_recover(struct store *s, struct journal *out)
 	}
 	(void)clear_slots(s); /* not flushed: a cut may replay them again */
 	s->jrn.live = 0;
-	s->jrn.last = -1;
 	/* what a replay could bring back until the marks are durable */
 	s->jrn.rec[0].valid = 1;
 	s->jrn.rec[0].op = j.op;

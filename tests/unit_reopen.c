@@ -604,7 +604,7 @@ out:
  * what the test puts there.
  */
 static int two_journals(struct fixture *f, struct store_id *c3,
-			const char *slot1, size_t len1)
+			const char *slot1, size_t len1, int swap)
 {
 	struct store_pair *pairs = NULL;
 	struct store_id sid;
@@ -626,7 +626,8 @@ static int two_journals(struct fixture *f, struct store_id *c3,
 		snprintf(line, sizeof(line), "%s %s\n", st_hex(&f->m2, a),
 			 st_hex(&pairs[i].commit, b));
 		len = journal_v2(buf, sizeof(buf), 7, "restore", c3, line);
-		CHECK(st_write(f->dir, ".journal", buf, (size_t)len) == 0);
+		CHECK(st_write(f->dir, swap ? ".journal.1" : ".journal", buf,
+			       (size_t)len) == 0);
 	}
 	for (i = 0; !slot1 && i < n; i++) {
 		if (!store_id_equal(&pairs[i].module, &f->m1))
@@ -637,7 +638,8 @@ static int two_journals(struct fixture *f, struct store_id *c3,
 		CHECK(st_write(f->dir, ".journal.1", buf, (size_t)len) == 0);
 	}
 	if (slot1)
-		CHECK(st_write(f->dir, ".journal.1", slot1, len1) == 0);
+		CHECK(st_write(f->dir, swap ? ".journal" : ".journal.1", slot1,
+			       len1) == 0);
 	free(pairs);
 	CHECK_ERR(st_open(&f->s, f->dir, NULL), STORE_OK);
 	return f->s ? 0 : -1;
@@ -654,7 +656,7 @@ static void test_two_journals_merge(void)
 	struct store_id c3, root;
 
 	if (setup(&f, "reopen-merge") == 0 &&
-	    two_journals(&f, &c3, NULL, 0) == 0) {
+	    two_journals(&f, &c3, NULL, 0, 0) == 0) {
 		CHECK(!st_journal_live(f.dir));
 		CHECK_ERR(store_root(f.s, &root), STORE_OK);
 		CHECK_ID(&root, &c3);
@@ -675,12 +677,104 @@ static void test_done_mark(void)
 	struct store_id c3, root;
 
 	if (setup(&f, "reopen-done") == 0 &&
-	    two_journals(&f, &c3, done, sizeof(done) - 1) == 0) {
+	    two_journals(&f, &c3, done, sizeof(done) - 1, 0) == 0) {
 		CHECK(!st_journal_live(f.dir));
 		CHECK_ERR(store_root(f.s, &root), STORE_OK);
 		CHECK_ID(&root, &f.c2);
 		ST_CHECK_STORE(f.s, f.dir, NULL);
 	}
+	teardown(&f);
+}
+
+/*
+ * The older journal's commit made a file whose link to its name was not
+ * durable when the power went (it is there under its temporary name
+ * only), and the newer journal, a restore, moves that module elsewhere:
+ * the file still goes in place, for the commit, persisted, needs it.
+ */
+static void test_older_file_placed(void)
+{
+	struct store_pair *pairs = NULL, *old = NULL;
+	struct fixture f;
+	struct store_id sid, c3, root;
+	char buf[1024], lines[512], a[STORE_HEX_LEN + 1], b[STORE_HEX_LEN + 1],
+	    name[STORE_HEX_LEN * 2 + 2];
+	char *from = NULL, *to = NULL;
+	size_t n = 0, no = 0, i;
+	int len, pos = 0;
+
+	if (setup(&f, "reopen-place"))
+		goto out;
+	CHECK_ERR(store_commit_get(f.s, &f.c2, &old, &no), STORE_OK);
+	CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+	CHECK_ERR(st_fill(f.s, &sid, &f.m1, 0, 0x41, 10), STORE_OK);
+	CHECK_ERR(st_commit(f.s, &sid, &c3), STORE_OK);
+	CHECK_ERR(store_persist(f.s), STORE_OK);
+	CHECK_ERR(store_commit_get(f.s, &c3, &pairs, &n), STORE_OK);
+	store_close(f.s);
+	f.s = NULL;
+	for (i = 0; i < n; i++) {
+		if (!store_id_equal(&pairs[i].module, &f.m1))
+			continue;
+		snprintf(name, sizeof(name), "%s_%s", st_hex(&f.m1, a),
+			 st_hex(&pairs[i].commit, b));
+		from = st_path(f.dir, name);
+		to = st_path(f.dir, ".tmp-00000000000000aa");
+		CHECK(from && to && rename(from, to) == 0);
+		pos += snprintf(lines + pos, sizeof(lines) - (size_t)pos,
+				"%s %s .tmp-00000000000000aa\n", a, b);
+	}
+	len = journal_v2(buf, sizeof(buf), 7, "commit", &c3, lines);
+	CHECK(st_write(f.dir, ".journal", buf, (size_t)len) == 0);
+	for (i = 0, pos = 0; i < no; i++)
+		if (store_id_equal(&old[i].module, &f.m1))
+			pos += snprintf(
+			    lines + pos, sizeof(lines) - (size_t)pos, "%s %s\n",
+			    st_hex(&f.m1, a), st_hex(&old[i].commit, b));
+	len = journal_v2(buf, sizeof(buf), 8, "restore", &f.c2, lines);
+	CHECK(st_write(f.dir, ".journal.1", buf, (size_t)len) == 0);
+	CHECK_ERR(st_open(&f.s, f.dir, NULL), STORE_OK);
+	if (f.s) {
+		CHECK(from && access(from, F_OK) == 0);
+		CHECK_ERR(store_root(f.s, &root), STORE_OK);
+		CHECK_ID(&root, &f.c2);
+		ST_CHECK_STORE(f.s, f.dir, NULL);
+	}
+out:
+	free(from);
+	free(to);
+	free(pairs);
+	free(old);
+	teardown(&f);
+}
+
+/*
+ * At open, the slot with the newest record counts as the last switch's: a
+ * commit then writes the other slot, so the "done" mark that retires the
+ * stale journal there is not overwritten before the commit's flush (a cut
+ * then would let that journal replay over newer names).
+ */
+static void test_first_switch_slot(void)
+{
+	static const char done[] = "modstore-journal 0\ndone 7\n";
+	struct fixture f;
+	struct store_id c3, sid, c4;
+	unsigned char *buf = NULL;
+	size_t len = 0;
+
+	/* slot 0 holds the mark, slot 1 the stale journal 7 */
+	if (setup(&f, "reopen-slot") == 0 &&
+	    two_journals(&f, &c3, done, sizeof(done) - 1, 1) == 0) {
+		CHECK_ERR(st_begin(f.s, &sid), STORE_OK);
+		CHECK_ERR(st_fill(f.s, &sid, &f.m1, 0, 0x51, 10), STORE_OK);
+		CHECK_ERR(st_commit(f.s, &sid, &c4), STORE_OK);
+		CHECK(st_read(f.dir, ".journal", &buf, &len) == 0);
+		CHECK(buf && len >= sizeof(done) - 1 &&
+		      !memcmp(buf, done, sizeof(done) - 1));
+		CHECK(st_journal_ok(f.dir, &c4) == 1);
+		ST_CHECK_STORE(f.s, f.dir, NULL);
+	}
+	free(buf);
 	teardown(&f);
 }
 
@@ -699,5 +793,7 @@ int main(void)
 	test_journal_torn_tmp();
 	test_two_journals_merge();
 	test_done_mark();
+	test_older_file_placed();
+	test_first_switch_slot();
 	return t_done();
 }
