@@ -121,8 +121,7 @@ void state_publish(struct store *s, struct state *st)
 /* --- page trees ------------------------------------------------------------
  */
 
-/* Hash a whole memory file into a new tree of npages pages. */
-static enum store_err tree_from_fd(int fd, size_t npages, struct tree **out)
+enum store_err state_tree_from_fd(int fd, size_t npages, struct tree **out)
 {
 	enum { CHUNK = 256 };
 	struct tree *t;
@@ -182,7 +181,7 @@ enum store_err state_build_tree(struct store *s, const struct module *m,
 	err = fs_open_ro(&s->fs, name, missing_ok, &fd);
 	if (err)
 		return err;
-	err = tree_from_fd(fd, npages, out);
+	err = state_tree_from_fd(fd, npages, out);
 	fs_close_fd(fd);
 	if (err)
 		return err;
