@@ -121,6 +121,20 @@ void state_publish(struct store *s, struct state *st)
 /* --- page trees ------------------------------------------------------------
  */
 
+/*
+ * The leaf of a page of a file being hashed whole. An all-zero page (the
+ * holes of a sparse file: most of a large module's memory, often) has the
+ * zero page's leaf, known: one pass of memcmp instead of BLAKE2b, some
+ * ten times faster.
+ */
+static void page_leaf(const unsigned char *page, struct store_id *out)
+{
+	if (page[0] == 0 && !memcmp(page, page + 1, STORE_PAGE_SIZE - 1))
+		*out = *ids_zero_leaf();
+	else
+		ids_leaf_page(page, out);
+}
+
 enum store_err state_tree_from_fd(int fd, size_t npages, struct tree **out)
 {
 	enum { CHUNK = 256 };
@@ -143,8 +157,7 @@ enum store_err state_tree_from_fd(int fd, size_t npages, struct tree **out)
 		if (err)
 			goto out;
 		for (k = 0; k < n; k++)
-			ids_leaf_page(buf + k * STORE_PAGE_SIZE,
-				      &t->lv[0][i + k]);
+			page_leaf(buf + k * STORE_PAGE_SIZE, &t->lv[0][i + k]);
 	}
 	tree_update(t, NULL, 0, 1);
 	*out = t;
