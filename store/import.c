@@ -110,6 +110,8 @@ struct store_patch {
 	char tmp[TMP_NAME_LEN]; /* "" once named */
 	int fd;
 	uint64_t size;
+	size_t *changed, n; /* the pages written, ascending */
+	struct tree *bt;    /* the base's tree when one was at hand */
 	enum store_err err; /* the first failure of a write, then final */
 };
 
@@ -132,36 +134,45 @@ static struct tree *tree_at_hand(struct store *s, const struct module *m,
 	return t ? t : treecache_get(&s->tc, &m->id, mc);
 }
 
-/* 1 when page of the base is copied: not changed, not known to be zero. */
-static int patch_keeps(const struct tree *bt, uint64_t page,
-		       const uint64_t *changed, size_t n, size_t *k)
+/* 1 when page is one of the ascending pages of p->changed. */
+static int patch_changed(const struct store_patch *p, uint64_t page)
 {
-	while (*k < n && changed[*k] < page)
-		(*k)++;
-	if (*k < n && changed[*k] == page)
-		return 0;
-	return !bt || !store_id_equal(&bt->lv[0][page], ids_zero_leaf());
+	size_t lo = 0, hi = p->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (p->changed[mid] == page)
+			return 1;
+		if (p->changed[mid] < page)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* 1 when page of the base is copied: not changed, not known to be zero. */
+static int patch_keeps(const struct store_patch *p, uint64_t page)
+{
+	return !patch_changed(p, page) &&
+	       (!p->bt ||
+		!store_id_equal(&p->bt->lv[0][page], ids_zero_leaf()));
 }
 
 /*
  * Copy from base the pages below upto that p keeps, a run per call; the
  * others stay holes (zero) for the changed pages to be written into.
  */
-static enum store_err patch_copy(struct store_patch *p, int base,
-				 const struct tree *bt, uint64_t upto,
-				 const uint64_t *changed, size_t n)
+static enum store_err patch_copy(struct store_patch *p, int base, uint64_t upto)
 {
 	uint64_t page, run;
-	size_t k = 0, k2;
 	enum store_err err;
 
 	for (page = 0; page < upto; page += run) {
 		run = 1;
-		if (!patch_keeps(bt, page, changed, n, &k))
+		if (!patch_keeps(p, page))
 			continue;
-		k2 = k;
-		while (page + run < upto &&
-		       patch_keeps(bt, page + run, changed, n, &k2))
+		while (page + run < upto && patch_keeps(p, page + run))
 			run++;
 		err = fs_copy_bytes(&p->s->fs, base, p->fd,
 				    page * STORE_PAGE_SIZE,
@@ -172,15 +183,49 @@ static enum store_err patch_copy(struct store_patch *p, int base,
 	return STORE_OK;
 }
 
-/* 0 when changed is ascending, unique and below pages. */
-static int pages_valid(const uint64_t *changed, size_t n, uint64_t pages)
+/* p->changed: a copy of the n pages, ascending, unique, below pages. */
+static enum store_err patch_pages(struct store_patch *p,
+				  const uint64_t *changed, size_t n,
+				  uint64_t pages)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
 		if (changed[i] >= pages || (i && changed[i] <= changed[i - 1]))
-			return -1;
-	return 0;
+			return STORE_EINVAL;
+	p->changed = malloc((n ? n : 1) * sizeof(*p->changed));
+	if (!p->changed)
+		return STORE_ENOMEM;
+	for (i = 0; i < n; i++)
+		p->changed[i] = (size_t)changed[i];
+	p->n = n;
+	return STORE_OK;
+}
+
+/* Open the base file of p (bfd, its size) and take its tree if at hand. */
+static enum store_err patch_base(struct store_patch *p,
+				 const struct store_id *mod,
+				 const struct store_id *base, int *bfd,
+				 uint64_t *bsize)
+{
+	char name[NAME_LEN];
+	enum store_err err;
+
+	err = commit_file_name(p->s, mod, base, name);
+	if (err)
+		return err;
+	p->m = modules_find(p->s, mod);
+	err = fs_open_ro(&p->s->fs, name, 1, bfd);
+	if (!err)
+		err = fs_size(*bfd, bsize);
+	if (err)
+		return err;
+	p->bt = tree_at_hand(p->s, p->m, base);
+	if (p->bt && p->bt->npages != *bsize / STORE_PAGE_SIZE) {
+		tree_unref(p->bt);
+		p->bt = NULL;
+	}
+	return STORE_OK;
 }
 
 enum store_err store_patch_new(struct store *s, const struct store_id *mod,
@@ -189,15 +234,12 @@ enum store_err store_patch_new(struct store *s, const struct store_id *mod,
 			       struct store_patch **out)
 {
 	struct store_patch *p;
-	struct tree *bt = NULL;
-	char name[NAME_LEN];
 	uint64_t bsize = 0;
 	enum store_err err;
 	int bfd = -1;
 
 	*out = NULL;
-	if (!size || size % STORE_PAGE_SIZE || size > s->max_module_size ||
-	    pages_valid(changed, n, size / STORE_PAGE_SIZE))
+	if (!size || size % STORE_PAGE_SIZE || size > s->max_module_size)
 		return STORE_EINVAL;
 	p = calloc(1, sizeof(*p));
 	if (!p)
@@ -205,27 +247,16 @@ enum store_err store_patch_new(struct store *s, const struct store_id *mod,
 	p->s = s;
 	p->fd = -1;
 	p->size = size;
-	err = commit_file_name(s, mod, base, name);
-	p->m = err ? NULL : modules_find(s, mod);
+	err = patch_pages(p, changed, n, size / STORE_PAGE_SIZE);
 	if (!err)
-		err = fs_open_ro(&s->fs, name, 1, &bfd);
-	if (!err)
-		err = fs_size(bfd, &bsize);
+		err = patch_base(p, mod, base, &bfd, &bsize);
 	if (!err)
 		err = fs_tmp_create(&s->fs, p->tmp, &p->fd);
 	if (!err)
 		err = fs_truncate(&s->fs, p->fd, size, "patch.truncate");
-	if (!err) {
-		bt = tree_at_hand(s, p->m, base);
-		if (bt && bt->npages != bsize / STORE_PAGE_SIZE) {
-			tree_unref(bt);
-			bt = NULL;
-		}
+	if (!err)
 		err = patch_copy(
-		    p, bfd, bt, (bsize < size ? bsize : size) / STORE_PAGE_SIZE,
-		    changed, n);
-	}
-	tree_unref(bt);
+		    p, bfd, (bsize < size ? bsize : size) / STORE_PAGE_SIZE);
 	if (bfd >= 0)
 		fs_close_fd(bfd);
 	if (err) {
@@ -239,14 +270,55 @@ enum store_err store_patch_new(struct store *s, const struct store_id *mod,
 enum store_err store_patch_write(struct store_patch *p, uint64_t off,
 				 const void *buf, size_t len)
 {
-	if (p->err)
+	uint64_t page;
+
+	if (p->err || !len)
 		return p->err;
 	if (off > p->size || len > p->size - off)
 		return p->err = STORE_EINVAL;
-	if (len)
-		p->err =
-		    fs_write(&p->s->fs, p->fd, buf, len, off, "patch.write");
+	/* only the changed pages: the others' leaves are the base's */
+	for (page = off / STORE_PAGE_SIZE;
+	     page <= (off + len - 1) / STORE_PAGE_SIZE; page++)
+		if (!patch_changed(p, page))
+			return p->err = STORE_EINVAL;
+	p->err = fs_write(&p->s->fs, p->fd, buf, len, off, "patch.write");
 	return p->err;
+}
+
+/*
+ * The page tree of p's file. With the base's tree: that tree (checked
+ * against its id when it was built, as a commit trusts its base's), the
+ * leaves of the changed pages hashed from the file, zero leaves past the
+ * base's end, which is what the file holds: the pages not changed were
+ * copied from the base, or are holes where the base's are zero, and no
+ * write reached them. Without it: the whole file read and hashed.
+ */
+static enum store_err patch_tree(struct store_patch *p, struct tree **out)
+{
+	unsigned char page[STORE_PAGE_SIZE];
+	size_t npages = (size_t)(p->size / STORE_PAGE_SIZE), i;
+	enum store_err err = STORE_OK;
+	struct tree *t;
+
+	if (!p->bt)
+		return state_tree_from_fd(p->fd, npages, out);
+	t = tree_copy(p->bt, npages);
+	if (!t)
+		return STORE_ENOMEM;
+	for (i = 0; i < p->n && !err; i++) {
+		err = fs_read(p->fd, page, sizeof(page),
+			      (uint64_t)p->changed[i] * STORE_PAGE_SIZE);
+		if (!err)
+			ids_leaf_page(page, &t->lv[0][p->changed[i]]);
+	}
+	if (!err && tree_update(t, p->changed, p->n, npages != p->bt->npages))
+		err = STORE_ENOMEM;
+	if (err) {
+		tree_unref(t);
+		return err;
+	}
+	*out = t;
+	return STORE_OK;
 }
 
 enum store_err store_patch_import(struct store_patch *p,
@@ -261,9 +333,7 @@ enum store_err store_patch_import(struct store_patch *p,
 	if (p->err || !p->tmp[0])
 		return p->err ? p->err : STORE_EINVAL;
 	names_commit(name, p->m->hex, mc);
-	/* the whole file is hashed: the copy is checked as well as the pages */
-	err =
-	    state_tree_from_fd(p->fd, (size_t)(p->size / STORE_PAGE_SIZE), &t);
+	err = patch_tree(p, &t);
 	if (err)
 		return err;
 	tree_root(t, &root);
@@ -271,7 +341,7 @@ enum store_err store_patch_import(struct store_patch *p,
 					: STORE_EMISMATCH;
 	/* the next patch of this module starts from this file */
 	if (!err)
-		treecache_put(&s->tc, &p->m->id, mc, t);
+		treecache_add(&s->tc, &p->m->id, mc, t);
 	tree_unref(t);
 	return err;
 }
@@ -284,6 +354,8 @@ void store_patch_free(struct store_patch *p)
 		fs_unlink(&p->s->fs, p->tmp);
 	if (p->fd >= 0)
 		fs_close_fd(p->fd);
+	tree_unref(p->bt);
+	free(p->changed);
 	free(p);
 }
 

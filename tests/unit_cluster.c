@@ -14,8 +14,9 @@
  *   and restores it to the same root;
  * - store_patch_*(): a commit file made from a local one and the pages a
  *   diff lists is byte-identical to the leader's, grown or shrunk; the
- *   pages the base's tree says are zero stay holes; a wrong page, a base
- *   that is not here or a list out of bounds keep nothing.
+ *   pages the base's tree says are zero stay holes; a wrong page, a diff
+ *   that leaves a changed page out, a base that is not here or a list
+ *   out of bounds keep nothing; a write off the listed pages is refused.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -477,6 +478,19 @@ static void test_patch(void)
 				  NULL, 0, &p),
 		  STORE_ENOCOMMIT);
 	CHECK(p == NULL);
+	/* a diff that leaves a changed page out, a write off its pages */
+	CHECK_ERR(store_patch_new(s[1], &mi.id, &c[0].pairs[0].commit,
+				  64 * PAGE, bad + 1, 1, &p),
+		  STORE_OK);
+	CHECK_ERR(store_patch_write(p, 1 * PAGE, "x", 1), STORE_EINVAL);
+	store_patch_free(p);
+	CHECK_ERR(store_patch_new(s[1], &mi.id, &c[0].pairs[0].commit,
+				  64 * PAGE, NULL, 0, &p),
+		  STORE_OK);
+	CHECK_ERR(store_patch_import(p, &c[1].pairs[0].commit),
+		  STORE_EMISMATCH);
+	store_patch_free(p);
+	p = NULL;
 	/* each commit from the one before: the same bytes as the leader's */
 	for (i = 1; i < 3; i++)
 		CHECK_ERR(patch_from(s[0], s[1], &mi.id, &c[i - 1], &c[i], 0),
