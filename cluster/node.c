@@ -32,6 +32,7 @@
 
 #define NODE_TICK_MS	    10
 #define NODE_PUBLISH_MS	    200
+#define NODE_PEERS_MS	    1000 /* the other nodes' URLs read again */
 #define NODE_ACK_WAIT_MS    5000
 #define NODE_LEASE_SLACK_MS 300 /* writes stop this long before expiry */
 #define NODE_KEY_MAX	    512
@@ -65,7 +66,10 @@ struct cluster_node {
 	uint64_t applied, head;
 	uint64_t renewed_ms; /* when the last successful renewal was sent */
 	int diverged, lease_lost, ready;
+	char **peers; /* the other nodes' URLs (peers_refresh) */
 	int stop;
+
+	uint64_t peers_ms; /* when peers were read; the loop thread's */
 
 	uint64_t acked_seq; /* the pending record acked last, and its fence */
 	int64_t acked_fence;
@@ -175,39 +179,64 @@ static int fetch_get(struct cluster_node *n, const char *base, const char *path,
 	return status == 200 && !f->failed ? 0 : -1;
 }
 
+static void urls_free(char **v);
+
 /*
- * The URLs to fetch from: the leader's first, then every other node's
- * (NULL-terminated, caller frees each and the array).
+ * Read the other nodes' URLs from nodes/ into n->peers, at most every
+ * NODE_PEERS_MS (and now with force). Loop thread: e_loop is its own.
  */
-static char **peer_urls(struct cluster_node *n)
+static void peers_refresh(struct cluster_node *n, int force)
 {
 	struct etcd_kv *kvs = NULL;
-	char k[NODE_KEY_MAX], end[NODE_KEY_MAX], **v;
+	char k[NODE_KEY_MAX], end[NODE_KEY_MAX], **v, **old;
 	size_t i, nk = 0, m = 0;
-	json_t *j;
 	const char *u;
+	json_t *j;
 
+	if (!force && now_ms() - n->peers_ms < NODE_PEERS_MS)
+		return;
 	key(n, k, "nodes/");
 	etcd_prefix_end(k, end, sizeof(end));
 	if (etcd_range(n->e_loop, k, end, 0, &kvs, &nk) < 0)
-		nk = 0;
-	v = calloc(nk + 2, sizeof(*v));
-	if (!v) {
-		etcd_kvs_free(kvs, nk);
-		return NULL;
-	}
-	pthread_mutex_lock(&n->lock);
-	if (n->leader_known && strcmp(n->leader_url, n->url) != 0)
-		v[m++] = strdup(n->leader_url);
-	pthread_mutex_unlock(&n->lock);
-	for (i = 0; i < nk; i++) {
+		return;
+	n->peers_ms = now_ms();
+	v = calloc(nk + 1, sizeof(*v));
+	for (i = 0; v && i < nk; i++) {
 		j = json_loads(kvs[i].value, 0, NULL);
 		u = json_string_value(json_object_get(j, "url"));
-		if (u && strcmp(u, n->url) != 0 && (!m || strcmp(u, v[0])))
-			v[m++] = strdup(u);
+		if (u && strcmp(u, n->url) != 0 && (v[m] = strdup(u)))
+			m++;
 		json_decref(j);
 	}
 	etcd_kvs_free(kvs, nk);
+	if (!v)
+		return;
+	pthread_mutex_lock(&n->lock);
+	old = n->peers;
+	n->peers = v;
+	pthread_mutex_unlock(&n->lock);
+	urls_free(old);
+}
+
+/*
+ * The URLs to fetch from: the leader's first, then every other node's as
+ * last read (NULL-terminated, caller frees each and the array).
+ */
+static char **peer_urls(struct cluster_node *n)
+{
+	char **v;
+	size_t i, k = 0, m = 0;
+
+	pthread_mutex_lock(&n->lock);
+	while (n->peers && n->peers[k])
+		k++;
+	v = calloc(k + 2, sizeof(*v));
+	if (v && n->leader_known && strcmp(n->leader_url, n->url) != 0)
+		v[m++] = strdup(n->leader_url);
+	for (i = 0; v && i < k; i++)
+		if (!m || strcmp(n->peers[i], v[0]) != 0)
+			v[m++] = strdup(n->peers[i]);
+	pthread_mutex_unlock(&n->lock);
 	return v;
 }
 
@@ -259,10 +288,65 @@ static enum store_err fetch_commit_file(struct cluster_node *n, char **urls,
 	return err;
 }
 
+/* Files fetched whole at once, and made durable together, at most. */
+#define NODE_FETCH_BATCH 64
+
+/*
+ * The k (at most NODE_FETCH_BATCH) pairs of commit fetched whole from url
+ * at once, then imported together (store_commit_files_import: one flush
+ * for all); done[i] set for each kept.
+ */
+static void fetch_batch(struct cluster_node *n, const char *url,
+			const struct store_id *commit,
+			const struct store_pair *pairs, size_t k, int *done)
+{
+	struct fetch f[NODE_FETCH_BATCH];
+	struct peer_req r[NODE_FETCH_BATCH];
+	struct store_upload *u[NODE_FETCH_BATCH];
+	struct store_pair got[NODE_FETCH_BATCH];
+	enum store_err errs[NODE_FETCH_BATCH];
+	char paths[NODE_FETCH_BATCH][200], c[STORE_HEX_LEN + 1];
+	char m[STORE_HEX_LEN + 1];
+	size_t i, nr = 0, ng = 0, at[NODE_FETCH_BATCH];
+
+	store_id_hex(commit, c);
+	for (i = 0; i < k; i++) {
+		memset(&f[nr], 0, sizeof(f[nr]));
+		if (store_upload_new(n->store, &f[nr].u) != STORE_OK)
+			break;
+		store_id_hex(&pairs[i].module, m);
+		snprintf(paths[nr], sizeof(paths[nr]),
+			 "/commits/%s/modules/%s/memory", c, m);
+		r[nr] = (struct peer_req){.base = url,
+					  .path = paths[nr],
+					  .sink = fetch_sink,
+					  .ctx = &f[nr]};
+		at[nr++] = i;
+	}
+	peer_run(n->peer, r, nr, 0, 120000L);
+	for (i = 0; i < nr; i++)
+		if (r[i].status == 200 && !f[i].failed) {
+			got[ng] = pairs[at[i]];
+			u[ng] = f[i].u;
+			at[ng++] = at[i];
+		}
+	if (ng)
+		store_commit_files_import(n->store, ng, got, u, errs);
+	for (i = 0; i < ng; i++)
+		if (errs[i] == STORE_OK) {
+			done[at[i]] = 1;
+			atomic_fetch_add(&n->files_whole, 1);
+		}
+	for (i = 0; i < nr; i++)
+		store_upload_free(f[i].u);
+}
+
 /*
  * Every module commit file of commit (pairs) there. Those missing are made
  * from files here and the pages that differ when a peer's diff to commit
- * from one of the nf commits from allows (catchup.c), else fetched whole.
+ * from one of the nf commits from allows (catchup.c), else fetched whole:
+ * from the first peer, several at once; what that left, one by one from
+ * any peer.
  */
 static enum store_err ensure_files(struct cluster_node *n,
 				   const struct store_id *commit,
@@ -272,7 +356,7 @@ static enum store_err ensure_files(struct cluster_node *n,
 	enum store_err err = STORE_OK;
 	struct store_pair *miss;
 	char **urls = NULL;
-	size_t i, k = 0, made;
+	size_t i, k = 0, made, b;
 	int *done;
 
 	miss = malloc((np ? np : 1) * sizeof(*miss));
@@ -291,6 +375,10 @@ static enum store_err ensure_files(struct cluster_node *n,
 	made = catchup_files(n->store, n->peer, urls, from, nf, commit, miss, k,
 			     done);
 	atomic_fetch_add(&n->files_patched, made);
+	for (b = 0; made < k && urls && urls[0] && b < k; b += NODE_FETCH_BATCH)
+		fetch_batch(n, urls[0], commit, miss + b,
+			    k - b < NODE_FETCH_BATCH ? k - b : NODE_FETCH_BATCH,
+			    done + b);
 	for (i = 0; i < k && !err; i++) {
 		if (done[i])
 			continue;
@@ -361,6 +449,17 @@ static enum store_err ensure_module(struct cluster_node *n,
 
 /* --- applying records ----------------------------------------------------- */
 
+/* 1 when commit record r is against a base this node has applied. */
+static int base_held(struct cluster_node *n, const struct log_record *r)
+{
+	const struct log_commit *c;
+
+	if (!r->has_base || r->full)
+		return 0;
+	c = log_fold_commit(&n->fold, &r->base);
+	return c && c->live;
+}
+
 /*
  * The files of r here, durably (what a pending record needs before its
  * ack, and a record before it is applied). write_lock held.
@@ -382,9 +481,16 @@ static enum store_err prepare(struct cluster_node *n,
 	}
 	if (r->op != LOG_COMMIT)
 		return STORE_OK;
+	nf = diff_bases(n, r->has_base ? &r->base : NULL, from);
+	/*
+	 * Against a base this node holds (live in its fold: in its commits
+	 * store, so every file of it here), only the pairs that differ can
+	 * be missing: 10 looked at, not the 1,000 of every module.
+	 */
+	if (base_held(n, r))
+		return ensure_files(n, &r->id, from, nf, r->pairs, r->n);
 	if (log_fold_pairs(&n->fold, r, &pairs, &np))
 		return STORE_ENOCOMMIT;
-	nf = diff_bases(n, r->has_base ? &r->base : NULL, from);
 	err = ensure_files(n, &r->id, from, nf, pairs, np);
 	free(pairs);
 	return err;
@@ -606,6 +712,7 @@ static int reconcile(struct cluster_node *n)
 
 	if (read_log(n, &f, 0) < 0)
 		goto fail;
+	peers_refresh(n, 1);
 	for (i = 0; i < f.nmods && !err; i++)
 		err = ensure_module(n, &f.mods[i]);
 	if (!err)
@@ -1023,6 +1130,7 @@ static void tick(struct cluster_node *n)
 	}
 	if (read_leader(n, &rev) < 0)
 		return;
+	peers_refresh(n, 0);
 	pthread_mutex_lock(&n->lock);
 	role = n->role;
 	pthread_mutex_unlock(&n->lock);
@@ -1522,6 +1630,7 @@ void cluster_node_free(struct cluster_node *n)
 	etcd_free(n->e_write);
 	peer_free(n->peer);
 	log_fold_release(&n->fold);
+	urls_free(n->peers);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->write_lock);

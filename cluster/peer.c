@@ -15,7 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
-#define PEER_LINE_MAX 512 /* a line of a part's header, at most */
+#define PEER_LINE_MAX	512	/* a line of a part's header, at most */
+#define PEER_TIMEOUT_MS 120000L /* one request, at most */
 
 struct peer {
 	CURL *curl;
@@ -58,15 +59,20 @@ void peer_stats(struct peer *p, struct peer_stats *st)
 	st->header_bytes = atomic_load(&p->header_bytes);
 }
 
-/* --- one request ---------------------------------------------------------- */
+/* --- requests ------------------------------------------------------------ */
 
-/* What a request's callbacks share: the sink, and the bytes counted. */
+/* One request: its callbacks, headers and answer. */
 struct call {
 	struct peer *p;
 	peer_sink_fn sink;
 	void *ctx;
 	size_t (*hdr)(char *, size_t, size_t, void *); /* may be NULL */
 	void *hdr_ctx;
+	const char *body; /* POST it when not NULL */
+	size_t blen;
+	struct curl_slist *hdrs;
+	CURL *h; /* of several at once, while it runs */
+	long status;
 };
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
@@ -78,66 +84,186 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
 	return c->sink(c->ctx, data, len) == 0 ? len : 0;
 }
 
-/*
- * GET base+path with the extra header extra (NULL: none); the status, or
- * 0 when no whole answer came.
- */
-static long request(struct call *c, const char *base, const char *path,
-		    const char *extra)
+/* h made ready for c: base+path, the token and extra (NULL: none). */
+static void call_setup(CURL *h, struct call *c, const char *base,
+		       const char *path, const char *extra, long timeout_ms)
 {
-	CURL *h = c->p->curl;
-	struct curl_slist *hdrs = NULL, *l;
-	char url[1024], auth[1100] = "";
-	long status = 0, hsize = 0;
-	CURLcode rc;
+	char url[1024], auth[1100];
+	struct curl_slist *l;
 
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	curl_easy_reset(h);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(h, CURLOPT_PRIVATE, c);
 	if (c->hdr) {
 		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, c->hdr);
 		curl_easy_setopt(h, CURLOPT_HEADERDATA, c->hdr_ctx);
 	}
+	if (c->body) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)c->blen);
+	}
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 120000L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	/*
 	 * A new connection each time: libmicrohttpd's pool binds a
-	 * connection to one worker, and the leader's worker that waits for
-	 * our ack would never serve a kept-alive one (a 5 s stall).
+	 * connection to one worker, and a worker that waits (the leader's,
+	 * for the acks of a write) would never serve a kept-alive one.
 	 */
 	curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+	c->hdrs = curl_slist_append(NULL, "Expect:"); /* no 100-continue */
 	if (c->p->token) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
 			 c->p->token);
-		hdrs = curl_slist_append(NULL, auth);
+		if ((l = curl_slist_append(c->hdrs, auth)))
+			c->hdrs = l;
+		memset(auth, 0, sizeof(auth));
 	}
-	if (extra && (l = curl_slist_append(hdrs, extra)))
-		hdrs = l;
-	if (hdrs)
-		curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	if (extra && (l = curl_slist_append(c->hdrs, extra)))
+		c->hdrs = l;
+	if (c->hdrs)
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
 	atomic_fetch_add(&c->p->requests, 1);
-	rc = curl_easy_perform(h);
+}
+
+/* c's answer once h is done with rc: its status (0: none came whole). */
+static void call_done(CURL *h, struct call *c, CURLcode rc)
+{
+	long hsize = 0;
+
 	if (curl_easy_getinfo(h, CURLINFO_HEADER_SIZE, &hsize) == CURLE_OK &&
 	    hsize > 0)
 		atomic_fetch_add(&c->p->header_bytes, (uint64_t)hsize);
+	c->status = 0;
 	if (rc == CURLE_OK)
-		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	if (auth[0])
-		memset(auth, 0, sizeof(auth));
-	curl_slist_free_all(hdrs);
-	return status;
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
+	curl_slist_free_all(c->hdrs);
+	c->hdrs = NULL;
+}
+
+/* One request on the peer's handle; the status, or 0. */
+static long request(struct call *c, const char *base, const char *path,
+		    const char *extra)
+{
+	call_setup(c->p->curl, c, base, path, extra, PEER_TIMEOUT_MS);
+	call_done(c->p->curl, c, curl_easy_perform(c->p->curl));
+	return c->status;
 }
 
 long peer_get(struct peer *p, const char *base, const char *path,
 	      peer_sink_fn sink, void *ctx)
 {
-	struct call c = {p, sink, ctx, NULL, NULL};
+	struct call c = {.p = p, .sink = sink, .ctx = ctx};
 
 	return request(&c, base, path, NULL);
+}
+
+/* --- several at once ------------------------------------------------------ */
+
+/* Add the request r (its call c) to the multi handle m on a new handle. */
+static int many_add(struct peer *p, CURLM *m, struct peer_req *r,
+		    struct call *c, long timeout_ms)
+{
+	CURL *h = curl_easy_init();
+
+	if (!h)
+		return -1;
+	*c = (struct call){.p = p,
+			   .sink = r->sink,
+			   .ctx = r->ctx,
+			   .body = r->body,
+			   .blen = r->blen};
+	call_setup(h, c, r->base, r->path, NULL, timeout_ms);
+	if (curl_multi_add_handle(m, h) != CURLM_OK) {
+		curl_slist_free_all(c->hdrs);
+		c->hdrs = NULL;
+		curl_easy_cleanup(h);
+		return -1;
+	}
+	c->h = h;
+	return 0;
+}
+
+/* The requests that ended: their status into their peer_req. */
+static size_t many_reap(CURLM *m, struct peer_req *r, struct call *calls,
+			size_t *ok)
+{
+	struct call *c;
+	CURLMsg *msg;
+	size_t ended = 0;
+	int left;
+
+	while ((msg = curl_multi_info_read(m, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &c);
+		call_done(msg->easy_handle, c, msg->data.result);
+		r[c - calls].status = c->status;
+		if (c->status >= 200 && c->status < 300)
+			(*ok)++;
+		curl_multi_remove_handle(m, c->h);
+		curl_easy_cleanup(c->h);
+		c->h = NULL;
+		ended++;
+	}
+	return ended;
+}
+
+/* Remove and free every handle of m still running. */
+static void many_abort(CURLM *m, struct call *calls, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (calls[i].h) {
+			curl_multi_remove_handle(m, calls[i].h);
+			curl_easy_cleanup(calls[i].h);
+			calls[i].h = NULL;
+		}
+		curl_slist_free_all(calls[i].hdrs);
+		calls[i].hdrs = NULL;
+	}
+}
+
+size_t peer_run(struct peer *p, struct peer_req *r, size_t n, size_t want,
+		long timeout_ms)
+{
+	struct call *calls = calloc(n ? n : 1, sizeof(*calls));
+	CURLM *m = curl_multi_init();
+	size_t i, next = 0, running = 0, ok = 0;
+	int still;
+
+	for (i = 0; i < n; i++)
+		r[i].status = 0;
+	if (!calls || !m)
+		goto out;
+	while (next < n || running) {
+		while (next < n && running < PEER_PARALLEL) {
+			if (many_add(p, m, &r[next], &calls[next],
+				     timeout_ms) == 0)
+				running++;
+			next++;
+		}
+		if (curl_multi_perform(m, &still) != CURLM_OK)
+			break;
+		running -= many_reap(m, r, calls, &ok);
+		if (want && ok >= want)
+			break;
+		if (running && curl_multi_poll(m, NULL, 0, 100, NULL))
+			break;
+	}
+out:
+	if (m) {
+		many_abort(m, calls, n);
+		curl_multi_cleanup(m);
+	}
+	free(calls);
+	return ok;
 }
 
 /* --- a ranges answer ------------------------------------------------------ */
@@ -342,7 +468,11 @@ int peer_get_ranges(struct peer *p, const char *base, const char *path,
 		    void *ctx)
 {
 	struct rx x;
-	struct call c = {p, rx_sink, &x, on_header, &x};
+	struct call c = {.p = p,
+			 .sink = rx_sink,
+			 .ctx = &x,
+			 .hdr = on_header,
+			 .hdr_ctx = &x};
 	uint64_t want = 0;
 	char *h;
 	long st;

@@ -1,8 +1,8 @@
 /*
- * peer.h - GET requests from one node to another (docs/cluster.md): the
+ * peer.h - requests from one node to another (docs/cluster.md): the
  * files, bytecode, diffs and pages a follower fetches over the ordinary
- * read routes, with the token, over a new connection each time, and the
- * bytes they cost.
+ * read routes, one at a time or several at once, with the token, over a
+ * new connection each time, and the bytes they cost.
  *
  * One struct peer is used by one thread at a time (the node's loop
  * thread); its figures may be read from any thread.
@@ -31,6 +31,28 @@ typedef int (*peer_sink_fn)(void *ctx, const char *data, size_t len);
  */
 long peer_get(struct peer *p, const char *base, const char *path,
 	      peer_sink_fn sink, void *ctx);
+
+/* Requests peer_run() makes at once, at most. */
+#define PEER_PARALLEL 16
+
+/* One request of several made at once: a GET, or a POST of body. */
+struct peer_req {
+	const char *base, *path;
+	const char *body; /* NULL: a GET */
+	size_t blen;
+	peer_sink_fn sink;
+	void *ctx;
+	long status; /* out: the answer's status, 0 when none came whole */
+};
+
+/*
+ * The n requests at once (PEER_PARALLEL at a time, each on a new
+ * connection), each at most timeout_ms: until every one has ended, or
+ * want of them (0: all) have answered 2xx, when the others are dropped
+ * (their status 0). The number answered 2xx.
+ */
+size_t peer_run(struct peer *p, struct peer_req *r, size_t n, size_t want,
+		long timeout_ms);
 
 /* Bytes at an offset of the memory asked for: 0 to go on, -1 to stop. */
 typedef int (*peer_put_fn)(void *ctx, uint64_t off, const char *data,

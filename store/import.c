@@ -71,21 +71,28 @@ int store_commit_file_exists(struct store *s, const struct store_id *mod,
 	return fs_exists(&s->fs, name, NULL) == 1;
 }
 
-enum store_err store_commit_file_import(struct store *s,
-					const struct store_id *mod,
-					const struct store_id *mc,
-					struct store_upload *u)
+/*
+ * The bytes of u checked to be the module commit mc of mod, with the
+ * file's name into name; *there when that file is here already (it is
+ * immutable: the one there is the same).
+ */
+static enum store_err upload_check(struct store *s, const struct store_id *mod,
+				   const struct store_id *mc,
+				   const struct store_upload *u,
+				   char name[NAME_LEN], int *there)
 {
 	struct fs_map map = {0};
 	struct store_id got;
-	char name[NAME_LEN];
 	enum store_err err;
 
+	*there = 0;
 	err = commit_file_name(s, mod, mc, name);
 	if (err)
 		return err;
-	if (fs_exists(&s->fs, name, NULL) == 1)
-		return STORE_OK; /* immutable: the one there is the same */
+	if (fs_exists(&s->fs, name, NULL) == 1) {
+		*there = 1;
+		return STORE_OK;
+	}
 	if (u->err)
 		return u->err;
 	if (!u->tmp[0] || !u->len || u->len % STORE_PAGE_SIZE ||
@@ -96,9 +103,74 @@ enum store_err store_commit_file_import(struct store *s,
 		return err;
 	store_memory_id(map.p, map.len, &got);
 	fs_unmap(&map);
-	if (!store_id_equal(&got, mc))
-		return STORE_EMISMATCH;
+	return store_id_equal(&got, mc) ? STORE_OK : STORE_EMISMATCH;
+}
+
+enum store_err store_commit_file_import(struct store *s,
+					const struct store_id *mod,
+					const struct store_id *mc,
+					struct store_upload *u)
+{
+	char name[NAME_LEN];
+	enum store_err err;
+	int there;
+
+	err = upload_check(s, mod, mc, u, name, &there);
+	if (err || there)
+		return err;
 	return file_keep(s, u->fd, u->tmp, name);
+}
+
+/* The checked upload u takes its name (its data flushed already). */
+static enum store_err upload_name(struct store *s, const struct store_pair *p,
+				  struct store_upload *u)
+{
+	char name[NAME_LEN];
+	int e;
+
+	names_commit(name, modules_find(s, &p->module)->hex, &p->commit);
+	e = fs_rename(&s->fs, u->tmp, name, 1);
+	if (e && e != EEXIST)
+		return fs_err(e);
+	if (!e)
+		u->tmp[0] = '\0';
+	return STORE_OK;
+}
+
+enum store_err store_commit_files_import(struct store *s, size_t n,
+					 const struct store_pair *pairs,
+					 struct store_upload **u,
+					 enum store_err *errs)
+{
+	enum store_err err = STORE_OK, first = STORE_OK;
+	char name[NAME_LEN];
+	unsigned char *there = calloc(n ? n : 1, 1);
+	size_t i, kept = 0;
+	int t;
+
+	if (!there)
+		return STORE_ENOMEM;
+	for (i = 0; i < n; i++) {
+		errs[i] = upload_check(s, &pairs[i].module, &pairs[i].commit,
+				       u[i], name, &t);
+		there[i] = (unsigned char)t;
+		kept += !errs[i] && !t;
+	}
+	/* one flush for every file's data, before any takes its name */
+	if (kept)
+		err = fs_sync(&s->fs, "import.sync");
+	for (i = 0; i < n; i++) {
+		if (!errs[i] && !there[i])
+			errs[i] = err ? err : upload_name(s, &pairs[i], u[i]);
+		if (errs[i] && !first)
+			first = errs[i];
+	}
+	err = kept ? fs_fsync_dir(&s->fs) : STORE_OK;
+	for (i = 0; err && i < n; i++)
+		if (!errs[i] && !there[i])
+			errs[i] = err; /* named, not durably */
+	free(there);
+	return first ? first : err;
 }
 
 /* --- a file patched from a local one ---------------------------------------

@@ -569,6 +569,17 @@ enum store_err store_commit_file_import(struct store *s,
 					struct store_upload *u);
 
 /*
+ * store_commit_file_import() of n files at once, each pairs[i] from u[i]:
+ * each checked as there, then one flush (syncfs) for all their data, the
+ * names, one flush of the directory. errs[i] is each file's result; the
+ * first failure is returned. Free each u[i] afterwards.
+ */
+enum store_err store_commit_files_import(struct store *s, size_t n,
+					 const struct store_pair *pairs,
+					 struct store_upload **u,
+					 enum store_err *errs);
+
+/*
  * A module commit file made from another one of the same module that is
  * here (a follower that holds the memory before a commit fetches only the
  * pages that differ): store_patch_new() starts a temporary file of size

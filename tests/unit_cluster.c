@@ -8,7 +8,8 @@
  *   is refused (and a full one is not);
  * - log_commit_record() keeps only the pairs that differ from the base;
  * - store_commit_file_import(): a file whose Merkle id is not its name is
- *   refused and leaves nothing; a right one is kept; a second store on a
+ *   refused and leaves nothing; a right one is kept, alone or with others
+ *   (store_commit_files_import); a second store on a
  *   copy of the files then adds the commit (store_commit_add), refuses a
  *   commit whose id is not the root of its pairs or whose file is missing,
  *   and restores it to the same root;
@@ -294,7 +295,31 @@ static void test_import(void)
 	/* the commit cannot be added without its file */
 	CHECK_ERR(store_commit_add(s2, &ci.id, ci.pairs, ci.n),
 		  STORE_ENOCOMMIT);
-	/* the right bytes are kept */
+	/* several at once: the wrong one refused, the right one kept */
+	{
+		struct store_upload *us[2] = {NULL, NULL};
+		struct store_pair ps[2] = {{mi.id, wrong}, ci.pairs[0]};
+		enum store_err errs[2];
+
+		CHECK(store_upload_new(s2, &us[0]) == STORE_OK &&
+		      store_upload_new(s2, &us[1]) == STORE_OK);
+		CHECK(store_upload_write(us[0], mem, 2 * PAGE) == STORE_OK);
+		CHECK(store_upload_write(us[1], mem, 2 * PAGE) == STORE_OK);
+		CHECK_ERR(store_commit_files_import(s2, 2, ps, us, errs),
+			  STORE_EMISMATCH);
+		CHECK(errs[0] == STORE_EMISMATCH && errs[1] == STORE_OK);
+		CHECK(!store_commit_file_exists(s2, &mi.id, &wrong));
+		CHECK(
+		    store_commit_file_exists(s2, &mi.id, &ci.pairs[0].commit));
+		/* there already: nothing to do, no flush */
+		CHECK_ERR(
+		    store_commit_files_import(s2, 1, ps + 1, us + 1, errs),
+		    STORE_OK);
+		store_upload_free(us[0]);
+		store_upload_free(us[1]);
+		CHECK(st_count_tmp(d2) == 0);
+	}
+	/* the right bytes are kept (again: it is there) */
 	CHECK(store_upload_new(s2, &u) == STORE_OK);
 	CHECK(store_upload_write(u, mem, 2 * PAGE) == STORE_OK);
 	CHECK_ERR(store_commit_file_import(s2, &mi.id, &ci.pairs[0].commit, u),
