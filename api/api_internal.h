@@ -30,6 +30,12 @@
 /* A session read up to this size is copied into its answer whole. */
 #define API_READ_SMALL (16 * 1024)
 
+/*
+ * Ranges one Range header of a memory read may ask for (ranges.c); a
+ * header with more is ignored (the whole memory).
+ */
+#define API_MAX_RANGES 1024
+
 /* Room for the route table in the metrics; routes.c checks it. */
 #define API_MAX_ROUTES 32
 
@@ -206,10 +212,11 @@ enum MHD_Result api_reply(struct api_request *r, unsigned int status,
 
 /*
  * Queue the memory of fd (size bytes; taken over, closed in every case)
- * with sendfile: 200, or 206 for one satisfiable "bytes=" range of Range
- * (416 with Content-Range when none is), Accept-Ranges, and etag ("\"HEX\""
- * or "" for none) as ETag, which If-Range must name for the range to
- * apply.
+ * (ranges.c): 200 with sendfile, or 206 for the satisfiable ranges of a
+ * "bytes=" Range: one range with Content-Range (sendfile), several as
+ * multipart/byteranges; 416 with Content-Range when none is satisfiable.
+ * Accept-Ranges, and etag ("\"HEX\"" or "" for none) as ETag, which
+ * If-Range must name for Range to apply.
  */
 enum MHD_Result api_reply_memory(struct api_request *r, int fd, uint64_t size,
 				 const char *etag);

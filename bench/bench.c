@@ -9,7 +9,7 @@
  * timing. Only measures: the tests check.
  *
  *   bench [SCENARIO...]     commit restore syscalls big disk hash wrk rss
- *                           start life keep (all)
+ *                           start life keep cluster catchup (all)
  *   bench mkstart DIR       (internal) the state of the start scenario
  *   bench mklife DIR        (internal) the state of the life scenario
  */
@@ -2495,12 +2495,196 @@ static void scenario_cluster(void)
 	    "sent to the leader; lag is the commit's answer to the "
 	    "follower's root being it; failover is the SIGKILL of the leader "
 	    "to the first 200 of POST /persist sent to a follower "
-	    "(following its 307). The catch-up row (bytes a follower fetches "
-	    "for 1%% changed) is not measured: followers fetch whole module "
-	    "commit files (docs/cluster.md).\n");
+	    "(following its 307). Catching up by pages: BENCH=catchup.\n");
 	for (i = 0; i < 3; i++)
 		cl_node_signal(&nodes[i], SIGKILL);
 	cl_etcd_stop(&etcd);
+}
+
+/* --- BENCH=catchup: a follower catches up by the changed pages ----------
+ */
+
+#define CU_COMMITS 100
+
+/* A figure of node k's /metrics (the line "name VALUE"), or 0. */
+static uint64_t metric_value(struct cli *k, const char *name)
+{
+	const char *p;
+	size_t len = strlen(name);
+
+	if (cli_req(k, "GET", "/metrics", NULL, 0, 0) != 200 || !k->body)
+		die("GET /metrics");
+	for (p = k->body; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, name, len) && p[len] == ' ')
+			return strtoull(p + len + 1, NULL, 10);
+	return 0;
+}
+
+/* Wait until node k's root is cid: the milliseconds it took. */
+static double wait_root(struct cli *k, const char *cid, double limit)
+{
+	double t0 = now_ms();
+	const char *r;
+
+	for (;;) {
+		cli_req(k, "GET", "/root", NULL, 0, 1);
+		r = json_string_value(json_object_get(k->json, "root"));
+		if (r && !strcmp(r, cid))
+			return now_ms() - t0;
+		if (now_ms() - t0 > limit)
+			die("a follower did not catch up");
+		usleep(2000);
+	}
+}
+
+/* What a follower fetched from peers, from its /metrics. */
+struct fetched {
+	uint64_t body, headers, requests, by_pages, whole;
+};
+
+static void fetched_of(struct cli *k, struct fetched *f)
+{
+	f->body = metric_value(k, "modstore_cluster_fetched_bytes_total");
+	f->headers =
+	    metric_value(k, "modstore_cluster_fetched_header_bytes_total");
+	f->requests = metric_value(k, "modstore_cluster_fetches_total");
+	f->by_pages = metric_value(
+	    k, "modstore_cluster_files_fetched_total{how=\"pages\"}");
+	f->whole = metric_value(
+	    k, "modstore_cluster_files_fetched_total{how=\"whole\"}");
+}
+
+/*
+ * One commit on the leader k of new random bytes in each of the
+ * BIGDIRTY pages of pages; its id into cid, its time in ms.
+ */
+static double catchup_commit(struct cli *k, const char *mod,
+			     const size_t *pages, char *cid)
+{
+	static unsigned char page[STORE_PAGE_SIZE];
+	double t0 = now_ms();
+	char sid[65];
+	size_t i;
+
+	session(k, sid);
+	for (i = 0; i < BIGDIRTY; i++) {
+		rnd_bytes(page, sizeof(page));
+		put(k, sid, mod, pages[i] * STORE_PAGE_SIZE, page,
+		    sizeof(page));
+	}
+	commit(k, sid, cid);
+	return now_ms() - t0;
+}
+
+static void catchup_rows(const struct fetched *a, const struct fetched *b,
+			 double took, double commit_med)
+{
+	const double changed = (double)CU_COMMITS * BIGDIRTY * STORE_PAGE_SIZE;
+	double body = (double)(b->body - a->body);
+	double hdrs = (double)(b->headers - a->headers);
+	char v[64], p[64], r[32];
+
+	snprintf(v, sizeof(v), "%.1f MiB", body / 1048576);
+	snprintf(p, sizeof(p), "changed pages %.1f MiB", changed / 1048576);
+	snprintf(r, sizeof(r), "%.3fx", body / changed);
+	row("catch-up, 100 x 1% of 256 MiB", v, p, r, "<= 1.1x",
+	    body <= 1.1 * changed && b->whole == a->whole);
+	snprintf(v, sizeof(v), "%.1f s", took / 1000);
+	snprintf(p, sizeof(p), "%llu requests",
+		 (unsigned long long)(b->requests - a->requests));
+	row("catch-up, time to the last commit", v, p, "-", "reported", -1);
+	fprintf(
+	    notes,
+	    "\ncatch-up: 3 etcd members and 3 nodes on loopback "
+	    "(--sync-replicas 1), one module of 256 MiB; one follower "
+	    "frozen (SIGSTOP) while the leader commits %d times, each "
+	    "commit new random bytes in the same 655 scattered pages (1%%), "
+	    "chosen once, so that every commit file stays sparse on any "
+	    "file system (the leader's commit copies a base's pages but "
+	    "its holes; the follower's patch does the same once it has a "
+	    "page tree at hand); then SIGCONT and the time until its root "
+	    "is the last commit. Fetched (modstore_cluster_fetched_bytes_"
+	    "total of the follower, answer bodies: pages with their "
+	    "multipart framing, and the diffs): %.0f bytes for %.0f bytes "
+	    "of changed pages; with the answers' headers (%.0f bytes) "
+	    "%.3fx; %llu files made by their pages, %llu fetched whole, in "
+	    "%llu requests. Fetching each file whole would be %d x 256 "
+	    "MiB. A commit of the leader meanwhile (655 PUTs and the "
+	    "commit, the other follower acking): median %.0f ms. The "
+	    "catch-up's time goes mostly to the peer's diffs of older "
+	    "commits whose page trees its tree cache (--tree-cache-size %s) "
+	    "no longer holds: each hashes a 256 MiB file.\n",
+	    CU_COMMITS, body, changed, hdrs, (body + hdrs) / changed,
+	    (unsigned long long)(b->by_pages - a->by_pages),
+	    (unsigned long long)(b->whole - a->whole),
+	    (unsigned long long)(b->requests - a->requests), CU_COMMITS,
+	    commit_med,
+	    getenv("MODSTORE_TREE_CACHE_SIZE")
+		? getenv("MODSTORE_TREE_CACHE_SIZE")
+		: "256M, the trees of some 60 "
+		  "of these commits");
+}
+
+static void scenario_catchup(void)
+{
+	static size_t pages[BIGPAGES];
+	static double t[CU_COMMITS];
+	const char *args[] = {"--lease-ttl", "2", "--sync-replicas", "1", NULL};
+	struct cl_etcd etcd;
+	struct cl_node nodes[3];
+	struct fetched before, after;
+	struct cli kl, kb;
+	char root[600], mod[65], cid[65];
+	double took;
+	size_t i, j, x;
+	int l, b, c;
+
+	snprintf(root, sizeof(root), "%s/catchup", tmproot);
+	mkdir(root, 0700);
+	if (cl_etcd_start(&etcd, root, 3) < 0)
+		die("cannot start etcd");
+	memset(nodes, 0, sizeof(nodes));
+	for (c = 0; c < 3; c++)
+		if (cl_node_start(&nodes[c], &etcd, root, c, NULL, args) < 0)
+			die("cannot start a node");
+	l = cl_wait_leader(nodes, 3, 20000);
+	if (l < 0)
+		die("no leader");
+	b = (l + 2) % 3;
+	cli_init(&kl, nodes[l].d.url);
+	cli_init(&kb, nodes[b].d.url);
+	deploy(&kl, "bench catch-up module", BIGSIZE, mod);
+	/* BIGDIRTY distinct pages: a partial Fisher-Yates shuffle */
+	for (i = 0; i < BIGPAGES; i++)
+		pages[i] = i;
+	for (i = 0; i < BIGDIRTY; i++) {
+		j = i + rnd() % (BIGPAGES - i);
+		x = pages[i];
+		pages[i] = pages[j];
+		pages[j] = x;
+	}
+	catchup_commit(&kl, mod, pages, cid);
+	wait_root(&kb, cid, 60000);
+	fetched_of(&kb, &before);
+	cl_node_signal(&nodes[b], SIGSTOP);
+	for (c = 0; c < CU_COMMITS; c++)
+		t[c] = catchup_commit(&kl, mod, pages, cid);
+	kill(nodes[b].d.pid, SIGCONT);
+	took = wait_root(&kb, cid, 600000);
+	fetched_of(&kb, &after);
+	catchup_rows(&before, &after, took, median(t, CU_COMMITS));
+	cli_done(&kl);
+	cli_done(&kb);
+	for (c = 0; c < 3; c++)
+		cl_node_signal(&nodes[c], SIGKILL);
+	cl_etcd_stop(&etcd);
+	if (!getenv("BENCH_KEEP")) { /* some 2 GB of commit files */
+		char cmd[800];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench: cannot remove %s\n", root);
+	}
 }
 
 static int wanted(int argc, char **argv, const char *name)
@@ -2567,6 +2751,8 @@ int main(int argc, char **argv)
 		scenario_keep();
 	if (wanted(argc, argv, "cluster"))
 		scenario_cluster();
+	if (wanted(argc, argv, "catchup"))
+		scenario_catchup();
 	fclose(notes);
 	fputs(notes_text, stdout);
 	free(notes_text);

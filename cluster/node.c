@@ -15,21 +15,24 @@
  */
 #include "node.h"
 
+#include "catchup.h"
 #include "etcd.h"
 #include "log.h"
+#include "peer.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define NODE_TICK_MS	    10
 #define NODE_PUBLISH_MS	    200
+#define NODE_PEERS_MS	    1000 /* the other nodes' URLs read again */
 #define NODE_ACK_WAIT_MS    5000
 #define NODE_LEASE_SLACK_MS 300 /* writes stop this long before expiry */
 #define NODE_KEY_MAX	    512
@@ -41,12 +44,14 @@ enum node_role { NODE_FOLLOWER = 0, NODE_LEADER = 1 };
 
 struct cluster_node {
 	struct cluster_options o; /* strings below are copies */
-	char *etcd_urls, *name, *id, *url, *token;
+	char *etcd_urls, *name, *id, *url;
 	char prefix[256]; /* "/modstore/NAME/" */
 	struct store *store;
 	struct api_cluster api;
 	struct etcd *e_loop, *e_lease, *e_write;
-	CURL *peer; /* the loop thread's */
+	struct peer *peer; /* the loop thread's */
+	/* module commit files fetched: by their changed pages, whole */
+	atomic_uint_fast64_t files_patched, files_whole;
 
 	pthread_mutex_t write_lock; /* changes, applying records, fold */
 	struct log_fold fold;
@@ -61,7 +66,10 @@ struct cluster_node {
 	uint64_t applied, head;
 	uint64_t renewed_ms; /* when the last successful renewal was sent */
 	int diverged, lease_lost, ready;
+	char **peers; /* the other nodes' URLs (peers_refresh) */
 	int stop;
+
+	uint64_t peers_ms; /* when peers were read; the loop thread's */
 
 	uint64_t acked_seq; /* the pending record acked last, and its fence */
 	int64_t acked_fence;
@@ -130,108 +138,105 @@ struct fetch {
 	int failed;
 };
 
-static size_t fetch_sink(char *data, size_t size, size_t nmemb, void *cls)
+static int fetch_sink(void *cls, const char *data, size_t len)
 {
 	struct fetch *f = cls;
-	size_t len = size * nmemb, cap;
+	size_t cap;
 	char *b;
 
 	if (f->u) {
 		if (store_upload_write(f->u, data, len) != STORE_OK) {
 			f->failed = 1;
-			return 0;
+			return -1;
 		}
-		return len;
+		return 0;
 	}
 	if (f->len + len > f->max) {
 		f->failed = 1;
-		return 0;
+		return -1;
 	}
 	if (f->len + len > f->cap) {
 		cap = (f->len + len) * 2;
 		b = realloc(f->buf, cap);
 		if (!b) {
 			f->failed = 1;
-			return 0;
+			return -1;
 		}
 		f->buf = b;
 		f->cap = cap;
 	}
 	memcpy(f->buf + f->len, data, len);
 	f->len += len;
-	return len;
+	return 0;
 }
 
 /* GET base+path into f: 0 on a 200, -1 otherwise. */
 static int fetch_get(struct cluster_node *n, const char *base, const char *path,
 		     struct fetch *f)
 {
-	struct curl_slist *hdrs = NULL;
-	char url[1024], auth[1100];
-	long status = 0;
-	CURLcode rc;
+	long status = peer_get(n->peer, base, path, fetch_sink, f);
 
-	snprintf(url, sizeof(url), "%s%s", base, path);
-	curl_easy_reset(n->peer);
-	curl_easy_setopt(n->peer, CURLOPT_URL, url);
-	curl_easy_setopt(n->peer, CURLOPT_WRITEFUNCTION, fetch_sink);
-	curl_easy_setopt(n->peer, CURLOPT_WRITEDATA, f);
-	curl_easy_setopt(n->peer, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-	curl_easy_setopt(n->peer, CURLOPT_TIMEOUT_MS, 120000L);
-	curl_easy_setopt(n->peer, CURLOPT_NOSIGNAL, 1L);
-	/*
-	 * A new connection each time: libmicrohttpd's pool binds a
-	 * connection to one worker, and the leader's worker that waits for
-	 * our ack would never serve a kept-alive one (a 5 s stall).
-	 */
-	curl_easy_setopt(n->peer, CURLOPT_FRESH_CONNECT, 1L);
-	curl_easy_setopt(n->peer, CURLOPT_FORBID_REUSE, 1L);
-	if (n->token) {
-		snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
-			 n->token);
-		hdrs = curl_slist_append(NULL, auth);
-		curl_easy_setopt(n->peer, CURLOPT_HTTPHEADER, hdrs);
-	}
-	rc = curl_easy_perform(n->peer);
-	if (rc == CURLE_OK)
-		curl_easy_getinfo(n->peer, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hdrs);
-	return rc == CURLE_OK && status == 200 && !f->failed ? 0 : -1;
+	return status == 200 && !f->failed ? 0 : -1;
 }
 
+static void urls_free(char **v);
+
 /*
- * The URLs to fetch from: the leader's first, then every other node's
- * (NULL-terminated, caller frees each and the array).
+ * Read the other nodes' URLs from nodes/ into n->peers, at most every
+ * NODE_PEERS_MS (and now with force). Loop thread: e_loop is its own.
  */
-static char **peer_urls(struct cluster_node *n)
+static void peers_refresh(struct cluster_node *n, int force)
 {
 	struct etcd_kv *kvs = NULL;
-	char k[NODE_KEY_MAX], end[NODE_KEY_MAX], **v;
+	char k[NODE_KEY_MAX], end[NODE_KEY_MAX], **v, **old;
 	size_t i, nk = 0, m = 0;
-	json_t *j;
 	const char *u;
+	json_t *j;
 
+	if (!force && now_ms() - n->peers_ms < NODE_PEERS_MS)
+		return;
 	key(n, k, "nodes/");
 	etcd_prefix_end(k, end, sizeof(end));
 	if (etcd_range(n->e_loop, k, end, 0, &kvs, &nk) < 0)
-		nk = 0;
-	v = calloc(nk + 2, sizeof(*v));
-	if (!v) {
-		etcd_kvs_free(kvs, nk);
-		return NULL;
-	}
-	pthread_mutex_lock(&n->lock);
-	if (n->leader_known && strcmp(n->leader_url, n->url) != 0)
-		v[m++] = strdup(n->leader_url);
-	pthread_mutex_unlock(&n->lock);
-	for (i = 0; i < nk; i++) {
+		return;
+	n->peers_ms = now_ms();
+	v = calloc(nk + 1, sizeof(*v));
+	for (i = 0; v && i < nk; i++) {
 		j = json_loads(kvs[i].value, 0, NULL);
 		u = json_string_value(json_object_get(j, "url"));
-		if (u && strcmp(u, n->url) != 0 && (!m || strcmp(u, v[0])))
-			v[m++] = strdup(u);
+		if (u && strcmp(u, n->url) != 0 && (v[m] = strdup(u)))
+			m++;
 		json_decref(j);
 	}
 	etcd_kvs_free(kvs, nk);
+	if (!v)
+		return;
+	pthread_mutex_lock(&n->lock);
+	old = n->peers;
+	n->peers = v;
+	pthread_mutex_unlock(&n->lock);
+	urls_free(old);
+}
+
+/*
+ * The URLs to fetch from: the leader's first, then every other node's as
+ * last read (NULL-terminated, caller frees each and the array).
+ */
+static char **peer_urls(struct cluster_node *n)
+{
+	char **v;
+	size_t i, k = 0, m = 0;
+
+	pthread_mutex_lock(&n->lock);
+	while (n->peers && n->peers[k])
+		k++;
+	v = calloc(k + 2, sizeof(*v));
+	if (v && n->leader_known && strcmp(n->leader_url, n->url) != 0)
+		v[m++] = strdup(n->leader_url);
+	for (i = 0; v && i < k; i++)
+		if (!m || strcmp(n->peers[i], v[0]) != 0)
+			v[m++] = strdup(n->peers[i]);
+	pthread_mutex_unlock(&n->lock);
 	return v;
 }
 
@@ -283,25 +288,128 @@ static enum store_err fetch_commit_file(struct cluster_node *n, char **urls,
 	return err;
 }
 
-/* Every module commit file of commit (pairs) there, fetched if missing. */
+/* Files fetched whole at once, and made durable together, at most. */
+#define NODE_FETCH_BATCH 64
+
+/*
+ * The k (at most NODE_FETCH_BATCH) pairs of commit fetched whole from url
+ * at once, then imported together (store_commit_files_import: one flush
+ * for all); done[i] set for each kept.
+ */
+static void fetch_batch(struct cluster_node *n, const char *url,
+			const struct store_id *commit,
+			const struct store_pair *pairs, size_t k, int *done)
+{
+	struct fetch f[NODE_FETCH_BATCH];
+	struct peer_req r[NODE_FETCH_BATCH];
+	struct store_upload *u[NODE_FETCH_BATCH];
+	struct store_pair got[NODE_FETCH_BATCH];
+	enum store_err errs[NODE_FETCH_BATCH];
+	char paths[NODE_FETCH_BATCH][200], c[STORE_HEX_LEN + 1];
+	char m[STORE_HEX_LEN + 1];
+	size_t i, nr = 0, ng = 0, at[NODE_FETCH_BATCH];
+
+	store_id_hex(commit, c);
+	for (i = 0; i < k; i++) {
+		memset(&f[nr], 0, sizeof(f[nr]));
+		if (store_upload_new(n->store, &f[nr].u) != STORE_OK)
+			break;
+		store_id_hex(&pairs[i].module, m);
+		snprintf(paths[nr], sizeof(paths[nr]),
+			 "/commits/%s/modules/%s/memory", c, m);
+		r[nr] = (struct peer_req){.base = url,
+					  .path = paths[nr],
+					  .sink = fetch_sink,
+					  .ctx = &f[nr]};
+		at[nr++] = i;
+	}
+	peer_run(n->peer, r, nr, 0, 120000L);
+	for (i = 0; i < nr; i++)
+		if (r[i].status == 200 && !f[i].failed) {
+			got[ng] = pairs[at[i]];
+			u[ng] = f[i].u;
+			at[ng++] = at[i];
+		}
+	if (ng)
+		store_commit_files_import(n->store, ng, got, u, errs);
+	for (i = 0; i < ng; i++)
+		if (errs[i] == STORE_OK) {
+			done[at[i]] = 1;
+			atomic_fetch_add(&n->files_whole, 1);
+		}
+	for (i = 0; i < nr; i++)
+		store_upload_free(f[i].u);
+}
+
+/*
+ * Every module commit file of commit (pairs) there. Those missing are made
+ * from files here and the pages that differ when a peer's diff to commit
+ * from one of the nf commits from allows (catchup.c), else fetched whole:
+ * from the first peer, several at once; what that left, one by one from
+ * any peer.
+ */
 static enum store_err ensure_files(struct cluster_node *n,
 				   const struct store_id *commit,
+				   const struct store_id *from, size_t nf,
 				   const struct store_pair *pairs, size_t np)
 {
 	enum store_err err = STORE_OK;
+	struct store_pair *miss;
 	char **urls = NULL;
-	size_t i;
+	size_t i, k = 0, made, b;
+	int *done;
 
-	for (i = 0; i < np && !err; i++) {
-		if (store_commit_file_exists(n->store, &pairs[i].module,
-					     &pairs[i].commit))
-			continue;
-		if (!urls)
-			urls = peer_urls(n);
-		err = fetch_commit_file(n, urls, commit, &pairs[i]);
+	miss = malloc((np ? np : 1) * sizeof(*miss));
+	done = calloc(np ? np : 1, sizeof(*done));
+	if (!miss || !done) {
+		err = STORE_ENOMEM;
+		goto out;
 	}
+	for (i = 0; i < np; i++)
+		if (!store_commit_file_exists(n->store, &pairs[i].module,
+					      &pairs[i].commit))
+			miss[k++] = pairs[i];
+	if (!k)
+		goto out;
+	urls = peer_urls(n);
+	made = catchup_files(n->store, n->peer, urls, from, nf, commit, miss, k,
+			     done);
+	atomic_fetch_add(&n->files_patched, made);
+	for (b = 0; made < k && urls && urls[0] && b < k; b += NODE_FETCH_BATCH)
+		fetch_batch(n, urls[0], commit, miss + b,
+			    k - b < NODE_FETCH_BATCH ? k - b : NODE_FETCH_BATCH,
+			    done + b);
+	for (i = 0; i < k && !err; i++) {
+		if (done[i])
+			continue;
+		err = fetch_commit_file(n, urls, commit, &miss[i]);
+		if (!err)
+			atomic_fetch_add(&n->files_whole, 1);
+	}
+out:
 	urls_free(urls);
+	free(miss);
+	free(done);
 	return err;
+}
+
+/*
+ * The commits a peer's diff may start from for the files of a commit:
+ * first (when not NULL: the record's base, the commit applied before),
+ * then the current state's. Their number, into from[2].
+ */
+static size_t diff_bases(struct cluster_node *n, const struct store_id *first,
+			 struct store_id from[2])
+{
+	struct store_id root;
+	size_t k = 0;
+
+	if (first)
+		from[k++] = *first;
+	if (store_root(n->store, &root) == STORE_OK &&
+	    (!k || !store_id_equal(&root, &from[0])))
+		from[k++] = root;
+	return k;
 }
 
 /* Module m deployed here, its bytecode fetched and checked if it has one. */
@@ -341,6 +449,17 @@ static enum store_err ensure_module(struct cluster_node *n,
 
 /* --- applying records ----------------------------------------------------- */
 
+/* 1 when commit record r is against a base this node has applied. */
+static int base_held(struct cluster_node *n, const struct log_record *r)
+{
+	const struct log_commit *c;
+
+	if (!r->has_base || r->full)
+		return 0;
+	c = log_fold_commit(&n->fold, &r->base);
+	return c && c->live;
+}
+
 /*
  * The files of r here, durably (what a pending record needs before its
  * ack, and a record before it is applied). write_lock held.
@@ -350,8 +469,9 @@ static enum store_err prepare(struct cluster_node *n,
 {
 	struct log_module m;
 	struct store_pair *pairs = NULL;
+	struct store_id from[2];
 	enum store_err err = STORE_OK;
-	size_t np = 0;
+	size_t np = 0, nf;
 
 	if (r->op == LOG_DEPLOY) {
 		m.id = r->id;
@@ -361,9 +481,17 @@ static enum store_err prepare(struct cluster_node *n,
 	}
 	if (r->op != LOG_COMMIT)
 		return STORE_OK;
+	nf = diff_bases(n, r->has_base ? &r->base : NULL, from);
+	/*
+	 * Against a base this node holds (live in its fold: in its commits
+	 * store, so every file of it here), only the pairs that differ can
+	 * be missing: 10 looked at, not the 1,000 of every module.
+	 */
+	if (base_held(n, r))
+		return ensure_files(n, &r->id, from, nf, r->pairs, r->n);
 	if (log_fold_pairs(&n->fold, r, &pairs, &np))
 		return STORE_ENOCOMMIT;
-	err = ensure_files(n, &r->id, pairs, np);
+	err = ensure_files(n, &r->id, from, nf, pairs, np);
 	free(pairs);
 	return err;
 }
@@ -373,14 +501,16 @@ static enum store_err make_current(struct cluster_node *n,
 				   const struct log_commit *c)
 {
 	enum store_err err;
-	struct store_id root;
+	struct store_id root, from[2];
+	size_t nf;
 	int added = 0;
 
 	if (store_root(n->store, &root) == STORE_OK &&
 	    store_id_equal(&root, &c->id))
 		return STORE_OK;
 	if (!c->live) {
-		err = ensure_files(n, &c->id, c->pairs, c->n);
+		nf = diff_bases(n, NULL, from);
+		err = ensure_files(n, &c->id, from, nf, c->pairs, c->n);
 		if (!err)
 			err =
 			    store_commit_add(n->store, &c->id, c->pairs, c->n);
@@ -541,6 +671,33 @@ static int read_log(struct cluster_node *n, struct log_fold *f, uint64_t upto)
 }
 
 /*
+ * Every live commit of f in the commits store, with its files: in the
+ * order of the log, so that each one's files may come by the pages that
+ * differ from the one before.
+ */
+static enum store_err add_live_commits(struct cluster_node *n,
+				       const struct log_fold *f)
+{
+	const struct store_id *prev = NULL;
+	struct store_id from[2];
+	enum store_err err = STORE_OK;
+	size_t i, nf;
+
+	for (i = 0; i < f->nc && !err; i++) {
+		if (!f->c[i].live)
+			continue;
+		nf = diff_bases(n, prev, from);
+		err = ensure_files(n, &f->c[i].id, from, nf, f->c[i].pairs,
+				   f->c[i].n);
+		if (!err)
+			err = store_commit_add(n->store, &f->c[i].id,
+					       f->c[i].pairs, f->c[i].n);
+		prev = &f->c[i].id;
+	}
+	return err;
+}
+
+/*
  * Make the store the state the whole log describes (docs/cluster.md,
  * "Reconcile"): at start, when joining empty, after a divergence.
  * write_lock held. 0, or -1 (try again later).
@@ -555,6 +712,7 @@ static int reconcile(struct cluster_node *n)
 
 	if (read_log(n, &f, 0) < 0)
 		goto fail;
+	peers_refresh(n, 1);
 	for (i = 0; i < f.nmods && !err; i++)
 		err = ensure_module(n, &f.mods[i]);
 	if (!err)
@@ -567,14 +725,8 @@ static int reconcile(struct cluster_node *n)
 				err = STORE_OK;
 		}
 	}
-	for (i = 0; i < f.nc && !err; i++) {
-		if (!f.c[i].live)
-			continue;
-		err = ensure_files(n, &f.c[i].id, f.c[i].pairs, f.c[i].n);
-		if (!err)
-			err = store_commit_add(n->store, &f.c[i].id,
-					       f.c[i].pairs, f.c[i].n);
-	}
+	if (!err)
+		err = add_live_commits(n, &f);
 	if (!err && f.has_current)
 		err = make_current(n, log_fold_commit(&f, &f.current));
 	if (!err && f.persists)
@@ -978,6 +1130,7 @@ static void tick(struct cluster_node *n)
 	}
 	if (read_leader(n, &rev) < 0)
 		return;
+	peers_refresh(n, 0);
 	pthread_mutex_lock(&n->lock);
 	role = n->role;
 	pthread_mutex_unlock(&n->lock);
@@ -1311,6 +1464,37 @@ static int hook_wait_applied(void *ctx, uint64_t seq, unsigned int ms)
 	return ok ? 0 : -1;
 }
 
+/* What this node fetched from peers, for /metrics. */
+static void metrics_fetched(struct cluster_node *n, FILE *f)
+{
+	struct peer_stats ps;
+
+	peer_stats(n->peer, &ps);
+	fprintf(
+	    f,
+	    "# HELP modstore_cluster_fetches_total Requests made to "
+	    "peers.\n"
+	    "# TYPE modstore_cluster_fetches_total counter\n"
+	    "modstore_cluster_fetches_total %" PRIu64 "\n"
+	    "# HELP modstore_cluster_fetched_bytes_total Body bytes of "
+	    "peers' answers (files, pages with their multipart framing, "
+	    "diffs, bytecode), headers not included.\n"
+	    "# TYPE modstore_cluster_fetched_bytes_total counter\n"
+	    "modstore_cluster_fetched_bytes_total %" PRIu64 "\n"
+	    "# HELP modstore_cluster_fetched_header_bytes_total Status "
+	    "lines and headers of peers' answers.\n"
+	    "# TYPE modstore_cluster_fetched_header_bytes_total counter\n"
+	    "modstore_cluster_fetched_header_bytes_total %" PRIu64 "\n"
+	    "# HELP modstore_cluster_files_fetched_total Module commit "
+	    "files fetched from peers, by their changed pages or whole.\n"
+	    "# TYPE modstore_cluster_files_fetched_total counter\n"
+	    "modstore_cluster_files_fetched_total{how=\"pages\"} %" PRIu64 "\n"
+	    "modstore_cluster_files_fetched_total{how=\"whole\"} %" PRIu64 "\n",
+	    ps.requests, ps.body_bytes, ps.header_bytes,
+	    (uint64_t)atomic_load(&n->files_patched),
+	    (uint64_t)atomic_load(&n->files_whole));
+}
+
 static void hook_metrics(void *ctx, FILE *f)
 {
 	struct cluster_node *n = ctx;
@@ -1340,6 +1524,7 @@ static void hook_metrics(void *ctx, FILE *f)
 		"modstore_cluster_lag_records %" PRIu64 "\n",
 		n->id, leader, applied, head,
 		head > applied ? head - applied : 0);
+	metrics_fetched(n, f);
 }
 
 /* --- lifecycle ------------------------------------------------------------ */
@@ -1356,7 +1541,6 @@ struct cluster_node *cluster_node_new(const struct cluster_options *o)
 	n->name = strdup(o->name ? o->name : "modstore");
 	n->id = strdup(o->node_id);
 	n->url = strdup(o->advertise);
-	n->token = o->token ? strdup(o->token) : NULL;
 	n->store = o->store;
 	snprintf(n->prefix, sizeof(n->prefix), "/modstore/%s/",
 		 n->name ? n->name : "");
@@ -1367,7 +1551,7 @@ struct cluster_node *cluster_node_new(const struct cluster_options *o)
 	n->e_loop = etcd_new(o->etcd, timeout);
 	n->e_lease = etcd_new(o->etcd, timeout);
 	n->e_write = etcd_new(o->etcd, timeout);
-	n->peer = curl_easy_init();
+	n->peer = peer_new(o->token);
 	pthread_mutex_init(&n->write_lock, NULL);
 	pthread_mutex_init(&n->lock, NULL);
 	{
@@ -1385,9 +1569,8 @@ struct cluster_node *cluster_node_new(const struct cluster_options *o)
 	n->api.applied = hook_applied;
 	n->api.wait_applied = hook_wait_applied;
 	n->api.metrics = hook_metrics;
-	if (!n->etcd_urls || !n->name || !n->id || !n->url ||
-	    (o->token && !n->token) || !n->e_loop || !n->e_lease ||
-	    !n->e_write || !n->peer) {
+	if (!n->etcd_urls || !n->name || !n->id || !n->url || !n->e_loop ||
+	    !n->e_lease || !n->e_write || !n->peer) {
 		cluster_node_free(n);
 		return NULL;
 	}
@@ -1445,16 +1628,12 @@ void cluster_node_free(struct cluster_node *n)
 	etcd_free(n->e_loop);
 	etcd_free(n->e_lease);
 	etcd_free(n->e_write);
-	if (n->peer)
-		curl_easy_cleanup(n->peer);
+	peer_free(n->peer);
 	log_fold_release(&n->fold);
+	urls_free(n->peers);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->lock);
 	pthread_mutex_destroy(&n->write_lock);
-	if (n->token) {
-		memset(n->token, 0, strlen(n->token));
-		free(n->token);
-	}
 	free(n->etcd_urls);
 	free(n->name);
 	free(n->id);

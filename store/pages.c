@@ -86,10 +86,14 @@ static enum store_err commit_file_size(struct store *s, const struct module *m,
 /*
  * The page tree of module commit mc of m (size bytes), a reference: the
  * current state's, the cache's, or rebuilt from the commit file and cached.
+ * With keep, a current state's tree is put in the cache too: a diff from a
+ * commit to the next is asked again once the next one is current (a
+ * cluster's follower asks it of every commit), and would otherwise hash
+ * the older file, whose tree went with its state.
  */
 static enum store_err page_tree(struct store *s, const struct module *m,
 				const struct store_id *mc, uint64_t size,
-				struct tree **out)
+				int keep, struct tree **out)
 {
 	const struct entry *ce;
 	struct state *st;
@@ -102,6 +106,9 @@ static enum store_err page_tree(struct store *s, const struct module *m,
 	if (ce && store_id_equal(&ce->mc, mc)) {
 		err = state_entry_tree(s, &st->e[ce - st->e], out);
 		state_unref(st);
+		/* shared, not copied: it outlives its state in the cache */
+		if (!err && keep)
+			treecache_add(&s->tc, &m->id, mc, *out);
 		return err;
 	}
 	state_unref(st);
@@ -193,7 +200,7 @@ enum store_err store_page_proof(struct store *s, const struct store_id *commit,
 		err = STORE_ERANGE;
 		goto out;
 	}
-	err = page_tree(s, m, &pairs[k].commit, size, &t);
+	err = page_tree(s, m, &pairs[k].commit, size, 0, &t);
 	if (!err)
 		err = fs_read(fd, out->page, STORE_PAGE_SIZE,
 			      index * STORE_PAGE_SIZE);
@@ -242,9 +249,9 @@ static enum store_err diff_module(struct store *s, struct store_diff_module *d,
 		return diff_rc(proof_diff_range(0, d->size_to / STORE_PAGE_SIZE,
 						&d->pages, &d->npages, &cap,
 						budget));
-	err = page_tree(s, m, &d->from, d->size_from, &ta);
+	err = page_tree(s, m, &d->from, d->size_from, 1, &ta);
 	if (!err)
-		err = page_tree(s, m, &d->to, d->size_to, &tb);
+		err = page_tree(s, m, &d->to, d->size_to, 1, &tb);
 	if (!err)
 		err = diff_rc(
 		    proof_diff(ta, tb, &d->pages, &d->npages, &cap, budget));

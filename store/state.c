@@ -178,8 +178,21 @@ void state_publish(struct store *s, struct state *st)
 /* --- page trees ------------------------------------------------------------
  */
 
-/* Hash a whole memory file into a new tree of npages pages. */
-static enum store_err tree_from_fd(int fd, size_t npages, struct tree **out)
+/*
+ * The leaf of a page of a file being hashed whole. An all-zero page (the
+ * holes of a sparse file: most of a large module's memory, often) has the
+ * zero page's leaf, known: one pass of memcmp instead of BLAKE2b, some
+ * ten times faster.
+ */
+static void page_leaf(const unsigned char *page, struct store_id *out)
+{
+	if (page[0] == 0 && !memcmp(page, page + 1, STORE_PAGE_SIZE - 1))
+		*out = *ids_zero_leaf();
+	else
+		ids_leaf_page(page, out);
+}
+
+enum store_err state_tree_from_fd(int fd, size_t npages, struct tree **out)
 {
 	enum { CHUNK = 256 };
 	struct tree *t;
@@ -201,8 +214,7 @@ static enum store_err tree_from_fd(int fd, size_t npages, struct tree **out)
 		if (err)
 			goto out;
 		for (k = 0; k < n; k++)
-			ids_leaf_page(buf + k * STORE_PAGE_SIZE,
-				      &t->lv[0][i + k]);
+			page_leaf(buf + k * STORE_PAGE_SIZE, &t->lv[0][i + k]);
 	}
 	tree_update(t, NULL, 0, 1);
 	*out = t;
@@ -239,7 +251,7 @@ enum store_err state_build_tree(struct store *s, const struct module *m,
 	err = fs_open_ro(&s->fs, name, missing_ok, &fd);
 	if (err)
 		return err;
-	err = tree_from_fd(fd, npages, out);
+	err = state_tree_from_fd(fd, npages, out);
 	fs_close_fd(fd);
 	if (err)
 		return err;

@@ -70,6 +70,11 @@ enum store_err state_entry_tree(struct store *s, struct entry *e,
 enum store_err state_build_tree(struct store *s, const struct module *m,
 				const struct store_id *mc, uint64_t size,
 				int missing_ok, struct tree **out);
+/*
+ * The page tree of the npages pages of the open file fd, hashed whole
+ * (nothing is checked: the caller compares its root). Caller unrefs.
+ */
+enum store_err state_tree_from_fd(int fd, size_t npages, struct tree **out);
 /* The tree pointer of e, a reference or NULL, read under tree_lock. */
 struct tree *state_entry_tree_ref(struct store *s, const struct entry *e);
 

@@ -573,6 +573,48 @@ enum store_err store_commit_file_import(struct store *s,
 					struct store_upload *u);
 
 /*
+ * store_commit_file_import() of n files at once, each pairs[i] from u[i]:
+ * each checked as there, then one flush (syncfs) for all their data, the
+ * names, one flush of the directory. errs[i] is each file's result; the
+ * first failure is returned. Free each u[i] afterwards.
+ */
+enum store_err store_commit_files_import(struct store *s, size_t n,
+					 const struct store_pair *pairs,
+					 struct store_upload **u,
+					 enum store_err *errs);
+
+/*
+ * A module commit file made from another one of the same module that is
+ * here (a follower that holds the memory before a commit fetches only the
+ * pages that differ): store_patch_new() starts a temporary file of size
+ * bytes as a copy of the file of (mod, base), all but the n pages listed
+ * in changed (ascending, unique, below size / STORE_PAGE_SIZE), which
+ * stay zero, as does anything past base's end. The copy is made with
+ * copy_file_range (on XFS the blocks are shared, not copied); the pages
+ * the base's page tree, when one is at hand, says are zero stay holes.
+ * STORE_ENOCOMMIT when the file of (mod, base) is not here,
+ * STORE_ENOMODULE for a module not deployed, STORE_EINVAL for a size or a
+ * list out of bounds.
+ *
+ * store_patch_write() writes bytes at off (within size): the changed
+ * pages. store_patch_import() then hashes the whole file and keeps it as
+ * the module commit file of (mod, mc) as store_commit_file_import() does
+ * (STORE_EMISMATCH when its Merkle id is not mc: nothing kept; durable
+ * before it returns); its page tree goes to the tree cache, for the next
+ * patch of the module. Free p with store_patch_free() in every case.
+ */
+struct store_patch;
+enum store_err store_patch_new(struct store *s, const struct store_id *mod,
+			       const struct store_id *base, uint64_t size,
+			       const uint64_t *changed, size_t n,
+			       struct store_patch **p);
+enum store_err store_patch_write(struct store_patch *p, uint64_t off,
+				 const void *buf, size_t len);
+enum store_err store_patch_import(struct store_patch *p,
+				  const struct store_id *mc);
+void store_patch_free(struct store_patch *p);
+
+/*
  * Add commit, of the n pairs (any order), to the commits store without
  * changing the current state: STORE_EMISMATCH unless commit is the root of
  * the pairs (n > 0), STORE_ENOMODULE for a module not deployed,

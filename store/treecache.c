@@ -68,12 +68,20 @@ static void evict_locked(struct tree_cache *tc, size_t i)
 void treecache_put(struct tree_cache *tc, const struct store_id *mod,
 		   const struct store_id *mc, struct tree *t)
 {
+	pthread_mutex_lock(&tc->lock);
+	tc->builds++;
+	pthread_mutex_unlock(&tc->lock);
+	treecache_add(tc, mod, mc, t);
+}
+
+void treecache_add(struct tree_cache *tc, const struct store_id *mod,
+		   const struct store_id *mc, struct tree *t)
+{
 	uint64_t bytes = proof_tree_bytes(t);
 	struct tree_cache_entry *v;
 	size_t i, old;
 
 	pthread_mutex_lock(&tc->lock);
-	tc->builds++;
 	if (bytes > tc->limit || find_locked(tc, mod, mc) != SIZE_MAX)
 		goto out;
 	while (tc->n && (tc->bytes + bytes > tc->limit ||

@@ -55,6 +55,12 @@ struct tree *treecache_get(struct tree_cache *tc, const struct store_id *mod,
  */
 void treecache_put(struct tree_cache *tc, const struct store_id *mod,
 		   const struct store_id *mc, struct tree *t);
+/*
+ * The same without counting a build: a tree that was not rebuilt from its
+ * file (one a diff used from the current state, one a patch computed).
+ */
+void treecache_add(struct tree_cache *tc, const struct store_id *mod,
+		   const struct store_id *mc, struct tree *t);
 
 void treecache_stats(struct tree_cache *tc, struct store_tree_cache_stats *st);
 

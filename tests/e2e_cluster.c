@@ -19,7 +19,11 @@
  *   records past its position were removed from etcd comes back and
  *   converges, and so does one frozen past its lease meanwhile; a node
  *   joining with an empty directory after compaction
- *   catches up.
+ *   catches up;
+ * - catching up by pages: a follower frozen (SIGSTOP) during commits of a
+ *   larger module, and one stopped and restarted, converge, and what
+ *   each fetched from peers is about the changed pages, not whole files
+ *   (modstore_cluster_fetched_bytes_total and _files_fetched_total).
  *
  * MODSTORE_CLUSTER_ROUNDS sets the SIGKILL rounds (default 4).
  */
@@ -689,6 +693,153 @@ static void test_join_empty(void)
 	CHECK(wait_converged(running_count()));
 }
 
+/* --- catching up by pages --------------------------------------------------
+ */
+
+#define CU_SIZE	  (2 << 20) /* above CATCHUP_MIN_SIZE */
+#define CU_PAGES  (CU_SIZE / 4096)
+#define CU_DIRTY  4 /* pages a commit changes, none adjacent */
+#define CU_ROUNDS 6
+
+static char cu_module[65];
+
+/* The value of metric line name (with its labels) on node i, or -1. */
+static long long metric_of(int i, const char *name)
+{
+	struct e2e_resp r;
+	long long v = -1;
+	const char *p;
+	size_t len = strlen(name);
+
+	if (e2e_get(&nodes[i].d, "/metrics", &r) < 0)
+		return -1;
+	for (p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : 0)
+		if (!strncmp(p, name, len) && p[len] == ' ') {
+			v = atoll(p + len + 1);
+			break;
+		}
+	e2e_resp_release(&r);
+	return v;
+}
+
+/* One commit on the leader l of CU_DIRTY new pages of the big module. */
+static long commit_pages(int l, int round)
+{
+	static unsigned char page[4096];
+	struct e2e_resp r;
+	char path[300], sid[65] = "", cid[65];
+	long st;
+	int j, k;
+
+	if (e2e_request(&nodes[l].d, "POST", "/sessions", "{}", 2, NULL, &r) <
+	    0)
+		return 0;
+	if (r.status == 201 && e2e_str(&r, "id"))
+		snprintf(sid, sizeof(sid), "%s", e2e_str(&r, "id"));
+	e2e_resp_release(&r);
+	for (j = 0; j < CU_DIRTY && sid[0]; j++) {
+		for (k = 0; k < (int)sizeof(page); k++)
+			page[k] = (unsigned char)rand();
+		snprintf(path, sizeof(path),
+			 "/sessions/%s/modules/%s/memory?offset=%d", sid,
+			 cu_module, ((round * 37 + j * 101) % CU_PAGES) * 4096);
+		if (e2e_request(&nodes[l].d, "PUT", path, page, sizeof(page),
+				NULL, &r) < 0)
+			return 0;
+		e2e_resp_release(&r);
+	}
+	snprintf(path, sizeof(path), "/sessions/%s/commit", sid);
+	if (!sid[0] ||
+	    e2e_request(&nodes[l].d, "POST", path, NULL, 0, NULL, &r) < 0)
+		return 0;
+	st = r.status;
+	if (st == 201 && e2e_str(&r, "commit"))
+		snprintf(cid, sizeof(cid), "%s", e2e_str(&r, "commit"));
+	e2e_resp_release(&r);
+	if (st == 201)
+		ack_commit(cid);
+	return st;
+}
+
+/* Rounds of commits on the leader l: 1 when each was acknowledged. */
+static int commit_rounds(int l, int first, int n)
+{
+	int i, ok = 1;
+
+	for (i = first; i < first + n; i++)
+		ok &= commit_pages(l, i) == 201;
+	return ok;
+}
+
+/*
+ * What follower f fetched since (bytes b0, files whole w0, by pages p0)
+ * for n commits of CU_DIRTY pages each: every file by its pages, the
+ * bytes about the pages (and far from one whole file).
+ */
+static void check_fetched(int f, long long b0, long long w0, long long p0,
+			  int n, const char *what)
+{
+	long long b = metric_of(f, "modstore_cluster_fetched_bytes_total");
+	long long w =
+	    metric_of(f, "modstore_cluster_files_fetched_total{how=\"whole\"}");
+	long long p =
+	    metric_of(f, "modstore_cluster_files_fetched_total{how=\"pages\"}");
+	long long pages = (long long)n * CU_DIRTY * 4096;
+
+	printf("catch-up %s: %d commits of %d pages (%lld bytes): fetched "
+	       "%lld bytes, %lld files by pages, %lld whole\n",
+	       what, n, CU_DIRTY, pages, b - b0, p - p0, w - w0);
+	CHECK(b >= 0 && w >= 0 && p >= 0);
+	CHECK(w - w0 == 0);
+	CHECK(p - p0 == n);
+	/* the pages, a diff and the parts' framing: 1.5 KiB a commit at most */
+	CHECK(b - b0 >= pages && b - b0 <= pages + n * 1536LL);
+	CHECK(b - b0 < CU_SIZE);
+}
+
+static void test_catchup_pages(void)
+{
+	struct e2e_resp r;
+	long long b0, w0, p0, t0;
+	int l, f;
+
+	l = cl_wait_leader(nodes, nnodes, 15000);
+	CHECK(l >= 0);
+	if (l < 0)
+		return;
+	CHECK(e2e_request(&nodes[l].d, "POST", "/modules?size=2097152",
+			  "catch-up", 8, NULL, &r) == 0);
+	E2E_STATUS(&r, 201);
+	if (e2e_str(&r, "id"))
+		snprintf(cu_module, sizeof(cu_module), "%s", e2e_str(&r, "id"));
+	e2e_resp_release(&r);
+	CHECK(commit_rounds(l, 0, 1));
+	CHECK(wait_converged(running_count()));
+	/* frozen for less than its lease: it follows the log when it wakes */
+	f = some_node(l);
+	b0 = metric_of(f, "modstore_cluster_fetched_bytes_total");
+	w0 =
+	    metric_of(f, "modstore_cluster_files_fetched_total{how=\"whole\"}");
+	p0 =
+	    metric_of(f, "modstore_cluster_files_fetched_total{how=\"pages\"}");
+	t0 = cl_now_ms();
+	cl_node_signal(&nodes[f], SIGSTOP);
+	nodes[f].running = 0;
+	CHECK(commit_rounds(l, 1, CU_ROUNDS));
+	printf("catch-up: %d commits while frozen in %lld ms\n", CU_ROUNDS,
+	       cl_now_ms() - t0);
+	kill(nodes[f].d.pid, SIGCONT);
+	nodes[f].running = 1;
+	CHECK(wait_converged(running_count()));
+	check_fetched(f, b0, w0, p0, CU_ROUNDS, "after SIGSTOP");
+	/* stopped and restarted: it reconciles, each commit from the last */
+	cl_node_signal(&nodes[f], SIGTERM);
+	CHECK(commit_rounds(l, 1 + CU_ROUNDS, CU_ROUNDS));
+	CHECK(cl_node_start(&nodes[f], &etcd, root, f, NULL, node_args) == 0);
+	CHECK(wait_converged(running_count()));
+	check_fetched(f, 0, 0, 0, CU_ROUNDS, "after a restart");
+}
+
 int main(void)
 {
 	struct e2e_tmp tmp;
@@ -719,6 +870,7 @@ int main(void)
 		test_etcd_member_loss();
 		test_compaction();
 		test_join_empty();
+		test_catchup_pages();
 	}
 	for (i = 0; i < nnodes; i++)
 		cl_node_signal(&nodes[i], SIGKILL);

@@ -284,6 +284,70 @@ static int all_zero(const char *p, size_t n)
 	return 1;
 }
 
+/*
+ * A multipart/byteranges answer of n parts whose first two have the
+ * Content-Range values first and second ("a-b/size"), each part holding
+ * as many bytes as its range says, and the closing delimiter last.
+ */
+static int multipart_ok(const struct e2e_resp *r, const char *first,
+			const char *second, int n)
+{
+	char ct[256], delim[300], want[64];
+	const char *b, *p, *end = r->body + r->len;
+	unsigned long long a, z;
+	int parts = 0;
+
+	if (!e2e_header(r, "Content-Type", ct, sizeof(ct)) ||
+	    strncmp(ct, "multipart/byteranges; boundary=", 31) != 0)
+		return 0;
+	b = ct + 31;
+	snprintf(delim, sizeof(delim), "--%s\r\n", b);
+	for (p = r->body; p < end; parts++) {
+		if (parts)
+			p += 2; /* the CRLF before a delimiter */
+		if (!strncmp(p, delim, strlen(delim) - 2) &&
+		    !strncmp(p + strlen(delim) - 2, "--\r\n", 4))
+			return parts == n && p + strlen(delim) + 2 == end;
+		if (strncmp(p, delim, strlen(delim)) != 0)
+			return 0;
+		p = strstr(p, "Content-Range: bytes ");
+		if (!p || sscanf(p + 21, "%llu-%llu", &a, &z) != 2)
+			return 0;
+		snprintf(want, sizeof(want), "%s", parts ? second : first);
+		if (parts < 2 && strncmp(p + 21, want, strlen(want)) != 0)
+			return 0;
+		p = strstr(p, "\r\n\r\n");
+		if (!p)
+			return 0;
+		p += 4 + (z - a + 1);
+	}
+	return 0;
+}
+
+/* 1024 ranges in one header are served; 1025 are ignored (the whole). */
+static void test_many_ranges(const char *path)
+{
+	static char h[32768];
+	const char *hdrs[] = {h, NULL};
+	struct e2e_resp r;
+	size_t len;
+	int i;
+
+	len = (size_t)snprintf(h, sizeof(h), "Range: bytes=");
+	for (i = 0; i < 1025; i++)
+		len += (size_t)snprintf(h + len, sizeof(h) - len, "%s%d-%d",
+					i ? "," : "", i * 2, i * 2);
+	e2e_request(&d, "GET", path, NULL, 0, hdrs, &r);
+	E2E_STATUS(&r, 200);
+	CHECK(r.len == 65536);
+	e2e_resp_release(&r);
+	*strrchr(h, ',') = '\0';
+	e2e_request(&d, "GET", path, NULL, 0, hdrs, &r);
+	E2E_STATUS(&r, 206);
+	CHECK(multipart_ok(&r, "0-0/65536", "2-2/65536", 1024));
+	e2e_resp_release(&r);
+}
+
 static void test_module_memory(const struct store_id *a)
 {
 	static const char *const r0[] = {"Range: bytes=0-99", NULL};
@@ -291,7 +355,12 @@ static void test_module_memory(const struct store_id *a)
 	static const char *const r2[] = {"Range: bytes=65530-", NULL};
 	static const char *const r3[] = {"Range: bytes=65536-", NULL};
 	static const char *const r4[] = {"Range: bytes=100-70000", NULL};
-	static const char *const r5[] = {"Range: bytes=0-1,5-6", NULL};
+	static const char *const r5[] = {"Range: bytes=0-1, 5-6", NULL};
+	static const char *const r6[] = {"Range: bytes=0-4,,5-9", NULL};
+	static const char *const r7[] = {"Range: bytes=0-4,3-9", NULL};
+	static const char *const r8[] = {"Range: bytes=10-14,0-4", NULL};
+	static const char *const r9[] = {"Range: bytes=0-0,70000-", NULL};
+	static const char *const r10[] = {"Range: bytes=70000-,-0", NULL};
 	struct e2e_resp r;
 	char hex[STORE_HEX_LEN + 1], path[200], h[128];
 
@@ -344,11 +413,35 @@ static void test_module_memory(const struct store_id *a)
 	      !strcmp(h, "65536"));
 	e2e_resp_release(&r);
 
-	/* Several ranges: the whole memory. */
+	/* Several ranges: one multipart/byteranges answer (RFC 9110). */
 	e2e_request(&d, "GET", path, NULL, 0, r5, &r);
+	E2E_STATUS(&r, 206);
+	CHECK(multipart_ok(&r, "0-1/65536", "5-6/65536", 2));
+	e2e_resp_release(&r);
+
+	/* Adjacent ranges are one; overlapping or descending: the whole. */
+	e2e_request(&d, "GET", path, NULL, 0, r6, &r);
+	E2E_STATUS(&r, 206);
+	CHECK(e2e_header(&r, "Content-Range", h, sizeof(h)) &&
+	      !strcmp(h, "bytes 0-9/65536") && r.len == 10);
+	e2e_resp_release(&r);
+	e2e_request(&d, "GET", path, NULL, 0, r7, &r);
 	E2E_STATUS(&r, 200);
 	CHECK(r.len == 65536);
 	e2e_resp_release(&r);
+	e2e_request(&d, "GET", path, NULL, 0, r8, &r);
+	E2E_STATUS(&r, 200);
+	e2e_resp_release(&r);
+	/* the unsatisfiable ones are left out; none left: 416 */
+	e2e_request(&d, "GET", path, NULL, 0, r9, &r);
+	E2E_STATUS(&r, 206);
+	CHECK(e2e_header(&r, "Content-Range", h, sizeof(h)) &&
+	      !strcmp(h, "bytes 0-0/65536") && r.len == 1);
+	e2e_resp_release(&r);
+	e2e_request(&d, "GET", path, NULL, 0, r10, &r);
+	E2E_ERROR(&r, 416, "range_not_satisfiable");
+	e2e_resp_release(&r);
+	test_many_ranges(path);
 }
 
 static void test_sessions(struct store_id *s1, char s1hex[STORE_HEX_LEN + 1])

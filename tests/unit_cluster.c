@@ -8,14 +8,22 @@
  *   is refused (and a full one is not);
  * - log_commit_record() keeps only the pairs that differ from the base;
  * - store_commit_file_import(): a file whose Merkle id is not its name is
- *   refused and leaves nothing; a right one is kept; a second store on a
+ *   refused and leaves nothing; a right one is kept, alone or with others
+ *   (store_commit_files_import); a second store on a
  *   copy of the files then adds the commit (store_commit_add), refuses a
  *   commit whose id is not the root of its pairs or whose file is missing,
- *   and restores it to the same root.
+ *   and restores it to the same root;
+ * - store_patch_*(): a commit file made from a local one and the pages a
+ *   diff lists is byte-identical to the leader's, grown or shrunk; the
+ *   pages the base's tree says are zero stay holes; a wrong page, a diff
+ *   that leaves a changed page out, a base that is not here or a list
+ *   out of bounds keep nothing; a write off the listed pages is refused.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -287,7 +295,31 @@ static void test_import(void)
 	/* the commit cannot be added without its file */
 	CHECK_ERR(store_commit_add(s2, &ci.id, ci.pairs, ci.n),
 		  STORE_ENOCOMMIT);
-	/* the right bytes are kept */
+	/* several at once: the wrong one refused, the right one kept */
+	{
+		struct store_upload *us[2] = {NULL, NULL};
+		struct store_pair ps[2] = {{mi.id, wrong}, ci.pairs[0]};
+		enum store_err errs[2];
+
+		CHECK(store_upload_new(s2, &us[0]) == STORE_OK &&
+		      store_upload_new(s2, &us[1]) == STORE_OK);
+		CHECK(store_upload_write(us[0], mem, 2 * PAGE) == STORE_OK);
+		CHECK(store_upload_write(us[1], mem, 2 * PAGE) == STORE_OK);
+		CHECK_ERR(store_commit_files_import(s2, 2, ps, us, errs),
+			  STORE_EMISMATCH);
+		CHECK(errs[0] == STORE_EMISMATCH && errs[1] == STORE_OK);
+		CHECK(!store_commit_file_exists(s2, &mi.id, &wrong));
+		CHECK(
+		    store_commit_file_exists(s2, &mi.id, &ci.pairs[0].commit));
+		/* there already: nothing to do, no flush */
+		CHECK_ERR(
+		    store_commit_files_import(s2, 1, ps + 1, us + 1, errs),
+		    STORE_OK);
+		store_upload_free(us[0]);
+		store_upload_free(us[1]);
+		CHECK(st_count_tmp(d2) == 0);
+	}
+	/* the right bytes are kept (again: it is there) */
 	CHECK(store_upload_new(s2, &u) == STORE_OK);
 	CHECK(store_upload_write(u, mem, 2 * PAGE) == STORE_OK);
 	CHECK_ERR(store_commit_file_import(s2, &mi.id, &ci.pairs[0].commit, u),
@@ -328,11 +360,196 @@ out:
 	free(d2);
 }
 
+/* Commit one write of len bytes of v at off into mod of s; its info. */
+static void commit_write(struct store *s, const struct store_id *mod,
+			 uint64_t off, int v, size_t len,
+			 struct store_commit_info *ci)
+{
+	struct store_session_info si;
+	unsigned char *b = malloc(len);
+
+	memset(b, v, len);
+	CHECK(store_session_begin(s, NULL, &si) == STORE_OK);
+	CHECK(store_session_write(s, &si.id, mod, off, b, len) == STORE_OK);
+	CHECK(store_session_commit(s, &si.id, NULL, ci) == STORE_OK);
+	free(b);
+}
+
+/*
+ * In s2, the file of to's module commit made from from's file (which s2
+ * holds) and the pages store_commit_diff() of s1 lists, read from s1's
+ * file; with spoil, one fetched page is wrong. The import's result.
+ */
+static enum store_err patch_from(struct store *s1, struct store *s2,
+				 const struct store_id *mod,
+				 const struct store_commit_info *from,
+				 const struct store_commit_info *to, int spoil)
+{
+	unsigned char page[PAGE];
+	struct store_patch *p = NULL;
+	struct store_diff d;
+	enum store_err err;
+	uint64_t size = 0;
+	size_t i;
+	int fd = -1;
+
+	CHECK(store_commit_diff(s1, &from->id, &to->id, 1, &d) == STORE_OK);
+	CHECK(d.n == 1);
+	CHECK(store_commit_open(s1, &to->id, mod, &fd, &size) == STORE_OK);
+	err = store_patch_new(s2, mod, &d.m[0].from, d.m[0].size_to,
+			      d.m[0].pages, d.m[0].npages, &p);
+	for (i = 0; !err && i < d.m[0].npages; i++) {
+		CHECK(pread(fd, page, PAGE, (off_t)(d.m[0].pages[i] * PAGE)) ==
+		      PAGE);
+		page[7] ^= spoil && i == 0;
+		err = store_patch_write(p, d.m[0].pages[i] * PAGE, page, PAGE);
+	}
+	if (!err)
+		err = store_patch_import(p, &d.m[0].to);
+	store_patch_free(p);
+	store_diff_release(&d);
+	close(fd);
+	return err;
+}
+
+/* 1 when s1 and s2 hold the same bytes of commit c's file of mod. */
+static int same_file(struct store *s1, struct store *s2,
+		     const struct store_id *c, const struct store_id *mod,
+		     uint64_t *blocks)
+{
+	unsigned char a[PAGE], b[PAGE];
+	uint64_t sa = 0, sb = 0, off;
+	struct stat st;
+	int fa = -1, fb = -1, same;
+
+	if (store_commit_open(s1, c, mod, &fa, &sa) ||
+	    store_commit_open(s2, c, mod, &fb, &sb))
+		return 0;
+	same = sa == sb;
+	for (off = 0; same && off < sa; off += PAGE)
+		same = pread(fa, a, PAGE, (off_t)off) == PAGE &&
+		       pread(fb, b, PAGE, (off_t)off) == PAGE &&
+		       !memcmp(a, b, PAGE);
+	if (fstat(fb, &st) == 0)
+		*blocks = (uint64_t)st.st_blocks * 512;
+	close(fa);
+	close(fb);
+	return same;
+}
+
+/* s2 gets the file of c's module commit of mod whole, from s1. */
+static void import_whole(struct store *s1, struct store *s2,
+			 const struct store_id *mod,
+			 const struct store_commit_info *c)
+{
+	struct store_upload *u = NULL;
+	uint64_t size = 0;
+	unsigned char *mem;
+	int fd = -1;
+
+	CHECK(store_commit_open(s1, &c->id, mod, &fd, &size) == STORE_OK);
+	mem = malloc(size ? size : 1);
+	CHECK(mem && pread(fd, mem, size, 0) == (ssize_t)size);
+	close(fd);
+	CHECK(store_upload_new(s2, &u) == STORE_OK);
+	CHECK(store_upload_write(u, mem, size) == STORE_OK);
+	CHECK(store_commit_file_import(s2, mod, &c->pairs[0].commit, u) ==
+	      STORE_OK);
+	store_upload_free(u);
+	free(mem);
+}
+
+static void test_patch(void)
+{
+	char *d[3] = {t_tmpdir("patch-a"), t_tmpdir("patch-b"),
+		      t_tmpdir("patch-c")};
+	struct store_options o[3];
+	struct store *s[3] = {NULL, NULL, NULL};
+	struct store_commit_info c[3];
+	struct store_module_info mi;
+	struct store_patch *p = NULL;
+	const uint64_t bad[2] = {3, 2};
+	uint64_t blocks = 0;
+	int i, ok = 1;
+
+	memset(o, 0, sizeof(o));
+	memset(c, 0, sizeof(c));
+	for (i = 0; i < 3; i++) {
+		o[i].dir = d[i];
+		ok &= store_open(&s[i], &o[i]) == STORE_OK &&
+		      store_deploy(s[i], "big", 3, 64 * PAGE, &mi, NULL) ==
+			  STORE_OK;
+	}
+	CHECK(ok);
+	if (!ok)
+		goto out;
+	commit_write(s[0], &mi.id, 0, 'a', 3 * PAGE, &c[0]);
+	commit_write(s[0], &mi.id, 1 * PAGE + 9, 'b', 100, &c[1]);
+	commit_write(s[0], &mi.id, 70 * PAGE, 'c', 10, &c[2]); /* grows */
+	import_whole(s[0], s[1], &mi.id, &c[0]);
+	/* a wrong page: nothing kept, no temporary left */
+	CHECK_ERR(patch_from(s[0], s[1], &mi.id, &c[0], &c[1], 1),
+		  STORE_EMISMATCH);
+	CHECK(!store_commit_file_exists(s[1], &mi.id, &c[1].pairs[0].commit));
+	CHECK(st_count_tmp(d[1]) == 0);
+	/* bounds, and a base that is not here */
+	CHECK_ERR(store_patch_new(s[1], &mi.id, &c[0].pairs[0].commit, PAGE + 1,
+				  NULL, 0, &p),
+		  STORE_EINVAL);
+	CHECK_ERR(store_patch_new(s[1], &mi.id, &c[0].pairs[0].commit, 4 * PAGE,
+				  bad, 2, &p),
+		  STORE_EINVAL);
+	CHECK_ERR(store_patch_new(s[1], &mi.id, &c[2].pairs[0].commit, 4 * PAGE,
+				  NULL, 0, &p),
+		  STORE_ENOCOMMIT);
+	CHECK(p == NULL);
+	/* a diff that leaves a changed page out, a write off its pages */
+	CHECK_ERR(store_patch_new(s[1], &mi.id, &c[0].pairs[0].commit,
+				  64 * PAGE, bad + 1, 1, &p),
+		  STORE_OK);
+	CHECK_ERR(store_patch_write(p, 1 * PAGE, "x", 1), STORE_EINVAL);
+	store_patch_free(p);
+	CHECK_ERR(store_patch_new(s[1], &mi.id, &c[0].pairs[0].commit,
+				  64 * PAGE, NULL, 0, &p),
+		  STORE_OK);
+	CHECK_ERR(store_patch_import(p, &c[1].pairs[0].commit),
+		  STORE_EMISMATCH);
+	store_patch_free(p);
+	p = NULL;
+	/* each commit from the one before: the same bytes as the leader's */
+	for (i = 1; i < 3; i++)
+		CHECK_ERR(patch_from(s[0], s[1], &mi.id, &c[i - 1], &c[i], 0),
+			  STORE_OK);
+	for (i = 0; i < 3; i++) {
+		CHECK_ERR(store_commit_add(s[1], &c[i].id, c[i].pairs, c[i].n),
+			  STORE_OK);
+		CHECK(same_file(s[0], s[1], &c[i].id, &mi.id, &blocks));
+	}
+	/* c[2] came from c[1], whose tree was at hand: zero pages are holes */
+	CHECK(blocks <= 16 * PAGE);
+	/* shrinking: c[0] (64 pages) from c[2] (72) */
+	import_whole(s[0], s[2], &mi.id, &c[2]);
+	CHECK_ERR(patch_from(s[0], s[2], &mi.id, &c[2], &c[0], 0), STORE_OK);
+	CHECK_ERR(store_commit_add(s[2], &c[0].id, c[0].pairs, c[0].n),
+		  STORE_OK);
+	CHECK(same_file(s[0], s[2], &c[0].id, &mi.id, &blocks));
+	CHECK(st_count_tmp(d[1]) == 0 && st_count_tmp(d[2]) == 0);
+out:
+	for (i = 0; i < 3; i++) {
+		store_commit_info_release(&c[i]);
+		store_close(s[i]);
+		if (!t_failed)
+			t_rmrf(d[i]);
+		free(d[i]);
+	}
+}
+
 int main(void)
 {
 	test_records();
 	test_fold();
 	test_snapshot_size();
 	test_import();
+	test_patch();
 	return t_done();
 }
