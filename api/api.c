@@ -870,6 +870,9 @@ static uint64_t body_limit(const struct api_request *r)
 
 	if (r->route && r->route->body == API_BODY_JSON && max > API_JSON_MAX)
 		max = API_JSON_MAX;
+	if (r->route && r->route->body == API_BODY_BUFFER &&
+	    max > API_BUFFER_MAX)
+		max = API_BUFFER_MAX;
 	return max;
 }
 
@@ -1002,8 +1005,13 @@ static void request_body(struct api_request *r, const char *data, size_t len)
 		r->route->chunk(r, data, len);
 		break;
 	case API_BODY_JSON:
+	case API_BODY_BUFFER:
 		if (r->len + len + 1 > r->cap) {
+			/* doubling: a body of many pieces is copied O(1) times
+			 */
 			cap = r->len + len + 1;
+			if (cap < 2 * r->cap)
+				cap = 2 * r->cap;
 			if (cap < 256)
 				cap = 256;
 			b = realloc(r->buf, cap);

@@ -75,6 +75,13 @@ struct api_cluster {
 	/* Wait until applied() >= seq, at most ms: 0 when it is. */
 	int (*wait_applied)(void *ctx, uint64_t seq, unsigned int ms);
 	void (*metrics)(void *ctx, FILE *f); /* Prometheus text lines */
+	/*
+	 * A follower is sent record seq by the leader (body, len bytes:
+	 * docs/cluster.md, "The write path"): hold its files durably. The
+	 * status of the answer: 200 when they are, else *code names why.
+	 */
+	unsigned int (*hold)(void *ctx, uint64_t seq, const char *body,
+			     size_t len, const char **code);
 };
 
 struct api_options {

@@ -15,6 +15,12 @@
 /* Largest JSON request body, whatever --max-body says. */
 #define API_JSON_MAX (64 * 1024)
 
+/*
+ * Largest buffered body (a record a cluster's leader sends a follower,
+ * with the pages it changes), whatever --max-body says.
+ */
+#define API_BUFFER_MAX (32 * 1024 * 1024)
+
 /* Path parameters of one route: {mod}, {sid}, {commit}, {index}. */
 #define API_MAX_PARAMS 3
 
@@ -105,10 +111,12 @@ enum api_body {
 	API_BODY_NONE = 0, /* a body is read and ignored */
 	API_BODY_JSON,	   /* buffered (at most API_JSON_MAX) into r->buf */
 	API_BODY_STREAM,   /* passed chunk by chunk to route->chunk */
+	API_BODY_BUFFER,   /* buffered (at most API_BUFFER_MAX) into r->buf */
 };
 
 enum api_route_flags {
 	API_ROUTE_PUBLIC = 1 << 0, /* no token needed */
+	API_ROUTE_PEER = 1 << 1,   /* between nodes: never redirected */
 };
 
 struct api_route {
@@ -258,5 +266,7 @@ int api_change_end(struct api_request *r, const struct api_change *c);
 void api_cluster_headers(struct api_request *r, struct MHD_Response *resp);
 /* The cluster's lines of /metrics. */
 void api_cluster_metrics(struct api *api, FILE *f);
+/* POST /cluster/records/{index}: a record a leader sends (routes.c). */
+enum MHD_Result api_cluster_record(struct api_request *r);
 
 #endif /* API_INTERNAL_H */

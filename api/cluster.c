@@ -112,7 +112,8 @@ int api_cluster_gate(struct api_request *r)
 
 	if (!c)
 		return 0;
-	if (strcmp(r->route->method, MHD_HTTP_METHOD_GET) != 0) {
+	if (strcmp(r->route->method, MHD_HTTP_METHOD_GET) != 0 &&
+	    !(r->route->flags & API_ROUTE_PEER)) {
 		where = c->leader(c->ctx, url, sizeof(url));
 		if (where == 1)
 			return redirect(r, url);
@@ -186,4 +187,42 @@ void api_cluster_metrics(struct api *api, FILE *f)
 
 	if (c && c->metrics)
 		c->metrics(c->ctx, f);
+}
+
+/* What a follower's refusal of a record means, for its message. */
+static const char *hold_why(const char *code)
+{
+	if (!strcmp(code, "not_a_follower"))
+		return "this node does not follow a cluster's leader";
+	if (!strcmp(code, "stale_leader"))
+		return "the record is not the leader's this node knows";
+	if (!strcmp(code, "invalid_body"))
+		return "the body is not a record with its pages";
+	if (!strcmp(code, "behind"))
+		return "this node is behind the record's position";
+	return "the record's files could not be held";
+}
+
+enum MHD_Result api_cluster_record(struct api_request *r)
+{
+	const struct api_cluster *c = r->api->o.cluster;
+	const char *code = "not_a_follower";
+	unsigned int status = MHD_HTTP_CONFLICT;
+	uint64_t seq = 0;
+
+	if (!r->param_digits ||
+	    api_parse_u64(r->param, r->param_len, &seq) < 0 || !seq) {
+		api_fail(r, MHD_HTTP_BAD_REQUEST, "invalid_index",
+			 "the position must be a decimal number from 1");
+		return api_reply_error(r);
+	}
+	if (c && c->hold)
+		status =
+		    c->hold(c->ctx, seq, r->buf ? r->buf : "", r->len, &code);
+	if (status == MHD_HTTP_OK)
+		return api_reply_json(
+		    r, status, json_pack("{s:I}", "held", (json_int_t)seq));
+	api_fail(r, status, code, "record %llu: %s", (unsigned long long)seq,
+		 hold_why(code));
+	return api_reply_error(r);
 }

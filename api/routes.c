@@ -1276,6 +1276,8 @@ const struct api_route api_routes[] = {
     {POST, "/persist", persist, NULL, NULL, API_BODY_NONE, 0},
     {POST, "/restore/{commit}", restore, NULL, NULL, API_BODY_NONE, 0},
     {POST, "/gc", gc, NULL, NULL, API_BODY_NONE, 0},
+    {POST, "/cluster/records/{index}", api_cluster_record, NULL, NULL,
+     API_BODY_BUFFER, API_ROUTE_PEER},
     {GET, "/metrics", metrics, NULL, NULL, API_BODY_NONE, 0},
 };
 

@@ -4,12 +4,13 @@
  *
  * Threads: the lease thread renews the lease every TTL/3 and raises
  * lease_lost when etcd says it is gone; the loop thread, every
- * NODE_TICK_MS, reads the leader key, follows the log and the pending
- * records (as a follower), campaigns, reconciles after a divergence and
- * publishes nodes/ID. HTTP threads call the api hooks; a change runs
- * under write_lock, which the loop thread also takes to apply records, so
- * the fold (the log as this node has applied it) has one writer at a
- * time.
+ * NODE_TICK_MS, reads the leader key, follows the log (as a follower),
+ * campaigns, reconciles after a divergence and publishes nodes/ID. HTTP
+ * threads call the api hooks: on the leader a change runs under
+ * write_lock, which sends its record to the followers; on a follower the
+ * record sent is held under write_lock, which the loop thread also takes
+ * to apply records, so the fold (the log as this node has applied it) has
+ * one writer at a time, and so has peer (its requests to other nodes).
  *
  * Locks: write_lock, then lock (the small fields below it).
  */
@@ -19,6 +20,7 @@
 #include "etcd.h"
 #include "log.h"
 #include "peer.h"
+#include "push.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -33,6 +35,9 @@
 #define NODE_TICK_MS	    10
 #define NODE_PUBLISH_MS	    200
 #define NODE_PEERS_MS	    1000 /* the other nodes' URLs read again */
+#define NODE_PUSH_RETRY_MS  20	 /* a record sent again to followers */
+#define CL_MAX_PUSH	    64	 /* followers a record is sent to */
+#define NODE_HOLD_WAIT_MS   2000 /* a follower behind a record waits */
 #define NODE_ACK_WAIT_MS    5000
 #define NODE_LEASE_SLACK_MS 300 /* writes stop this long before expiry */
 #define NODE_KEY_MAX	    512
@@ -49,9 +54,10 @@ struct cluster_node {
 	struct store *store;
 	struct api_cluster api;
 	struct etcd *e_loop, *e_lease, *e_write;
-	struct peer *peer; /* the loop thread's */
-	/* module commit files fetched: by their changed pages, whole */
-	atomic_uint_fast64_t files_patched, files_whole;
+	struct peer *peer; /* write_lock's */
+	/* module commit files made: by the changed pages fetched, fetched
+	 * whole, from the pages the leader sent with its record */
+	atomic_uint_fast64_t files_patched, files_whole, files_pushed;
 
 	pthread_mutex_t write_lock; /* changes, applying records, fold */
 	struct log_fold fold;
@@ -71,10 +77,12 @@ struct cluster_node {
 
 	uint64_t peers_ms; /* when peers were read; the loop thread's */
 
-	uint64_t acked_seq; /* the pending record acked last, and its fence */
-	int64_t acked_fence;
+	/* the record sent by the leader held last (write_lock's) */
+	uint64_t held_seq;
+	int64_t held_fence;
+	int held_commit; /* it is a commit, held_id */
+	struct store_id held_id;
 	uint64_t failed_seq; /* the last one whose files could not be had */
-	int64_t failed_fence;
 	uint64_t published_ms;
 	uint64_t compact_checked_ms; /* the loop thread's */
 	uint64_t compacted_ms;	     /* the leader's last compaction turn */
@@ -181,11 +189,8 @@ static int fetch_get(struct cluster_node *n, const char *base, const char *path,
 
 static void urls_free(char **v);
 
-/*
- * Read the other nodes' URLs from nodes/ into n->peers, at most every
- * NODE_PEERS_MS (and now with force). Loop thread: e_loop is its own.
- */
-static void peers_refresh(struct cluster_node *n, int force)
+/* Read the other nodes' URLs from nodes/ into n->peers, with e: 0 or -1. */
+static int peers_read(struct cluster_node *n, struct etcd *e)
 {
 	struct etcd_kv *kvs = NULL;
 	char k[NODE_KEY_MAX], end[NODE_KEY_MAX], **v, **old;
@@ -193,13 +198,10 @@ static void peers_refresh(struct cluster_node *n, int force)
 	const char *u;
 	json_t *j;
 
-	if (!force && now_ms() - n->peers_ms < NODE_PEERS_MS)
-		return;
 	key(n, k, "nodes/");
 	etcd_prefix_end(k, end, sizeof(end));
-	if (etcd_range(n->e_loop, k, end, 0, &kvs, &nk) < 0)
-		return;
-	n->peers_ms = now_ms();
+	if (etcd_range(e, k, end, 0, &kvs, &nk) < 0)
+		return -1;
 	v = calloc(nk + 1, sizeof(*v));
 	for (i = 0; v && i < nk; i++) {
 		j = json_loads(kvs[i].value, 0, NULL);
@@ -210,12 +212,22 @@ static void peers_refresh(struct cluster_node *n, int force)
 	}
 	etcd_kvs_free(kvs, nk);
 	if (!v)
-		return;
+		return -1;
 	pthread_mutex_lock(&n->lock);
 	old = n->peers;
 	n->peers = v;
 	pthread_mutex_unlock(&n->lock);
 	urls_free(old);
+	return 0;
+}
+
+/* peers_read() by the loop thread, at most every NODE_PEERS_MS. */
+static void peers_refresh(struct cluster_node *n, int force)
+{
+	if (!force && now_ms() - n->peers_ms < NODE_PEERS_MS)
+		return;
+	if (peers_read(n, n->e_loop) == 0)
+		n->peers_ms = now_ms();
 }
 
 /*
@@ -323,7 +335,7 @@ static void fetch_batch(struct cluster_node *n, const char *url,
 					  .ctx = &f[nr]};
 		at[nr++] = i;
 	}
-	peer_run(n->peer, r, nr, 0, 120000L);
+	peer_run(n->peer, r, nr, 0, 120000L, 0);
 	for (i = 0; i < nr; i++)
 		if (r[i].status == 200 && !f[i].failed) {
 			got[ng] = pairs[at[i]];
@@ -461,17 +473,22 @@ static int base_held(struct cluster_node *n, const struct log_record *r)
 }
 
 /*
- * The files of r here, durably (what a pending record needs before its
- * ack, and a record before it is applied). write_lock held.
+ * The files of r here, durably (what a record the leader sends needs
+ * before this node answers that it holds it, and a record before it is
+ * applied): made from the pages p carries (may be NULL) where they can
+ * be, else fetched. base_ok: r's base is known to have its files here
+ * (the record held before). write_lock held.
  */
 static enum store_err prepare(struct cluster_node *n,
-			      const struct log_record *r)
+			      const struct log_record *r, const struct push *p,
+			      int base_ok)
 {
 	struct log_module m;
 	struct store_pair *pairs = NULL;
 	struct store_id from[2];
 	enum store_err err = STORE_OK;
 	size_t np = 0, nf;
+	int *done;
 
 	if (r->op == LOG_DEPLOY) {
 		m.id = r->id;
@@ -487,10 +504,21 @@ static enum store_err prepare(struct cluster_node *n,
 	 * store, so every file of it here), only the pairs that differ can
 	 * be missing: 10 looked at, not the 1,000 of every module.
 	 */
-	if (base_held(n, r))
-		return ensure_files(n, &r->id, from, nf, r->pairs, r->n);
-	if (log_fold_pairs(&n->fold, r, &pairs, &np))
+	if (base_ok || base_held(n, r)) {
+		np = r->n;
+		pairs = malloc((np ? np : 1) * sizeof(*pairs));
+		if (!pairs)
+			return STORE_ENOMEM;
+		if (np)
+			memcpy(pairs, r->pairs, np * sizeof(*pairs));
+	} else if (log_fold_pairs(&n->fold, r, &pairs, &np)) {
 		return STORE_ENOCOMMIT;
+	}
+	done = p && p->d.n ? calloc(np ? np : 1, sizeof(*done)) : NULL;
+	if (done)
+		atomic_fetch_add(&n->files_pushed,
+				 push_files(n->store, p, pairs, np, done));
+	free(done);
 	err = ensure_files(n, &r->id, from, nf, pairs, np);
 	free(pairs);
 	return err;
@@ -530,7 +558,7 @@ static enum store_err apply(struct cluster_node *n, const struct log_record *r)
 	const struct log_commit *c;
 	enum store_err err;
 
-	err = prepare(n, r);
+	err = prepare(n, r, NULL, 0);
 	if (err)
 		return err;
 	switch (r->op) {
@@ -740,6 +768,7 @@ static int reconcile(struct cluster_node *n)
 	}
 	log_fold_release(&n->fold);
 	n->fold = f;
+	n->held_seq = 0; /* what it held may have gone with a gc */
 	free(have.v);
 	set_applied(n, f.seq);
 	return 0;
@@ -812,7 +841,6 @@ static int follow_log(struct cluster_node *n, int *caught_up)
 		log_record_release(&r);
 		if (err && n->failed_seq != n->fold.seq + 1) {
 			n->failed_seq = n->fold.seq + 1;
-			n->failed_fence = 0;
 			say(n, "warn",
 			    "cluster: record %" PRIu64 " cannot be "
 			    "applied yet: %s",
@@ -831,63 +859,11 @@ static int follow_log(struct cluster_node *n, int *caught_up)
 	return err ? -1 : 0;
 }
 
-/* Hold the files of the pending record after ours, then ack it. */
-static void follow_pending(struct cluster_node *n)
-{
-	struct etcd_kv *kvs = NULL;
-	struct log_record r;
-	char k[NODE_KEY_MAX], want[NODE_KEY_MAX];
-	enum store_err err;
-	int64_t lease;
-	size_t nk = 0;
-	int stale;
-
-	pthread_mutex_lock(&n->write_lock);
-	key(n, want, "pending/%020" PRIu64, n->fold.seq + 1);
-	if (etcd_range(n->e_loop, want, NULL, 1, &kvs, &nk) < 0 || !nk ||
-	    log_record_parse(kvs[0].value, kvs[0].vlen, &r)) {
-		pthread_mutex_unlock(&n->write_lock);
-		etcd_kvs_free(kvs, nk);
-		return;
-	}
-	etcd_kvs_free(kvs, nk);
-	pthread_mutex_lock(&n->lock);
-	stale = !n->leader_known || r.fence != n->seen_rev;
-	pthread_mutex_unlock(&n->lock);
-	/* a pending record of a former leader never becomes a record */
-	if (stale ||
-	    (n->acked_seq == n->fold.seq + 1 && n->acked_fence == r.fence)) {
-		pthread_mutex_unlock(&n->write_lock);
-		log_record_release(&r);
-		return;
-	}
-	err = prepare(n, &r);
-	if (err &&
-	    (n->failed_seq != n->fold.seq + 1 || n->failed_fence != r.fence)) {
-		n->failed_seq = n->fold.seq + 1;
-		n->failed_fence = r.fence;
-		say(n, "warn",
-		    "cluster: the files of pending record %" PRIu64
-		    " are not here yet: %s",
-		    n->failed_seq, store_strerror(err));
-	}
-	if (!err) {
-		key(n, k, "acks/%" PRId64 ".%020" PRIu64 "/%s", r.fence,
-		    n->fold.seq + 1, n->id);
-		pthread_mutex_lock(&n->lock);
-		lease = n->lease;
-		pthread_mutex_unlock(&n->lock);
-		if (etcd_put(n->e_loop, k, "", lease) == 0) {
-			n->acked_seq = n->fold.seq + 1;
-			n->acked_fence = r.fence;
-		}
-	}
-	pthread_mutex_unlock(&n->write_lock);
-	log_record_release(&r);
-}
-
-/* The leader key: known, its URL, its create revision; -1 no answer. */
-static int read_leader(struct cluster_node *n, int64_t *rev)
+/*
+ * The leader key, read with e: known, its URL, its create revision; -1 no
+ * answer.
+ */
+static int read_leader(struct cluster_node *n, struct etcd *e, int64_t *rev)
 {
 	struct etcd_kv *kvs = NULL;
 	char k[NODE_KEY_MAX];
@@ -897,7 +873,7 @@ static int read_leader(struct cluster_node *n, int64_t *rev)
 
 	*rev = 0;
 	key(n, k, "leader");
-	if (etcd_range(n->e_loop, k, NULL, 1, &kvs, &nk) < 0)
+	if (etcd_range(e, k, NULL, 1, &kvs, &nk) < 0)
 		return -1;
 	pthread_mutex_lock(&n->lock);
 	n->leader_known = 0;
@@ -951,7 +927,7 @@ static int campaign(struct cluster_node *n)
 	etcd_txn_put(t, k, v ? v : "{}", lease);
 	free(v);
 	won = etcd_txn_run(n->e_loop, t) == 1;
-	if (!won || read_leader(n, &rev) < 0 || !rev)
+	if (!won || read_leader(n, n->e_loop, &rev) < 0 || !rev)
 		return 0;
 	pthread_mutex_lock(&n->lock);
 	n->role = NODE_LEADER;
@@ -1128,7 +1104,7 @@ static void tick(struct cluster_node *n)
 			return;
 		publish(n);
 	}
-	if (read_leader(n, &rev) < 0)
+	if (read_leader(n, n->e_loop, &rev) < 0)
 		return;
 	peers_refresh(n, 0);
 	pthread_mutex_lock(&n->lock);
@@ -1159,11 +1135,6 @@ static void tick(struct cluster_node *n)
 	if (role == NODE_FOLLOWER) {
 		if (follow_log(n, &caught_up) == 0 && caught_up && !rev)
 			campaign(n);
-		pthread_mutex_lock(&n->lock);
-		role = n->role;
-		pthread_mutex_unlock(&n->lock);
-		if (role == NODE_FOLLOWER)
-			follow_pending(n);
 	} else if (role == NODE_LEADER) {
 		compact(n);
 	}
@@ -1316,39 +1287,81 @@ static int record_of(struct cluster_node *n, const struct api_change *c,
 	return 0;
 }
 
-/* Wait for sync_replicas acks of (fence, seq) of a record of files: 0/-1. */
-static int wait_acks(struct cluster_node *n, int64_t fence, uint64_t seq,
-		     size_t files)
+/* The other nodes' URLs as last read (caller frees with urls_free). */
+static char **other_urls(struct cluster_node *n)
 {
-	struct etcd_kv *kvs = NULL;
-	char k[NODE_KEY_MAX], end[NODE_KEY_MAX];
-	/* a follower fetches and syncs each file: 20 ms more for each */
-	uint64_t deadline = now_ms() + NODE_ACK_WAIT_MS + 20 * (uint64_t)files;
-	struct timespec pause = {0, 1000000L};
-	size_t nk = 0;
-	int ok;
+	char **v;
+	size_t i, k = 0;
 
-	key(n, k, "acks/%" PRId64 ".%020" PRIu64 "/", fence, seq);
-	etcd_prefix_end(k, end, sizeof(end));
-	while (now_ms() < deadline) {
-		if (etcd_range(n->e_write, k, end, 0, &kvs, &nk) == 0) {
-			etcd_kvs_free(kvs, nk);
-			if (nk >= n->o.sync_replicas)
-				return 0;
-		}
-		pthread_mutex_lock(&n->lock);
-		ok = leads_now(n);
-		pthread_mutex_unlock(&n->lock);
-		if (!ok)
-			return -1;
-		nanosleep(&pause, NULL);
-	}
-	return -1;
+	pthread_mutex_lock(&n->lock);
+	while (n->peers && n->peers[k])
+		k++;
+	v = calloc(k + 1, sizeof(*v));
+	for (i = 0; v && i < k; i++)
+		v[i] = strdup(n->peers[i]);
+	pthread_mutex_unlock(&n->lock);
+	return v;
 }
 
-/* Put pending/SEQ or log/SEQ, fenced by the leader key: 1 when done. */
-static int fenced_put(struct cluster_node *n, const char *k, const char *v,
-		      int64_t lease, uint64_t seq, const char *del)
+/* 1 when this node leads and may write now (takes lock). */
+static int leads(struct cluster_node *n)
+{
+	int ok;
+
+	pthread_mutex_lock(&n->lock);
+	ok = leads_now(n);
+	pthread_mutex_unlock(&n->lock);
+	return ok;
+}
+
+/*
+ * Send record seq (body) to the followers until sync_replicas of them
+ * hold its files durably (each answers 200 when it does), at most 5 s
+ * plus 20 ms per module commit file of the record: 0, or -1. A follower
+ * that has not answered is asked again, and the nodes are read again
+ * from etcd, every NODE_PUSH_RETRY_MS. write_lock held.
+ */
+static int push_record(struct cluster_node *n, uint64_t seq, const char *body,
+		       size_t len, size_t files)
+{
+	uint64_t deadline = now_ms() + NODE_ACK_WAIT_MS + 20 * (uint64_t)files;
+	struct peer_req r[CL_MAX_PUSH];
+	struct timespec pause = {0, NODE_PUSH_RETRY_MS * 1000000L};
+	char path[64], **urls = NULL, *held[CL_MAX_PUSH];
+	size_t ok = 0, i, m, nh = 0, k;
+
+	snprintf(path, sizeof(path), "/cluster/records/%" PRIu64, seq);
+	while (ok < n->o.sync_replicas && now_ms() < deadline && leads(n)) {
+		urls_free(urls);
+		urls = other_urls(n);
+		for (i = 0, m = 0; urls && urls[i] && m < CL_MAX_PUSH; i++) {
+			for (k = 0; k < nh && strcmp(held[k], urls[i]); k++)
+				;
+			if (k == nh)
+				r[m++] = (struct peer_req){.base = urls[i],
+							   .path = path,
+							   .body = body,
+							   .blen = len};
+		}
+		ok += peer_run(n->peer, r, m, n->o.sync_replicas - ok,
+			       (long)(deadline - now_ms()) + 1,
+			       NODE_PUSH_RETRY_MS);
+		for (i = 0; i < m && nh < CL_MAX_PUSH; i++)
+			if (r[i].status == 200)
+				held[nh++] = strdup(r[i].base);
+		if (ok < n->o.sync_replicas) {
+			nanosleep(&pause, NULL);
+			peers_read(n, n->e_write);
+		}
+	}
+	for (k = 0; k < nh; k++)
+		free(held[k]);
+	urls_free(urls);
+	return ok >= n->o.sync_replicas ? 0 : -1;
+}
+
+/* Put log/SEQ = v, fenced by the leader key: 1 when done. */
+static int fenced_append(struct cluster_node *n, uint64_t seq, const char *v)
 {
 	struct etcd_txn *t = etcd_txn_new();
 	char lk[NODE_KEY_MAX], next[NODE_KEY_MAX];
@@ -1359,9 +1372,7 @@ static int fenced_put(struct cluster_node *n, const char *k, const char *v,
 	log_key(n, next, seq);
 	etcd_txn_create_rev(t, lk, n->leader_rev);
 	etcd_txn_create_rev(t, next, 0);
-	etcd_txn_put(t, k, v, lease);
-	if (del)
-		etcd_txn_delete(t, del);
+	etcd_txn_put(t, next, v, 0);
 	return etcd_txn_run(n->e_write, t) == 1;
 }
 
@@ -1370,10 +1381,9 @@ static int hook_change_end(void *ctx, const struct api_change *c,
 {
 	struct cluster_node *n = ctx;
 	struct log_record r = {0};
-	char pk[NODE_KEY_MAX], lk[NODE_KEY_MAX], ak[NODE_KEY_MAX];
-	char *text = NULL;
+	char *text = NULL, *body = NULL;
 	uint64_t seq = n->fold.seq + 1;
-	int64_t lease;
+	size_t len = 0;
 	int ret = -1;
 
 	if (!c) {
@@ -1381,32 +1391,21 @@ static int hook_change_end(void *ctx, const struct api_change *c,
 		return 0;
 	}
 	*code = "replication_failed";
-	pthread_mutex_lock(&n->lock);
-	lease = n->lease;
-	pthread_mutex_unlock(&n->lock);
-	key(n, pk, "pending/%020" PRIu64, seq);
-	log_key(n, lk, seq);
 	if (record_of(n, c, &r) < 0)
 		goto out;
-	/* 2. pending, fenced */
+	/* 2. the record and its pages to the followers, until K hold it */
 	r.fence = n->leader_rev;
-	text = log_record_text(&r);
-	if (!text)
-		goto out;
-	if (!fenced_put(n, pk, text, lease, seq, NULL)) {
-		*code = "not_leader";
-		goto out;
+	if (n->o.sync_replicas) {
+		body = push_body(n->store, &r, &len);
+		if (!body || push_record(n, seq, body, len, r.n) < 0)
+			goto out;
 	}
-	/* 3. the files on sync_replicas followers */
-	if (n->o.sync_replicas && wait_acks(n, r.fence, seq, r.n) < 0)
-		goto out;
-	/* 4. the record, fenced */
-	free(text);
+	/* 3. the record, fenced */
 	r.fence = 0;
 	text = log_record_text(&r);
 	if (!text)
 		goto out;
-	if (!fenced_put(n, lk, text, 0, seq, pk)) {
+	if (!fenced_append(n, seq, text)) {
 		*code = "not_leader";
 		goto out;
 	}
@@ -1414,17 +1413,15 @@ static int hook_change_end(void *ctx, const struct api_change *c,
 		set_applied(n, seq);
 		ret = 0;
 	}
-	key(n, ak, "acks/%" PRId64 ".%020" PRIu64 "/", n->leader_rev, seq);
-	etcd_delete(n->e_write, ak, 1);
 out:
 	if (ret) {
-		etcd_delete(n->e_write, pk, 0);
 		pthread_mutex_lock(&n->lock);
 		n->diverged = 1; /* the store holds what the log does not */
 		pthread_mutex_unlock(&n->lock);
 		say(n, "warn", "cluster: a change was not recorded (%s)",
 		    *code);
 	}
+	free(body);
 	free(text);
 	log_record_release(&r);
 	pthread_mutex_unlock(&n->write_lock);
@@ -1464,6 +1461,143 @@ static int hook_wait_applied(void *ctx, uint64_t seq, unsigned int ms)
 	return ok ? 0 : -1;
 }
 
+/* --- the api's hooks: a follower holds the leader's records ------------- */
+
+/* 1 when this node follows a known leader, ready (takes lock). */
+static int follows(struct cluster_node *n)
+{
+	int ok;
+
+	pthread_mutex_lock(&n->lock);
+	ok = n->role == NODE_FOLLOWER && n->ready && !n->diverged &&
+	     n->leader_known;
+	pthread_mutex_unlock(&n->lock);
+	return ok;
+}
+
+/*
+ * 1 when fence is the create revision of the leader key: as last read,
+ * else as read again now (e_write: a follower's is idle; write_lock).
+ */
+static int fence_ok(struct cluster_node *n, int64_t fence)
+{
+	int64_t rev;
+
+	pthread_mutex_lock(&n->lock);
+	rev = n->seen_rev;
+	pthread_mutex_unlock(&n->lock);
+	return fence == rev ||
+	       (read_leader(n, n->e_write, &rev) == 0 && fence == rev);
+}
+
+enum hold_pos { HOLD_NOW, HOLD_WAIT, HOLD_DONE };
+
+/*
+ * Whether record seq (r) can be held now. Its files are made against
+ * this node's state at seq - 1: the fold's, or, one record ahead of the
+ * fold, the commit held last when it is r's base (its files were made
+ * here, and only commits, which remove no file, are applied meanwhile:
+ * a delete or a gc at seq - 1 would wait for the fold). A record that
+ * needs no file of a commit can be held anywhere. *base_ok: r's base's
+ * files are known to be here. write_lock held.
+ */
+static enum hold_pos hold_position(struct cluster_node *n, uint64_t seq,
+				   const struct log_record *r, int *base_ok)
+{
+	*base_ok = 0;
+	if (seq <= n->fold.seq)
+		return HOLD_DONE; /* applied: its files are here */
+	if (r->op != LOG_COMMIT || seq == n->fold.seq + 1)
+		return HOLD_NOW;
+	if (seq == n->fold.seq + 2 && n->held_seq == seq - 1 &&
+	    n->held_fence == r->fence && n->held_commit && r->has_base &&
+	    !r->full && store_id_equal(&r->base, &n->held_id)) {
+		*base_ok = 1;
+		return HOLD_NOW;
+	}
+	return HOLD_WAIT;
+}
+
+/* Let the loop thread apply the log for at most ms (write_lock held). */
+static void hold_wait(struct cluster_node *n, unsigned int ms)
+{
+	struct timespec until;
+	uint64_t seen;
+
+	pthread_mutex_unlock(&n->write_lock);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += (long)ms * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&n->lock);
+	seen = n->applied;
+	while (n->applied == seen && !n->stop &&
+	       pthread_cond_timedwait(&n->cond, &n->lock, &until) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&n->lock);
+	pthread_mutex_lock(&n->write_lock);
+}
+
+/* Hold record seq of p: the answer's status. write_lock held. */
+static unsigned int hold(struct cluster_node *n, uint64_t seq,
+			 const struct push *p, const char **code)
+{
+	uint64_t deadline = now_ms() + NODE_HOLD_WAIT_MS;
+	enum hold_pos pos;
+	int base_ok;
+
+	for (;;) {
+		if (!follows(n)) {
+			*code = "not_a_follower";
+			return 409;
+		}
+		/* a former leader's record never becomes a record */
+		if (!fence_ok(n, p->r.fence)) {
+			*code = "stale_leader";
+			return 409;
+		}
+		pos = hold_position(n, seq, &p->r, &base_ok);
+		if (pos == HOLD_DONE)
+			return 200;
+		if (pos == HOLD_NOW)
+			break;
+		if (now_ms() >= deadline) {
+			*code = "behind";
+			return 503;
+		}
+		hold_wait(n, NODE_PUSH_RETRY_MS);
+	}
+	if (prepare(n, &p->r, p, base_ok) != STORE_OK) {
+		*code = "replication_failed";
+		return 503;
+	}
+	n->held_seq = seq;
+	n->held_fence = p->r.fence;
+	n->held_commit = p->r.op == LOG_COMMIT;
+	n->held_id = p->r.id;
+	return 200;
+}
+
+static unsigned int hook_hold(void *ctx, uint64_t seq, const char *body,
+			      size_t len, const char **code)
+{
+	struct cluster_node *n = ctx;
+	unsigned int status;
+	struct push p;
+
+	if (push_parse(body, len, &p) < 0) {
+		*code = "invalid_body";
+		return 400;
+	}
+	pthread_mutex_lock(&n->write_lock);
+	status = hold(n, seq, &p, code);
+	pthread_mutex_unlock(&n->write_lock);
+	push_release(&p);
+	return status;
+}
+
 /* What this node fetched from peers, for /metrics. */
 static void metrics_fetched(struct cluster_node *n, FILE *f)
 {
@@ -1486,13 +1620,18 @@ static void metrics_fetched(struct cluster_node *n, FILE *f)
 	    "# TYPE modstore_cluster_fetched_header_bytes_total counter\n"
 	    "modstore_cluster_fetched_header_bytes_total %" PRIu64 "\n"
 	    "# HELP modstore_cluster_files_fetched_total Module commit "
-	    "files fetched from peers, by their changed pages or whole.\n"
+	    "files a follower made: from the changed pages it fetched, "
+	    "fetched whole, or from the pages the leader sent with the "
+	    "record.\n"
 	    "# TYPE modstore_cluster_files_fetched_total counter\n"
 	    "modstore_cluster_files_fetched_total{how=\"pages\"} %" PRIu64 "\n"
-	    "modstore_cluster_files_fetched_total{how=\"whole\"} %" PRIu64 "\n",
+	    "modstore_cluster_files_fetched_total{how=\"whole\"} %" PRIu64 "\n"
+	    "modstore_cluster_files_fetched_total{how=\"pushed\"} %" PRIu64
+	    "\n",
 	    ps.requests, ps.body_bytes, ps.header_bytes,
 	    (uint64_t)atomic_load(&n->files_patched),
-	    (uint64_t)atomic_load(&n->files_whole));
+	    (uint64_t)atomic_load(&n->files_whole),
+	    (uint64_t)atomic_load(&n->files_pushed));
 }
 
 static void hook_metrics(void *ctx, FILE *f)
@@ -1569,6 +1708,7 @@ struct cluster_node *cluster_node_new(const struct cluster_options *o)
 	n->api.applied = hook_applied;
 	n->api.wait_applied = hook_wait_applied;
 	n->api.metrics = hook_metrics;
+	n->api.hold = hook_hold;
 	if (!n->etcd_urls || !n->name || !n->id || !n->url || !n->e_loop ||
 	    !n->e_lease || !n->e_write || !n->peer) {
 		cluster_node_free(n);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define PEER_LINE_MAX	512	/* a line of a part's header, at most */
 #define PEER_TIMEOUT_MS 120000L /* one request, at most */
@@ -71,7 +72,9 @@ struct call {
 	const char *body; /* POST it when not NULL */
 	size_t blen;
 	struct curl_slist *hdrs;
-	CURL *h; /* of several at once, while it runs */
+	CURL *h;	/* of several at once, while it runs */
+	int state;	/* of several at once: CALL_* */
+	uint64_t again; /* ... when it is sent again */
 	long status;
 };
 
@@ -81,6 +84,8 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
 	size_t len = size * nmemb;
 
 	atomic_fetch_add(&c->p->body_bytes, len);
+	if (!c->sink)
+		return len; /* the answer's body is not wanted */
 	return c->sink(c->ctx, data, len) == 0 ? len : 0;
 }
 
@@ -189,9 +194,23 @@ static int many_add(struct peer *p, CURLM *m, struct peer_req *r,
 	return 0;
 }
 
-/* The requests that ended: their status into their peer_req. */
+enum { CALL_WAIT, CALL_RUN, CALL_DONE };
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The requests that ended, at now: their status into their peer_req; a
+ * 2xx counts in *ok, any other answer waits retry_ms to be sent again (0:
+ * it is done). The number that ended.
+ */
 static size_t many_reap(CURLM *m, struct peer_req *r, struct call *calls,
-			size_t *ok)
+			size_t *ok, uint64_t now, long retry_ms)
 {
 	struct call *c;
 	CURLMsg *msg;
@@ -204,11 +223,16 @@ static size_t many_reap(CURLM *m, struct peer_req *r, struct call *calls,
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &c);
 		call_done(msg->easy_handle, c, msg->data.result);
 		r[c - calls].status = c->status;
-		if (c->status >= 200 && c->status < 300)
-			(*ok)++;
 		curl_multi_remove_handle(m, c->h);
 		curl_easy_cleanup(c->h);
 		c->h = NULL;
+		c->state = CALL_DONE;
+		if (c->status >= 200 && c->status < 300) {
+			(*ok)++;
+		} else if (retry_ms) {
+			c->state = CALL_WAIT;
+			c->again = now + (uint64_t)retry_ms;
+		}
 		ended++;
 	}
 	return ended;
@@ -230,31 +254,58 @@ static void many_abort(CURLM *m, struct call *calls, size_t n)
 	}
 }
 
+/* Start the requests due at now, PEER_PARALLEL running at most. */
+static void many_start(struct peer *p, CURLM *m, struct peer_req *r,
+		       struct call *calls, size_t n, size_t *running,
+		       uint64_t now, uint64_t deadline)
+{
+	size_t i;
+
+	for (i = 0; i < n && *running < PEER_PARALLEL; i++) {
+		if (calls[i].state != CALL_WAIT || calls[i].again > now)
+			continue;
+		calls[i].state = CALL_DONE;
+		if (many_add(p, m, &r[i], &calls[i], (long)(deadline - now)) ==
+		    0) {
+			calls[i].state = CALL_RUN;
+			(*running)++;
+		}
+	}
+}
+
+/* 1 while a request runs or waits to be sent again. */
+static int many_left(const struct call *calls, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (calls[i].state != CALL_DONE)
+			return 1;
+	return 0;
+}
+
 size_t peer_run(struct peer *p, struct peer_req *r, size_t n, size_t want,
-		long timeout_ms)
+		long timeout_ms, long retry_ms)
 {
 	struct call *calls = calloc(n ? n : 1, sizeof(*calls));
 	CURLM *m = curl_multi_init();
-	size_t i, next = 0, running = 0, ok = 0;
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms, now;
+	size_t i, running = 0, ok = 0;
 	int still;
 
 	for (i = 0; i < n; i++)
 		r[i].status = 0;
 	if (!calls || !m)
 		goto out;
-	while (next < n || running) {
-		while (next < n && running < PEER_PARALLEL) {
-			if (many_add(p, m, &r[next], &calls[next],
-				     timeout_ms) == 0)
-				running++;
-			next++;
-		}
+	while ((now = mono_ms()) < deadline && many_left(calls, n)) {
+		many_start(p, m, r, calls, n, &running, now, deadline);
 		if (curl_multi_perform(m, &still) != CURLM_OK)
 			break;
-		running -= many_reap(m, r, calls, &ok);
+		running -= many_reap(m, r, calls, &ok, now, retry_ms);
 		if (want && ok >= want)
 			break;
-		if (running && curl_multi_poll(m, NULL, 0, 100, NULL))
+		/* 10 ms at most: a request may be due to be sent again */
+		if (curl_multi_poll(m, NULL, 0, running ? 10 : 1, NULL))
 			break;
 	}
 out:

@@ -40,19 +40,20 @@ struct peer_req {
 	const char *base, *path;
 	const char *body; /* NULL: a GET */
 	size_t blen;
-	peer_sink_fn sink;
+	peer_sink_fn sink; /* NULL: the body is read and dropped */
 	void *ctx;
 	long status; /* out: the answer's status, 0 when none came whole */
 };
 
 /*
  * The n requests at once (PEER_PARALLEL at a time, each on a new
- * connection), each at most timeout_ms: until every one has ended, or
- * want of them (0: all) have answered 2xx, when the others are dropped
- * (their status 0). The number answered 2xx.
+ * connection), all within timeout_ms: until every one has ended, or want
+ * of them (0: all) have answered 2xx, when the others are dropped (their
+ * status 0). With retry_ms, one that ends without a 2xx is sent again
+ * retry_ms later, until the time is up. The number answered 2xx.
  */
 size_t peer_run(struct peer *p, struct peer_req *r, size_t n, size_t want,
-		long timeout_ms);
+		long timeout_ms, long retry_ms);
 
 /* Bytes at an offset of the memory asked for: 0 to go on, -1 to stop. */
 typedef int (*peer_put_fn)(void *ctx, uint64_t off, const char *data,

@@ -393,29 +393,90 @@ static enum store_err patch_tree(struct store_patch *p, struct tree **out)
 	return STORE_OK;
 }
 
+/* p's file checked to be mc: its tree into *t (caller unrefs). */
+static enum store_err patch_check(struct store_patch *p,
+				  const struct store_id *mc, struct tree **t)
+{
+	struct store_id root;
+	enum store_err err;
+
+	*t = NULL;
+	if (p->err || !p->tmp[0])
+		return p->err ? p->err : STORE_EINVAL;
+	err = patch_tree(p, t);
+	if (err)
+		return err;
+	tree_root(*t, &root);
+	if (store_id_equal(&root, mc))
+		return STORE_OK;
+	tree_unref(*t);
+	*t = NULL;
+	return STORE_EMISMATCH;
+}
+
 enum store_err store_patch_import(struct store_patch *p,
 				  const struct store_id *mc)
 {
-	struct store *s = p->s;
-	struct store_id root;
 	struct tree *t = NULL;
 	char name[NAME_LEN];
 	enum store_err err;
 
-	if (p->err || !p->tmp[0])
-		return p->err ? p->err : STORE_EINVAL;
-	names_commit(name, p->m->hex, mc);
-	err = patch_tree(p, &t);
+	err = patch_check(p, mc, &t);
 	if (err)
 		return err;
-	tree_root(t, &root);
-	err = store_id_equal(&root, mc) ? file_keep(s, p->fd, p->tmp, name)
-					: STORE_EMISMATCH;
+	names_commit(name, p->m->hex, mc);
+	err = file_keep(p->s, p->fd, p->tmp, name);
 	/* the next patch of this module starts from this file */
 	if (!err)
-		treecache_add(&s->tc, &p->m->id, mc, t);
+		treecache_add(&p->s->tc, &p->m->id, mc, t);
 	tree_unref(t);
 	return err;
+}
+
+enum store_err store_patches_import(struct store *s, size_t n,
+				    struct store_patch **p,
+				    const struct store_id *mc,
+				    enum store_err *errs)
+{
+	enum store_err err = STORE_OK, first = STORE_OK;
+	struct tree **t = calloc(n ? n : 1, sizeof(*t));
+	char name[NAME_LEN];
+	size_t i, kept = 0;
+	int e;
+
+	if (!t)
+		return STORE_ENOMEM;
+	for (i = 0; i < n; i++) {
+		errs[i] = patch_check(p[i], &mc[i], &t[i]);
+		kept += !errs[i];
+	}
+	/* one flush for every file's data, before any takes its name */
+	if (kept)
+		err = fs_sync(&s->fs, "import.sync");
+	for (i = 0; i < n; i++) {
+		if (!errs[i] && err)
+			errs[i] = err;
+		if (!errs[i]) {
+			names_commit(name, p[i]->m->hex, &mc[i]);
+			e = fs_rename(&s->fs, p[i]->tmp, name, 1);
+			if (e && e != EEXIST)
+				errs[i] = fs_err(e);
+			else if (!e)
+				p[i]->tmp[0] = '\0';
+		}
+		if (errs[i] && !first)
+			first = errs[i];
+	}
+	err = kept ? fs_fsync_dir(&s->fs) : STORE_OK;
+	for (i = 0; i < n; i++) {
+		if (!errs[i] && err)
+			errs[i] = err; /* named, not durably */
+		if (!errs[i])
+			treecache_add(&s->tc, &p[i]->m->id, &mc[i], t[i]);
+		tree_unref(t[i]);
+	}
+	free(t);
+	return first ? first : err;
 }
 
 void store_patch_free(struct store_patch *p)

@@ -612,6 +612,15 @@ enum store_err store_patch_write(struct store_patch *p, uint64_t off,
 				 const void *buf, size_t len);
 enum store_err store_patch_import(struct store_patch *p,
 				  const struct store_id *mc);
+/*
+ * store_patch_import() of n patches at once, p[i] as mc[i]: each checked,
+ * then one flush (syncfs) for all, the names, one flush of the directory.
+ * errs[i] is each one's result; the first failure is returned.
+ */
+enum store_err store_patches_import(struct store *s, size_t n,
+				    struct store_patch **p,
+				    const struct store_id *mc,
+				    enum store_err *errs);
 void store_patch_free(struct store_patch *p);
 
 /*

@@ -17,7 +17,10 @@
  *   diff lists is byte-identical to the leader's, grown or shrunk; the
  *   pages the base's tree says are zero stay holes; a wrong page, a diff
  *   that leaves a changed page out, a base that is not here or a list
- *   out of bounds keep nothing; a write off the listed pages is refused.
+ *   out of bounds keep nothing; a write off the listed pages is refused;
+ * - a record with the pages it changes (push.c): its body parsed back,
+ *   the pages laid over a follower's file of the base make the leader's
+ *   bytes; a spoiled page or a body cut short make nothing.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "push.h"
 #include "store.h"
 #include "storetest.h"
 #include "t.h"
@@ -544,6 +548,79 @@ out:
 	}
 }
 
+static void test_push(void)
+{
+	char *d[2] = {t_tmpdir("push-a"), t_tmpdir("push-b")};
+	struct store_options o[2];
+	struct store *s[2] = {NULL, NULL};
+	struct store_commit_info c[2];
+	struct store_module_info mi;
+	struct log_record r = {0};
+	struct push p;
+	uint64_t blocks = 0;
+	size_t len = 0;
+	char *body = NULL;
+	int i, ok = 1, done = 0;
+
+	memset(o, 0, sizeof(o));
+	memset(c, 0, sizeof(c));
+	for (i = 0; i < 2; i++) {
+		o[i].dir = d[i];
+		ok &= store_open(&s[i], &o[i]) == STORE_OK &&
+		      store_deploy(s[i], "pushed", 6, 16 * PAGE, &mi, NULL) ==
+			  STORE_OK;
+	}
+	CHECK(ok);
+	if (!ok)
+		goto out;
+	commit_write(s[0], &mi.id, 0, 'a', PAGE, &c[0]);
+	commit_write(s[0], &mi.id, 3 * PAGE + 5, 'b', 4 * PAGE, &c[1]);
+	import_whole(s[0], s[1], &mi.id, &c[0]);
+	r.op = LOG_COMMIT;
+	r.id = c[1].id;
+	r.has_base = 1;
+	r.base = c[0].id;
+	r.pairs = c[1].pairs;
+	r.n = c[1].n;
+	r.fence = 7;
+	body = push_body(s[0], &r, &len);
+	CHECK(body != NULL);
+	if (!body)
+		goto out;
+	/* cut short: refused */
+	CHECK(push_parse(body, len - 1, &p) < 0);
+	CHECK_ERR(push_parse(body, len, &p), 0);
+	CHECK(p.r.fence == 7 && store_id_equal(&p.r.id, &c[1].id));
+	CHECK(p.d.n == 1 && p.d.m[0].npages == 5 && p.d.m[0].pages[0] == 3);
+	/* a spoiled page makes nothing */
+	body[p.data[0] - body + 9] ^= 1;
+	CHECK(push_files(s[1], &p, c[1].pairs, 1, &done) == 0 && !done);
+	body[p.data[0] - body + 9] ^= 1;
+	CHECK(push_files(s[1], &p, c[1].pairs, 1, &done) == 1 && done);
+	push_release(&p);
+	CHECK_ERR(store_commit_add(s[1], &c[0].id, c[0].pairs, c[0].n),
+		  STORE_OK);
+	CHECK_ERR(store_commit_add(s[1], &c[1].id, c[1].pairs, c[1].n),
+		  STORE_OK);
+	CHECK(same_file(s[0], s[1], &c[1].id, &mi.id, &blocks));
+	CHECK(st_count_tmp(d[1]) == 0);
+	/* no base: the record alone */
+	free(body);
+	r.has_base = 0;
+	body = push_body(s[0], &r, &len);
+	CHECK(body && push_parse(body, len, &p) == 0 && p.d.n == 0);
+	push_release(&p);
+out:
+	free(body);
+	for (i = 0; i < 2; i++) {
+		store_commit_info_release(&c[i]);
+		store_close(s[i]);
+		if (!t_failed)
+			t_rmrf(d[i]);
+		free(d[i]);
+	}
+}
+
 int main(void)
 {
 	test_records();
@@ -551,5 +628,6 @@ int main(void)
 	test_snapshot_size();
 	test_import();
 	test_patch();
+	test_push();
 	return t_done();
 }
