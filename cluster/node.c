@@ -58,6 +58,7 @@ struct cluster_node {
 	/* module commit files made: by the changed pages fetched, fetched
 	 * whole, from the pages the leader sent with its record */
 	atomic_uint_fast64_t files_patched, files_whole, files_pushed;
+	atomic_uint_fast64_t held_bytes; /* bodies of records received */
 
 	pthread_mutex_t write_lock; /* changes, applying records, fold */
 	struct log_fold fold;
@@ -1591,6 +1592,7 @@ static unsigned int hook_hold(void *ctx, uint64_t seq, const char *body,
 	unsigned int status;
 	struct push p;
 
+	atomic_fetch_add(&n->held_bytes, len);
 	if (push_parse(body, len, &p) < 0) {
 		*code = "invalid_body";
 		return 400;
@@ -1630,12 +1632,16 @@ static void metrics_fetched(struct cluster_node *n, FILE *f)
 	    "# TYPE modstore_cluster_files_fetched_total counter\n"
 	    "modstore_cluster_files_fetched_total{how=\"pages\"} %" PRIu64 "\n"
 	    "modstore_cluster_files_fetched_total{how=\"whole\"} %" PRIu64 "\n"
-	    "modstore_cluster_files_fetched_total{how=\"pushed\"} %" PRIu64
-	    "\n",
+	    "modstore_cluster_files_fetched_total{how=\"pushed\"} %" PRIu64 "\n"
+	    "# HELP modstore_cluster_received_record_bytes_total Bytes of the "
+	    "records (and their pages) the leader sent this node.\n"
+	    "# TYPE modstore_cluster_received_record_bytes_total counter\n"
+	    "modstore_cluster_received_record_bytes_total %" PRIu64 "\n",
 	    ps.requests, ps.body_bytes, ps.header_bytes,
 	    (uint64_t)atomic_load(&n->files_patched),
 	    (uint64_t)atomic_load(&n->files_whole),
-	    (uint64_t)atomic_load(&n->files_pushed));
+	    (uint64_t)atomic_load(&n->files_pushed),
+	    (uint64_t)atomic_load(&n->held_bytes));
 }
 
 static void hook_metrics(void *ctx, FILE *f)

@@ -816,7 +816,9 @@ static int commit_rounds(int l, int first, int n)
  * from the pages the leader sent p0) for n commits of CU_DIRTY pages
  * each: every file by its pages, the bytes at most about the pages (and
  * far from one whole file). A frozen follower may still read, once it
- * wakes, the records the leader sent it meanwhile, with their pages.
+ * wakes, the records the leader sent it meanwhile, with their pages:
+ * those were sent while it slept (modstore_cluster_received_record_
+ * bytes_total), and are not fetched.
  */
 static void check_fetched(int f, long long b0, long long w0, long long p0,
 			  int n, const char *what)
@@ -828,7 +830,8 @@ static void check_fetched(int f, long long b0, long long w0, long long p0,
 	long long pages = (long long)n * CU_DIRTY * 4096;
 
 	printf("catch-up %s: %d commits of %d pages (%lld bytes): fetched "
-	       "%lld bytes, %lld files by pages (fetched or sent), %lld "
+	       "%lld bytes, %lld files by pages (fetched or sent), "
+	       "%lld "
 	       "whole\n",
 	       what, n, CU_DIRTY, pages, b - b0, p - p0, w - w0);
 	CHECK(b >= 0 && w >= 0 && p >= 0);
