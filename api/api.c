@@ -625,6 +625,8 @@ static void request_free(struct api_request *r)
 		return;
 	free(r->path);
 	free(r->buf);
+	if (r->buffered)
+		atomic_fetch_sub(&r->api->buffered, r->buffered);
 	free(r->location);
 	json_decref(r->err_extra);
 	store_upload_free(r->upload);
@@ -982,6 +984,23 @@ static void request_start(struct api_request *r, const char *url,
 			*p = '?';
 }
 
+/*
+ * Count len more bytes of buffered bodies (API_BODY_BUFFER): all the
+ * requests' together stay within API_BUFFERED_MAX. -1 after api_fail().
+ */
+static int buffer_take(struct api_request *r, size_t len)
+{
+	uint_least64_t had = atomic_fetch_add(&r->api->buffered, len);
+
+	r->buffered += len;
+	if (had + len <= API_BUFFERED_MAX)
+		return 0;
+	api_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "too_busy",
+		 "the bodies being received hold %llu bytes; try again",
+		 (unsigned long long)API_BUFFERED_MAX);
+	return -1;
+}
+
 /* Take one piece of the body. */
 static void request_body(struct api_request *r, const char *data, size_t len)
 {
@@ -1006,6 +1025,9 @@ static void request_body(struct api_request *r, const char *data, size_t len)
 		break;
 	case API_BODY_JSON:
 	case API_BODY_BUFFER:
+		if (r->route->body == API_BODY_BUFFER &&
+		    buffer_take(r, len) < 0)
+			return;
 		if (r->len + len + 1 > r->cap) {
 			/* doubling: a body of many pieces is copied O(1) times
 			 */

@@ -20,6 +20,8 @@
  * with the pages it changes), whatever --max-body says.
  */
 #define API_BUFFER_MAX (32 * 1024 * 1024)
+/* Buffered bodies of all requests together, at most (503 too_busy). */
+#define API_BUFFERED_MAX (2 * API_BUFFER_MAX)
 
 /* Path parameters of one route: {mod}, {sid}, {commit}, {index}. */
 #define API_MAX_PARAMS 3
@@ -78,7 +80,8 @@ struct api {
 	int has_read_token; /* GET and HEAD only */
 	unsigned char read_token_hash[crypto_generichash_BYTES];
 	atomic_uint inflight; /* requests between first call and completion */
-	atomic_int closing;   /* api_begin_shutdown() was called */
+	atomic_uint_least64_t buffered; /* bytes of API_BODY_BUFFER bodies */
+	atomic_int closing;		/* api_begin_shutdown() was called */
 	struct api_metrics m;
 };
 
@@ -172,8 +175,9 @@ struct api_request {
 	/* Route state. */
 	uint64_t offset; /* PUT memory: where the body goes */
 	uint64_t size;	 /* deploy: memory size */
-	char *buf;	 /* API_BODY_JSON: the body, NUL-terminated */
+	char *buf;	 /* API_BODY_JSON, _BUFFER: the body, NUL-terminated */
 	size_t len, cap;
+	uint64_t buffered;	     /* of api->buffered, this request's */
 	struct store_upload *upload; /* deploy: the bytecode, in the store */
 	char *location;		     /* 307: where to (cluster.c), owned */
 };

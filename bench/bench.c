@@ -2540,16 +2540,22 @@ static double wait_root(struct cli *k, const char *cid, double limit)
 /* What a follower fetched from peers, from its /metrics. */
 struct fetched {
 	uint64_t body, headers, requests, by_pages, whole;
+	uint64_t received; /* records the leader sent, with their pages */
 };
 
 static void fetched_of(struct cli *k, struct fetched *f)
 {
 	f->body = metric_value(k, "modstore_cluster_fetched_bytes_total");
+	f->received =
+	    metric_value(k, "modstore_cluster_received_record_bytes_total");
 	f->headers =
 	    metric_value(k, "modstore_cluster_fetched_header_bytes_total");
 	f->requests = metric_value(k, "modstore_cluster_fetches_total");
-	f->by_pages = metric_value(
-	    k, "modstore_cluster_files_fetched_total{how=\"pages\"}");
+	f->by_pages =
+	    metric_value(
+		k, "modstore_cluster_files_fetched_total{how=\"pages\"}") +
+	    metric_value(
+		k, "modstore_cluster_files_fetched_total{how=\"pushed\"}");
 	f->whole = metric_value(
 	    k, "modstore_cluster_files_fetched_total{how=\"whole\"}");
 }
@@ -2613,7 +2619,11 @@ static void catchup_rows(const struct fetched *a, const struct fetched *b,
 	    "commit, the other follower acking): median %.0f ms. The "
 	    "catch-up's time goes mostly to the peer's diffs of older "
 	    "commits whose page trees its tree cache (--tree-cache-size %s) "
-	    "no longer holds: each hashes a 256 MiB file.\n",
+	    "no longer holds: each hashes a 256 MiB file. Besides, the "
+	    "follower read %.0f bytes of records the leader had sent it "
+	    "while it was frozen (modstore_cluster_received_record_bytes_"
+	    "total: those whose whole body had reached it), sent during the "
+	    "commits, not fetched.\n",
 	    CU_COMMITS, body, changed, hdrs, (body + hdrs) / changed,
 	    (unsigned long long)(b->by_pages - a->by_pages),
 	    (unsigned long long)(b->whole - a->whole),
@@ -2622,7 +2632,8 @@ static void catchup_rows(const struct fetched *a, const struct fetched *b,
 	    getenv("MODSTORE_TREE_CACHE_SIZE")
 		? getenv("MODSTORE_TREE_CACHE_SIZE")
 		: "256M, the trees of some 60 "
-		  "of these commits");
+		  "of these commits",
+	    (double)(b->received - a->received));
 }
 
 static void scenario_catchup(void)

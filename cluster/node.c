@@ -58,6 +58,7 @@ struct cluster_node {
 	/* module commit files made: by the changed pages fetched, fetched
 	 * whole, from the pages the leader sent with its record */
 	atomic_uint_fast64_t files_patched, files_whole, files_pushed;
+	atomic_uint_fast64_t held_bytes; /* bodies of records received */
 
 	pthread_mutex_t write_lock; /* changes, applying records, fold */
 	struct log_fold fold;
@@ -1315,23 +1316,28 @@ static int leads(struct cluster_node *n)
 }
 
 /*
- * Send record seq (body) to the followers until sync_replicas of them
- * hold its files durably (each answers 200 when it does), at most 5 s
- * plus 20 ms per module commit file of the record: 0, or -1. A follower
- * that has not answered is asked again, and the nodes are read again
- * from etcd, every NODE_PUSH_RETRY_MS. write_lock held.
+ * Send record seq to the followers until sync_replicas of them hold its
+ * files durably (each answers 200 when it does), at most 5 s plus 20 ms
+ * per module commit file: the body with the pages of a commit, or to a
+ * follower whose --max-body refused it (413), the record alone (it
+ * fetches the files). A follower that did not answer, or answered that
+ * it is not ready, is asked again every NODE_PUSH_RETRY_MS; the nodes
+ * are read again from etcd when that is not enough. 0 or -1. write_lock.
  */
-static int push_record(struct cluster_node *n, uint64_t seq, const char *body,
-		       size_t len, size_t files)
+static int replicate(struct cluster_node *n, const struct log_record *rec,
+		     uint64_t seq)
 {
-	uint64_t deadline = now_ms() + NODE_ACK_WAIT_MS + 20 * (uint64_t)files;
+	uint64_t deadline = now_ms() + NODE_ACK_WAIT_MS + 20 * (uint64_t)rec->n;
 	struct peer_req r[CL_MAX_PUSH];
 	struct timespec pause = {0, NODE_PUSH_RETRY_MS * 1000000L};
-	char path[64], **urls = NULL, *held[CL_MAX_PUSH];
-	size_t ok = 0, i, m, nh = 0, k;
+	char path[64], **urls = NULL, *held[CL_MAX_PUSH], *body, *alone;
+	size_t ok = 0, i, m, nh = 0, k, len = 0, alen = 0;
 
+	body = push_body(n->store, rec, 1, &len);
+	alone = push_body(n->store, rec, 0, &alen);
 	snprintf(path, sizeof(path), "/cluster/records/%" PRIu64, seq);
-	while (ok < n->o.sync_replicas && now_ms() < deadline && leads(n)) {
+	while (body && alone && ok < n->o.sync_replicas &&
+	       now_ms() < deadline && leads(n)) {
 		urls_free(urls);
 		urls = other_urls(n);
 		for (i = 0, m = 0; urls && urls[i] && m < CL_MAX_PUSH; i++) {
@@ -1341,7 +1347,9 @@ static int push_record(struct cluster_node *n, uint64_t seq, const char *body,
 				r[m++] = (struct peer_req){.base = urls[i],
 							   .path = path,
 							   .body = body,
-							   .blen = len};
+							   .blen = len,
+							   .alt = alone,
+							   .alt_len = alen};
 		}
 		ok += peer_run(n->peer, r, m, n->o.sync_replicas - ok,
 			       (long)(deadline - now_ms()) + 1,
@@ -1357,6 +1365,8 @@ static int push_record(struct cluster_node *n, uint64_t seq, const char *body,
 	for (k = 0; k < nh; k++)
 		free(held[k]);
 	urls_free(urls);
+	free(body);
+	free(alone);
 	return ok >= n->o.sync_replicas ? 0 : -1;
 }
 
@@ -1381,9 +1391,8 @@ static int hook_change_end(void *ctx, const struct api_change *c,
 {
 	struct cluster_node *n = ctx;
 	struct log_record r = {0};
-	char *text = NULL, *body = NULL;
+	char *text = NULL;
 	uint64_t seq = n->fold.seq + 1;
-	size_t len = 0;
 	int ret = -1;
 
 	if (!c) {
@@ -1395,11 +1404,8 @@ static int hook_change_end(void *ctx, const struct api_change *c,
 		goto out;
 	/* 2. the record and its pages to the followers, until K hold it */
 	r.fence = n->leader_rev;
-	if (n->o.sync_replicas) {
-		body = push_body(n->store, &r, &len);
-		if (!body || push_record(n, seq, body, len, r.n) < 0)
-			goto out;
-	}
+	if (n->o.sync_replicas && replicate(n, &r, seq) < 0)
+		goto out;
 	/* 3. the record, fenced */
 	r.fence = 0;
 	text = log_record_text(&r);
@@ -1421,7 +1427,6 @@ out:
 		say(n, "warn", "cluster: a change was not recorded (%s)",
 		    *code);
 	}
-	free(body);
 	free(text);
 	log_record_release(&r);
 	pthread_mutex_unlock(&n->write_lock);
@@ -1587,6 +1592,7 @@ static unsigned int hook_hold(void *ctx, uint64_t seq, const char *body,
 	unsigned int status;
 	struct push p;
 
+	atomic_fetch_add(&n->held_bytes, len);
 	if (push_parse(body, len, &p) < 0) {
 		*code = "invalid_body";
 		return 400;
@@ -1626,12 +1632,16 @@ static void metrics_fetched(struct cluster_node *n, FILE *f)
 	    "# TYPE modstore_cluster_files_fetched_total counter\n"
 	    "modstore_cluster_files_fetched_total{how=\"pages\"} %" PRIu64 "\n"
 	    "modstore_cluster_files_fetched_total{how=\"whole\"} %" PRIu64 "\n"
-	    "modstore_cluster_files_fetched_total{how=\"pushed\"} %" PRIu64
-	    "\n",
+	    "modstore_cluster_files_fetched_total{how=\"pushed\"} %" PRIu64 "\n"
+	    "# HELP modstore_cluster_received_record_bytes_total Bytes of the "
+	    "records (and their pages) the leader sent this node.\n"
+	    "# TYPE modstore_cluster_received_record_bytes_total counter\n"
+	    "modstore_cluster_received_record_bytes_total %" PRIu64 "\n",
 	    ps.requests, ps.body_bytes, ps.header_bytes,
 	    (uint64_t)atomic_load(&n->files_patched),
 	    (uint64_t)atomic_load(&n->files_whole),
-	    (uint64_t)atomic_load(&n->files_pushed));
+	    (uint64_t)atomic_load(&n->files_pushed),
+	    (uint64_t)atomic_load(&n->held_bytes));
 }
 
 static void hook_metrics(void *ctx, FILE *f)

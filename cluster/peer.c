@@ -206,8 +206,8 @@ static uint64_t mono_ms(void)
 
 /*
  * The requests that ended, at now: their status into their peer_req; a
- * 2xx counts in *ok, any other answer waits retry_ms to be sent again (0:
- * it is done). The number that ended.
+ * 2xx counts in *ok; no answer, a 409 or a 5xx waits retry_ms to be sent
+ * again (0: it is done), any other is done. The number that ended.
  */
 static size_t many_reap(CURLM *m, struct peer_req *r, struct call *calls,
 			size_t *ok, uint64_t now, long retry_ms)
@@ -229,7 +229,15 @@ static size_t many_reap(CURLM *m, struct peer_req *r, struct call *calls,
 		c->state = CALL_DONE;
 		if (c->status >= 200 && c->status < 300) {
 			(*ok)++;
-		} else if (retry_ms) {
+		} else if (c->status == 413 && r[c - calls].alt) {
+			/* too large for the peer: the smaller body, now */
+			r[c - calls].body = r[c - calls].alt;
+			r[c - calls].blen = r[c - calls].alt_len;
+			r[c - calls].alt = NULL;
+			c->state = CALL_WAIT;
+			c->again = now;
+		} else if (retry_ms && (c->status == 0 || c->status == 409 ||
+					c->status >= 500)) {
 			c->state = CALL_WAIT;
 			c->again = now + (uint64_t)retry_ms;
 		}

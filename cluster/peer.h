@@ -40,6 +40,8 @@ struct peer_req {
 	const char *base, *path;
 	const char *body; /* NULL: a GET */
 	size_t blen;
+	const char *alt; /* a POST refused as too large (413): sent instead */
+	size_t alt_len;
 	peer_sink_fn sink; /* NULL: the body is read and dropped */
 	void *ctx;
 	long status; /* out: the answer's status, 0 when none came whole */
@@ -49,8 +51,9 @@ struct peer_req {
  * The n requests at once (PEER_PARALLEL at a time, each on a new
  * connection), all within timeout_ms: until every one has ended, or want
  * of them (0: all) have answered 2xx, when the others are dropped (their
- * status 0). With retry_ms, one that ends without a 2xx is sent again
- * retry_ms later, until the time is up. The number answered 2xx.
+ * status 0). With retry_ms, one that ends without an answer, or with a
+ * 409 or a 5xx (a peer not ready yet), is sent again retry_ms later,
+ * until the time is up. The number answered 2xx.
  */
 size_t peer_run(struct peer *p, struct peer_req *r, size_t n, size_t want,
 		long timeout_ms, long retry_ms);

@@ -108,12 +108,16 @@ static int commit_pages(struct store *s, const struct log_record *r,
 	return ret;
 }
 
-char *push_body(struct store *s, const struct log_record *r, size_t *len)
+char *push_body(struct store *s, const struct log_record *r, int pages,
+		size_t *len)
 {
 	char *rec = log_record_text(r), *mods = NULL, *data = NULL, *b = NULL;
 	size_t lr, lm, ld = 0;
 
-	if (rec && commit_pages(s, r, &mods, &data, &ld) == 0) {
+	if (rec && !pages)
+		mods = strdup("[]");
+	if (rec && (pages ? commit_pages(s, r, &mods, &data, &ld) == 0
+			  : mods != NULL)) {
 		lr = strlen(rec);
 		lm = strlen(mods);
 		*len = lr + 1 + lm + 1 + ld;

@@ -26,9 +26,10 @@
  * The body of record r (its fence set) for followers (malloc'd, *len):
  * with the pages of a commit against a base this store holds, read from
  * its files (the diff of the base and the commit), when they are at most
- * PUSH_MAX_PAGES. NULL when out of memory.
+ * PUSH_MAX_PAGES (none without pages). NULL when out of memory.
  */
-char *push_body(struct store *s, const struct log_record *r, size_t *len);
+char *push_body(struct store *s, const struct log_record *r, int pages,
+		size_t *len);
 
 /* A body as a follower reads it; pages point into the body. */
 struct push {

@@ -816,7 +816,9 @@ static int commit_rounds(int l, int first, int n)
  * from the pages the leader sent p0) for n commits of CU_DIRTY pages
  * each: every file by its pages, the bytes at most about the pages (and
  * far from one whole file). A frozen follower may still read, once it
- * wakes, the records the leader sent it meanwhile, with their pages.
+ * wakes, the records the leader sent it meanwhile, with their pages:
+ * those were sent while it slept (modstore_cluster_received_record_
+ * bytes_total), and are not fetched.
  */
 static void check_fetched(int f, long long b0, long long w0, long long p0,
 			  int n, const char *what)
@@ -828,7 +830,8 @@ static void check_fetched(int f, long long b0, long long w0, long long p0,
 	long long pages = (long long)n * CU_DIRTY * 4096;
 
 	printf("catch-up %s: %d commits of %d pages (%lld bytes): fetched "
-	       "%lld bytes, %lld files by pages (fetched or sent), %lld "
+	       "%lld bytes, %lld files by pages (fetched or sent), "
+	       "%lld "
 	       "whole\n",
 	       what, n, CU_DIRTY, pages, b - b0, p - p0, w - w0);
 	CHECK(b >= 0 && w >= 0 && p >= 0);
@@ -841,9 +844,18 @@ static void check_fetched(int f, long long b0, long long w0, long long p0,
 
 static void test_catchup_pages(void)
 {
+	static const char *const small_body[] = {"--lease-ttl",
+						 "2",
+						 "--sync-replicas",
+						 "1",
+						 "--compact-after",
+						 "4",
+						 "--max-body",
+						 "8K",
+						 NULL};
 	struct e2e_resp r;
 	long long b0, w0, p0, t0;
-	int l, f;
+	int l, f, i;
 
 	l = cl_wait_leader(nodes, nnodes, 15000);
 	CHECK(l >= 0);
@@ -873,12 +885,28 @@ static void test_catchup_pages(void)
 	nodes[f].running = 1;
 	CHECK(wait_converged(running_count()));
 	check_fetched(f, b0, w0, p0, CU_ROUNDS, "after SIGSTOP");
-	/* stopped and restarted: it reconciles, each commit from the last */
+	/*
+	 * stopped and restarted: it reconciles, each commit from the last;
+	 * with a --max-body smaller than a record with its pages
+	 */
 	cl_node_signal(&nodes[f], SIGTERM);
 	CHECK(commit_rounds(l, 1 + CU_ROUNDS, CU_ROUNDS));
-	CHECK(cl_node_start(&nodes[f], &etcd, root, f, NULL, node_args) == 0);
+	CHECK(cl_node_start(&nodes[f], &etcd, root, f, NULL, small_body) == 0);
 	CHECK(wait_converged(running_count()));
 	check_fetched(f, 0, 0, 0, CU_ROUNDS, "after a restart");
+	/* it alone can hold the next commit: sent again without its pages */
+	for (i = 0; i < nnodes; i++)
+		if (i != l && i != f && nodes[i].running)
+			kill(nodes[i].d.pid, SIGSTOP);
+	t0 = cl_now_ms();
+	CHECK(commit_rounds(l, 1 + 2 * CU_ROUNDS, 1));
+	printf("catch-up: a commit held by a follower whose --max-body is "
+	       "below its record with pages took %lld ms\n",
+	       cl_now_ms() - t0);
+	for (i = 0; i < nnodes; i++)
+		if (i != l && i != f && nodes[i].running)
+			kill(nodes[i].d.pid, SIGCONT);
+	CHECK(wait_converged(running_count()));
 }
 
 int main(void)

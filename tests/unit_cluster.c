@@ -583,7 +583,7 @@ static void test_push(void)
 	r.pairs = c[1].pairs;
 	r.n = c[1].n;
 	r.fence = 7;
-	body = push_body(s[0], &r, &len);
+	body = push_body(s[0], &r, 1, &len);
 	CHECK(body != NULL);
 	if (!body)
 		goto out;
@@ -607,7 +607,7 @@ static void test_push(void)
 	/* no base: the record alone */
 	free(body);
 	r.has_base = 0;
-	body = push_body(s[0], &r, &len);
+	body = push_body(s[0], &r, 1, &len);
 	CHECK(body && push_parse(body, len, &p) == 0 && p.d.n == 0);
 	push_release(&p);
 out:
