@@ -10,13 +10,14 @@
  *
  * The answer is checked as http_harness.h says, and against the contract
  * of a single byte range (http-api.md), computed here from the header as
- * libmicrohttpd hands it over: a malformed header, several ranges, a
- * backwards range or an If-Range that does not name the ETag give the
- * whole memory (200); "bytes=a-b", "bytes=a-" and "bytes=-n" give 206 with
- * Content-Range "bytes first-last/SIZE" and exactly those bytes of the
- * module; a first byte at or past the end, or "bytes=-0", give 416 with
- * Content-Range "bytes * / SIZE". 200 and 206 carry Accept-Ranges and the
- * ETag when the module has one.
+ * libmicrohttpd hands it over: a malformed header, a backwards range or
+ * an If-Range that does not name the ETag give the whole memory (200);
+ * several ranges give 200 or one multipart/byteranges answer whose every
+ * part holds the bytes its Content-Range names; "bytes=a-b", "bytes=a-" and
+ * "bytes=-n" give 206 with Content-Range "bytes first-last/SIZE" and exactly
+ * those bytes of the module; a first byte at or past the end, or "bytes=-0",
+ * give 416 with Content-Range "bytes * / SIZE". 200 and 206 carry Accept-Ranges
+ * and the ETag when the module has one.
  */
 #include "http_harness.h"
 
@@ -108,6 +109,35 @@ static int expect_range(const char *v, uint64_t size, uint64_t *off,
 	*off = a;
 	*len = b - a + 1;
 	return 1;
+}
+
+/*
+ * A multipart/byteranges answer to several ranges: every part's
+ * Content-Range within the module, followed by exactly those bytes.
+ */
+static void check_parts(int m, const struct hh_resp *r, uint64_t msize)
+{
+	const char *p = (const char *)r->body, *end = p + r->bodylen, *q;
+	unsigned long long a, b, sz;
+	size_t parts = 0, i;
+
+	while ((q = memmem(p, (size_t)(end - p), "Content-Range: bytes ",
+			   21)) != NULL) {
+		if (sscanf(q + 21, "%llu-%llu/%llu", &a, &b, &sz) != 3 ||
+		    a > b || b >= msize || sz != msize)
+			hh_die("a part's Content-Range is wrong");
+		q = memmem(q, (size_t)(end - q), "\r\n\r\n", 4);
+		if (!q || (uint64_t)(end - q - 4) < b - a + 1)
+			hh_die("a part is cut short");
+		q += 4;
+		for (i = 0; i <= b - a; i++)
+			if ((unsigned char)q[i] != hh_byte(m, a + i))
+				hh_die("byte %llu of a part is wrong", a + i);
+		p = q + (b - a + 1);
+		parts++;
+	}
+	if (!parts)
+		hh_die("a multipart answer without parts");
 }
 
 static void check_bytes(int m, const struct hh_resp *r, uint64_t off)
@@ -203,6 +233,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			off = 0;
 			len = msize;
 		}
+	}
+	/*
+	 * Several ranges: one multipart/byteranges answer (api/ranges.c), or
+	 * the whole memory when they are not ascending and apart.
+	 */
+	if (st == 200 && has_range_seen && strchr(range_seen, ',') &&
+	    r.status == 206) {
+		const char *ct = hh_header(&r, "Content-Type", &k);
+
+		if (!ct || k < 31 ||
+		    strncmp(ct, "multipart/byteranges; boundary=", 31))
+			hh_die("206 to several ranges, not multipart");
+		if (!head)
+			check_parts((int)m, &r, msize);
+		hh_end();
+		return 0;
 	}
 	if (r.status != (unsigned int)st)
 		hh_die("Range '%s' If-Range '%s': status %u, want %d",
