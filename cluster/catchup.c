@@ -53,17 +53,18 @@ static int json_id(json_t *o, const char *name, struct store_id *id)
 		   : 0;
 }
 
-/* One module of a diff's answer into m (both ends held): 0, or -1. */
-static int module_parse(json_t *o, struct store_diff_module *m)
+int catchup_module_parse(json_t *o, const char *size_key, size_t max_pages,
+			 struct store_diff_module *m)
 {
 	json_t *pages = json_object_get(o, "pages"), *v;
-	json_t *size = json_object_get(o, "size_to");
+	json_t *size = json_object_get(o, size_key);
 	size_t i;
 
 	memset(m, 0, sizeof(*m));
 	if (json_id(o, "id", &m->module) || json_id(o, "from", &m->from) ||
 	    json_id(o, "to", &m->to) || !json_is_integer(size) ||
-	    json_integer_value(size) <= 0 || !json_is_array(pages))
+	    json_integer_value(size) <= 0 || !json_is_array(pages) ||
+	    json_array_size(pages) > max_pages)
 		return -1;
 	m->has_from = m->has_to = 1;
 	m->size_to = (uint64_t)json_integer_value(size);
@@ -102,7 +103,7 @@ static int diff_parse(const struct text *t, struct store_diff *d)
 		if (!json_is_string(json_object_get(o, "from")) ||
 		    !json_is_string(json_object_get(o, "to")))
 			continue; /* a module added or gone: files whole */
-		if (module_parse(o, &d->m[d->n++]))
+		if (catchup_module_parse(o, "size_to", SIZE_MAX, &d->m[d->n++]))
 			goto out;
 	}
 	ret = 0;

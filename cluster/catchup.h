@@ -13,7 +13,17 @@
 #include "peer.h"
 #include "store.h"
 
+#include <jansson.h>
 #include <stddef.h>
+
+/*
+ * One module of a diff's answer or of a record sent between nodes, with
+ * both ends held ({"id", "from", "to", size_key, "pages"}, at most
+ * max_pages pages) into m: 0, or -1 (m->pages may be set: the caller
+ * frees it).
+ */
+int catchup_module_parse(json_t *o, const char *size_key, size_t max_pages,
+			 struct store_diff_module *m);
 
 /*
  * A commit whose missing files are all of modules smaller than this is

@@ -6,6 +6,7 @@
  * file made is checked against its module commit id before it is kept.
  */
 #include "push.h"
+#include "catchup.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -139,42 +140,11 @@ char *push_body(struct store *s, const struct log_record *r, int pages,
 
 /* --- the follower's side -------------------------------------------------- */
 
-/* An id member of o: 0, or -1. */
-static int json_id(json_t *o, const char *name, struct store_id *id)
-{
-	json_t *v = json_object_get(o, name);
-
-	return json_is_string(v) &&
-		       store_id_parse(id, json_string_value(v),
-				      json_string_length(v)) == STORE_OK
-		   ? 0
-		   : -1;
-}
-
 /* One module of the array into m; its pages' count into the total. */
 static int module_parse(json_t *o, struct store_diff_module *m, size_t *total)
 {
-	json_t *pages = json_object_get(o, "pages"), *size, *v;
-	size_t i;
-
-	size = json_object_get(o, "size");
-	if (json_id(o, "id", &m->module) || json_id(o, "from", &m->from) ||
-	    json_id(o, "to", &m->to) || !json_is_integer(size) ||
-	    json_integer_value(size) <= 0 || !json_is_array(pages) ||
-	    json_array_size(pages) > PUSH_MAX_PAGES - *total)
+	if (catchup_module_parse(o, "size", PUSH_MAX_PAGES - *total, m))
 		return -1;
-	m->has_from = m->has_to = 1;
-	m->size_to = (uint64_t)json_integer_value(size);
-	m->npages = json_array_size(pages);
-	m->pages = malloc((m->npages ? m->npages : 1) * sizeof(*m->pages));
-	if (!m->pages)
-		return -1;
-	json_array_foreach(pages, i, v)
-	{
-		if (!json_is_integer(v) || json_integer_value(v) < 0)
-			return -1;
-		m->pages[i] = (uint64_t)json_integer_value(v);
-	}
 	*total += m->npages;
 	return 0;
 }
