@@ -1468,14 +1468,13 @@ static int hook_wait_applied(void *ctx, uint64_t seq, unsigned int ms)
 
 /* --- the api's hooks: a follower holds the leader's records ------------- */
 
-/* 1 when this node follows a known leader, ready (takes lock). */
+/* 1 when this node follows, ready (takes lock). */
 static int follows(struct cluster_node *n)
 {
 	int ok;
 
 	pthread_mutex_lock(&n->lock);
-	ok = n->role == NODE_FOLLOWER && n->ready && !n->diverged &&
-	     n->leader_known;
+	ok = n->role == NODE_FOLLOWER && n->ready && !n->diverged;
 	pthread_mutex_unlock(&n->lock);
 	return ok;
 }
@@ -1487,12 +1486,14 @@ static int follows(struct cluster_node *n)
 static int fence_ok(struct cluster_node *n, int64_t fence)
 {
 	int64_t rev;
+	int known;
 
 	pthread_mutex_lock(&n->lock);
 	rev = n->seen_rev;
+	known = n->leader_known;
 	pthread_mutex_unlock(&n->lock);
-	return fence == rev ||
-	       (read_leader(n, n->e_write, &rev) == 0 && fence == rev);
+	return (known && fence == rev) ||
+	       (read_leader(n, n->e_write, &rev) == 0 && rev && fence == rev);
 }
 
 enum hold_pos { HOLD_NOW, HOLD_WAIT, HOLD_DONE };
@@ -1593,6 +1594,10 @@ static unsigned int hook_hold(void *ctx, uint64_t seq, const char *body,
 	struct push p;
 
 	atomic_fetch_add(&n->held_bytes, len);
+	if (!follows(n)) { /* a leader's write_lock may be held long */
+		*code = "not_a_follower";
+		return 409;
+	}
 	if (push_parse(body, len, &p) < 0) {
 		*code = "invalid_body";
 		return 400;
