@@ -1558,6 +1558,7 @@ static unsigned int hold(struct cluster_node *n, uint64_t seq,
 {
 	uint64_t deadline = now_ms() + NODE_HOLD_WAIT_MS;
 	enum hold_pos pos;
+	enum store_err err;
 	int base_ok;
 
 	for (;;) {
@@ -1581,7 +1582,14 @@ static unsigned int hold(struct cluster_node *n, uint64_t seq,
 		}
 		hold_wait(n, NODE_PUSH_RETRY_MS);
 	}
-	if (prepare(n, &p->r, p, base_ok) != STORE_OK) {
+	err = prepare(n, &p->r, p, base_ok);
+	if (err) {
+		if (n->failed_seq != seq)
+			say(n, "warn",
+			    "cluster: the files of record %" PRIu64
+			    " the leader sent are not here: %s",
+			    seq, store_strerror(err));
+		n->failed_seq = seq;
 		*code = "replication_failed";
 		return 503;
 	}
