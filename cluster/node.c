@@ -36,6 +36,7 @@
 #define NODE_PUBLISH_MS	    200
 #define NODE_PEERS_MS	    1000 /* the other nodes' URLs read again */
 #define NODE_PUSH_RETRY_MS  20	 /* a record sent again to followers */
+#define NODE_PUSH_ROUND_MS  250	 /* ... and the nodes to send to, read */
 #define CL_MAX_PUSH	    64	 /* followers a record is sent to */
 #define NODE_HOLD_WAIT_MS   2000 /* a follower behind a record waits */
 #define NODE_ACK_WAIT_MS    5000
@@ -1321,8 +1322,11 @@ static int leads(struct cluster_node *n)
  * per module commit file: the body with the pages of a commit, or to a
  * follower whose --max-body refused it (413), the record alone (it
  * fetches the files). A follower that did not answer, or answered that
- * it is not ready, is asked again every NODE_PUSH_RETRY_MS; the nodes
- * are read again from etcd when that is not enough. 0 or -1. write_lock.
+ * it is not ready, is asked again every NODE_PUSH_RETRY_MS; the list of
+ * nodes (the loop thread reads it every second) is taken again every
+ * NODE_PUSH_ROUND_MS, dropping the requests still running (a follower
+ * goes on with what it was doing, and the next request finds it done).
+ * 0 or -1. write_lock.
  */
 static int replicate(struct cluster_node *n, const struct log_record *rec,
 		     uint64_t seq)
@@ -1332,6 +1336,7 @@ static int replicate(struct cluster_node *n, const struct log_record *rec,
 	struct timespec pause = {0, NODE_PUSH_RETRY_MS * 1000000L};
 	char path[64], **urls = NULL, *held[CL_MAX_PUSH], *body, *alone;
 	size_t ok = 0, i, m, nh = 0, k, len = 0, alen = 0;
+	uint64_t round;
 
 	body = push_body(n->store, rec, 1, &len);
 	alone = push_body(n->store, rec, 0, &alen);
@@ -1351,16 +1356,17 @@ static int replicate(struct cluster_node *n, const struct log_record *rec,
 							   .alt = alone,
 							   .alt_len = alen};
 		}
+		/* in rounds: a node that appeared meanwhile is sent to */
+		round = deadline - now_ms();
+		if (round > NODE_PUSH_ROUND_MS)
+			round = NODE_PUSH_ROUND_MS;
 		ok += peer_run(n->peer, r, m, n->o.sync_replicas - ok,
-			       (long)(deadline - now_ms()) + 1,
-			       NODE_PUSH_RETRY_MS);
+			       (long)round + 1, NODE_PUSH_RETRY_MS);
 		for (i = 0; i < m && nh < CL_MAX_PUSH; i++)
 			if (r[i].status == 200)
 				held[nh++] = strdup(r[i].base);
-		if (ok < n->o.sync_replicas) {
+		if (ok < n->o.sync_replicas && !m)
 			nanosleep(&pause, NULL);
-			peers_read(n, n->e_write);
-		}
 	}
 	for (k = 0; k < nh; k++)
 		free(held[k]);
@@ -1468,14 +1474,13 @@ static int hook_wait_applied(void *ctx, uint64_t seq, unsigned int ms)
 
 /* --- the api's hooks: a follower holds the leader's records ------------- */
 
-/* 1 when this node follows a known leader, ready (takes lock). */
+/* 1 when this node follows, ready (takes lock). */
 static int follows(struct cluster_node *n)
 {
 	int ok;
 
 	pthread_mutex_lock(&n->lock);
-	ok = n->role == NODE_FOLLOWER && n->ready && !n->diverged &&
-	     n->leader_known;
+	ok = n->role == NODE_FOLLOWER && n->ready && !n->diverged;
 	pthread_mutex_unlock(&n->lock);
 	return ok;
 }
@@ -1487,12 +1492,14 @@ static int follows(struct cluster_node *n)
 static int fence_ok(struct cluster_node *n, int64_t fence)
 {
 	int64_t rev;
+	int known;
 
 	pthread_mutex_lock(&n->lock);
 	rev = n->seen_rev;
+	known = n->leader_known;
 	pthread_mutex_unlock(&n->lock);
-	return fence == rev ||
-	       (read_leader(n, n->e_write, &rev) == 0 && fence == rev);
+	return (known && fence == rev) ||
+	       (read_leader(n, n->e_write, &rev) == 0 && rev && fence == rev);
 }
 
 enum hold_pos { HOLD_NOW, HOLD_WAIT, HOLD_DONE };
@@ -1551,6 +1558,7 @@ static unsigned int hold(struct cluster_node *n, uint64_t seq,
 {
 	uint64_t deadline = now_ms() + NODE_HOLD_WAIT_MS;
 	enum hold_pos pos;
+	enum store_err err;
 	int base_ok;
 
 	for (;;) {
@@ -1574,7 +1582,14 @@ static unsigned int hold(struct cluster_node *n, uint64_t seq,
 		}
 		hold_wait(n, NODE_PUSH_RETRY_MS);
 	}
-	if (prepare(n, &p->r, p, base_ok) != STORE_OK) {
+	err = prepare(n, &p->r, p, base_ok);
+	if (err) {
+		if (n->failed_seq != seq)
+			say(n, "warn",
+			    "cluster: the files of record %" PRIu64
+			    " the leader sent are not here: %s",
+			    seq, store_strerror(err));
+		n->failed_seq = seq;
 		*code = "replication_failed";
 		return 503;
 	}
@@ -1593,6 +1608,10 @@ static unsigned int hook_hold(void *ctx, uint64_t seq, const char *body,
 	struct push p;
 
 	atomic_fetch_add(&n->held_bytes, len);
+	if (!follows(n)) { /* a leader's write_lock may be held long */
+		*code = "not_a_follower";
+		return 409;
+	}
 	if (push_parse(body, len, &p) < 0) {
 		*code = "invalid_body";
 		return 400;
