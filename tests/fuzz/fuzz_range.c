@@ -301,22 +301,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			len = want_r[0].len;
 		}
 	}
-	/*
-	 * Several ranges: one multipart/byteranges answer (api/ranges.c), or
-	 * the whole memory when they are not ascending and apart.
-	 */
-	if (st == 200 && has_range_seen && strchr(range_seen, ',') &&
-	    r.status == 206) {
-		const char *ct = hh_header(&r, "Content-Type", &k);
-
-		if (!ct || k < 31 ||
-		    strncmp(ct, "multipart/byteranges; boundary=", 31))
-			hh_die("206 to several ranges, not multipart");
-		if (!head)
-			check_parts((int)m, &r, msize);
-		hh_end();
-		return 0;
-	}
 	if (r.status != (unsigned int)st)
 		hh_die("Range '%s' If-Range '%s': status %u, want %d",
 		       has_range_seen ? range_seen : "(none)",
