@@ -2262,7 +2262,7 @@ static void life_commits(const char *url, int n)
 
 static void scenario_life(void)
 {
-	char dir[512], log[600], env[600], v[64], r[32], p[600];
+	char dir[512], log[600], env[600], v[64], r[32], p[600], peer[64];
 	struct e2e_daemon d;
 	double t0, first, ready, inc, full, tot, restart;
 	uint64_t kib, bytes;
@@ -2312,8 +2312,8 @@ static void scenario_life(void)
 		die("persist");
 	snprintf(v, sizeof(v), "%.1f ms", inc);
 	snprintf(r, sizeof(r), "1/%.0f", full / (inc > 0 ? inc : 0.001));
-	snprintf(log, sizeof(log), "full persist %.0f ms", full);
-	row("persist after 10 more commits", v, log, r, "<= 1/20 of full",
+	snprintf(peer, sizeof(peer), "full persist %.0f ms", full);
+	row("persist after 10 more commits", v, peer, r, "<= 1/20 of full",
 	    inc * 20 <= full);
 	fprintf(notes,
 		"- life: persist timed to its status line (durable by then); "
