@@ -334,6 +334,14 @@ static void metrics_write(FILE *f, struct api_metrics *m,
 	metric_gauge(f, "modstore_freed_bytes_total", "counter",
 		     "Bytes the removed module commit files had allocated.",
 		     st->bytes_freed);
+	metric_head(f, "modstore_temp_files_total", "counter",
+		    "Temporary files of commits and restores, by how they "
+		    "came: named from the files made ahead, or made when "
+		    "asked for.");
+	fprintf(f, "modstore_temp_files_total{how=\"pool\"} %llu\n",
+		(unsigned long long)st->tmp_pooled);
+	fprintf(f, "modstore_temp_files_total{how=\"made\"} %llu\n",
+		(unsigned long long)st->tmp_made);
 	metric_gauge(f, "modstore_disk_bytes", "gauge",
 		     "Bytes allocated on disk by the state directory.",
 		     st->bytes_on_disk);

@@ -218,8 +218,8 @@ struct fs_pool {
 	pthread_cond_t wake;
 	pthread_t thread;
 	int stop;
-	int failed; /* the last make failed: wait for a take to try again */
-	size_t n;
+	int failed;    /* the last make failed: wait for a take to try again */
+	size_t n, cap; /* files held; at most cap (<= FS_TMP_POOL) */
 	int fd[FS_TMP_POOL];
 };
 
@@ -232,7 +232,7 @@ static int pool_take(struct fs_pool *p)
 	if (p->n > 0)
 		fd = p->fd[--p->n];
 	/* refilled from half empty on: a wake-up per take is a system call */
-	if (p->n <= FS_TMP_POOL / 2) {
+	if (p->n <= p->cap / 2) {
 		p->failed = 0;
 		pthread_cond_signal(&p->wake);
 	}
@@ -248,7 +248,7 @@ static void *pool_main(void *arg)
 
 	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (!p->stop && (p->n == FS_TMP_POOL || p->failed))
+		while (!p->stop && (p->n == p->cap || p->failed))
 			pthread_cond_wait(&p->wake, &p->lock);
 		if (p->stop)
 			break;
@@ -257,7 +257,7 @@ static void *pool_main(void *arg)
 			    0600);
 		pthread_mutex_lock(&p->lock);
 		p->failed = fd < 0;
-		if (fd >= 0 && !p->stop && p->n < FS_TMP_POOL)
+		if (fd >= 0 && !p->stop && p->n < p->cap)
 			p->fd[p->n++] = fd;
 		else if (fd >= 0)
 			close(fd);
@@ -270,10 +270,11 @@ void fs_pool_start(struct fs *fs)
 {
 	char name[TMP_NAME_LEN];
 	struct fs_pool *p;
+	size_t cap = fs_open_files_limit() / 16;
 	int fd;
 
-	if (fs->pool)
-		return;
+	if (fs->pool || cap < 4)
+		return; /* a low limit on open files: no descriptor to spare */
 	/* a file system without O_TMPFILE, or no /proc: no pool */
 	fd = openat(fs->dirfd, ".", O_RDWR | O_TMPFILE | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -292,6 +293,7 @@ void fs_pool_start(struct fs *fs)
 		close(fd);
 		return;
 	}
+	p->cap = cap < FS_TMP_POOL ? cap : FS_TMP_POOL;
 	p->fd[p->n++] = fd;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
@@ -339,9 +341,13 @@ enum store_err fs_tmp_create(struct fs *fs, char name[TMP_NAME_LEN], int *fd)
 			close(*fd);
 			*fd = -1;
 		}
+		if (!e)
+			atomic_fetch_add(&fs->tmp_pooled, 1);
 		return e ? fs_err(e) : STORE_OK;
 	}
 	e = tmp_make(fs, name, fd);
+	if (!e)
+		atomic_fetch_add(&fs->tmp_made, 1);
 	return e ? fs_err(e) : STORE_OK;
 }
 

@@ -27,6 +27,8 @@ struct fs {
 	void *fault_ctx;
 	atomic_uint_fast64_t tmp_seq; /* names of new temporaries */
 	struct fs_pool *pool;	      /* temporaries made ahead, or NULL */
+	/* temporaries named from the pool, and made when asked for */
+	atomic_uint_fast64_t tmp_pooled, tmp_made;
 };
 
 enum store_err fs_err(int e);
@@ -79,9 +81,12 @@ enum store_err fs_tmp_create(struct fs *fs, char name[TMP_NAME_LEN], int *fd);
  * inode (on ext4 that search skips recently freed inodes: measured at 120
  * us a file, most of a commit's own time). Unnamed, they are never seen in
  * the directory and go with the process. Where O_TMPFILE or /proc is
- * missing, temporaries are made when asked for.
+ * missing, temporaries are made when asked for. The pool holds at most a
+ * sixteenth of the limit on open files (none under 64): a commit of many
+ * modules drains it, and the files of the next commits are made while the
+ * answers travel.
  */
-#define FS_TMP_POOL 32
+#define FS_TMP_POOL 128
 void fs_pool_start(struct fs *fs);
 void fs_pool_stop(struct fs *fs);
 /* A temporary file already unlinked: only the descriptor remains. */

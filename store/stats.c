@@ -19,5 +19,7 @@ enum store_err store_get_stats(struct store *s, struct store_stats *out)
 	pthread_mutex_unlock(&s->lock);
 	out->bytes_written = atomic_load(&s->bytes_written);
 	out->session_memory = atomic_load(&s->ov_mem);
+	out->tmp_pooled = atomic_load(&s->fs.tmp_pooled);
+	out->tmp_made = atomic_load(&s->fs.tmp_made);
 	return fs_bytes_on_disk(&s->fs, &out->bytes_on_disk);
 }

@@ -437,6 +437,9 @@ struct store_stats {
 	uint64_t commits_deleted; /* by delete and retention, since open */
 	uint64_t files_removed;	  /* module commit files, since open */
 	uint64_t bytes_freed;	  /* allocated bytes of those files */
+	/* temporary files named from the pool made ahead (store_options */
+	uint64_t tmp_pooled; /* .tmp_pool), and made when asked for, */
+	uint64_t tmp_made;   /* the pool being empty or off; since open */
 };
 
 enum store_err store_get_stats(struct store *s, struct store_stats *st);
