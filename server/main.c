@@ -14,6 +14,7 @@
  */
 #include "api.h"
 #include "node.h"
+#include "peer.h"
 #include "store.h"
 
 #include <dlfcn.h>
@@ -888,6 +889,49 @@ out:
 }
 
 /*
+ * In cluster mode a node shows its certificate to its peers and checks
+ * theirs against --tls-client-ca (docs/cluster.md), with libcurl and its
+ * TLS library, OpenSSL, not the GnuTLS that tls_load() asked: what it
+ * refuses stops the start too, naming the option, rather than every
+ * request to a peer failing later. 0, or -1 with a message.
+ */
+static int tls_check_peers(const struct server_config *c,
+			   const struct server_tls *t)
+{
+	struct peer_tls pt = {t->cert, t->key, t->ca};
+	char err[512];
+
+	if (!c->etcd || !t->cert)
+		return 0;
+	switch (peer_tls_check(&pt, err, sizeof(err))) {
+	case PEER_TLS_OK:
+		return 0;
+	case PEER_TLS_CERT:
+		fprintf(stderr,
+			"modstored: --tls-cert %s and --tls-key %s cannot be "
+			"shown to peers: %s\n",
+			c->tls_cert, c->tls_key, err);
+		break;
+	case PEER_TLS_CA:
+		if (c->tls_client_ca)
+			fprintf(stderr,
+				"modstored: --tls-client-ca %s cannot check "
+				"peers: %s\n",
+				c->tls_client_ca, err);
+		else
+			fprintf(stderr,
+				"modstored: the system's CAs cannot check "
+				"peers (give --tls-client-ca): %s\n",
+				err);
+		break;
+	default:
+		fprintf(stderr, "modstored: TLS to peers: %s\n", err);
+		break;
+	}
+	return -1;
+}
+
+/*
  * MHD_OPTION_NOTIFY_CONNECTION with --tls-client-ca. libmicrohttpd only
  * asks for a client certificate (GNUTLS_CERT_REQUEST) and never checks
  * one; the session is made before this is called and its handshake starts
@@ -1308,10 +1352,14 @@ static void raise_fd_limit(void)
 
 /* --- cluster mode --------------------------------------------------------- */
 
-/* The node of cfg's cluster options on store; NULL with a message. */
+/*
+ * The node of cfg's cluster options on store, sending token and showing
+ * the TLS files of tls to its peers; NULL with a message.
+ */
 static struct cluster_node *server_cluster_node(const struct server_config *cfg,
 						struct store *store,
-						const char *token)
+						const char *token,
+						const struct server_tls *tls)
 {
 	struct cluster_options co;
 	struct cluster_node *node;
@@ -1325,6 +1373,9 @@ static struct cluster_node *server_cluster_node(const struct server_config *cfg,
 	co.lease_ttl = cfg->lease_ttl;
 	co.compact_after = cfg->compact_after;
 	co.token = token;
+	co.tls_cert = tls->cert;
+	co.tls_key = tls->key;
+	co.tls_ca = tls->ca;
 	co.store = store;
 	co.log_format = cfg->log_format;
 	node = cluster_node_new(&co);
@@ -1411,7 +1462,7 @@ int main(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
-	if (tls_load(&cfg, &tls) < 0) {
+	if (tls_load(&cfg, &tls) < 0 || tls_check_peers(&cfg, &tls) < 0) {
 		ret = 2;
 		goto out;
 	}
@@ -1445,7 +1496,7 @@ int main(int argc, char **argv)
 	ao.read_token = rtoken;
 	ao.log_format = cfg.log_format;
 	if (cfg.etcd) {
-		node = server_cluster_node(&cfg, store, token);
+		node = server_cluster_node(&cfg, store, token, &tls);
 		if (!node)
 			goto out;
 		ao.cluster = cluster_node_api(node);
