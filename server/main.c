@@ -11,6 +11,8 @@
  * HTTPS (--tls-cert, --tls-key) is libmicrohttpd's GnuTLS, TLS 1.2 and 1.3
  * only; with --tls-client-ca every connection must present a certificate
  * that CA signed, checked during the handshake (tls_require_client_cert).
+ * In cluster mode the same PEM text is the node's side of TLS to its
+ * peers (cluster/peer.h), first checked with libcurl (tls_check_peers).
  */
 #include "api.h"
 #include "node.h"
@@ -171,10 +173,14 @@ static const char usage_text[] =
     "    --tls-key FILE           MODSTORE_TLS_KEY\n"
     "        Serve HTTPS only (TLS 1.2 and 1.3) with this certificate\n"
     "        (PEM, the chain after it) and its private key (PEM); the URL\n"
-    "        printed is then https://HOST:PORT. Both or neither.\n"
+    "        printed is then https://HOST:PORT. Both or neither. In\n"
+    "        cluster mode the node also presents them as its client\n"
+    "        certificate to its peers.\n"
     "    --tls-client-ca FILE     MODSTORE_TLS_CLIENT_CA\n"
     "        With --tls-cert: a client must present a certificate signed\n"
-    "        by a CA of FILE (PEM), valid now, or its handshake fails.\n"
+    "        by a CA of FILE (PEM), valid now, or its handshake fails. In\n"
+    "        cluster mode peers' certificates are checked against FILE\n"
+    "        alone (without it, against the system's CAs).\n"
     "    --log-format text|json   MODSTORE_LOG_FORMAT\n"
     "        Format of the log on standard error. Default text.\n"
     "    --max-connections N      MODSTORE_MAX_CONNECTIONS\n"
@@ -205,8 +211,8 @@ static const char usage_text[] =
     "        This node's unique, stable name (letters, digits, . _ -);\n"
     "        required with --etcd.\n"
     "    --advertise URL          MODSTORE_ADVERTISE\n"
-    "        How clients and peers reach this node (http://HOST:PORT);\n"
-    "        required with --etcd.\n"
+    "        How clients and peers reach this node (http://HOST:PORT,\n"
+    "        https:// with --tls-cert); required with --etcd.\n"
     "    --sync-replicas K        MODSTORE_SYNC_REPLICAS\n"
     "        Followers that hold a write's files durably before it is\n"
     "        acknowledged; 0 = asynchronous. Default 1.\n"
