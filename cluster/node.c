@@ -1719,7 +1719,8 @@ struct cluster_node *cluster_node_new(const struct cluster_options *o)
 	n->e_loop = etcd_new(o->etcd, timeout);
 	n->e_lease = etcd_new(o->etcd, timeout);
 	n->e_write = etcd_new(o->etcd, timeout);
-	n->peer = peer_new(o->token);
+	n->peer = peer_new(
+	    o->token, &(struct peer_tls){o->tls_cert, o->tls_key, o->tls_ca});
 	pthread_mutex_init(&n->write_lock, NULL);
 	pthread_mutex_init(&n->lock, NULL);
 	{

@@ -24,7 +24,10 @@ struct cluster_options {
 	unsigned int lease_ttl;	    /* seconds */
 	unsigned int compact_after; /* records; 0: never compact */
 	const char *token;	    /* sent to peers; NULL: none */
-	struct store *store;	    /* borrowed */
+	/* PEM text (copied): the client certificate and key shown to peers,
+	 * the CAs that check theirs (NULL: the system's); NULL: none */
+	const char *tls_cert, *tls_key, *tls_ca;
+	struct store *store; /* borrowed */
 	enum api_log_format log_format;
 };
 

@@ -9,12 +9,19 @@
 #include "peer.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <sodium.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PEER_LINE_MAX	512	/* a line of a part's header, at most */
 #define PEER_TIMEOUT_MS 120000L /* one request, at most */
@@ -22,18 +29,82 @@
 struct peer {
 	CURL *curl;
 	char *token;
+	char *cert, *key, *ca; /* struct peer_tls's PEM text, or NULL */
 	atomic_uint_fast64_t requests, body_bytes, header_bytes;
 };
 
-struct peer *peer_new(const char *token)
+/* *out = a copy of s (NULL for NULL): 0, or -1 out of memory. */
+static int copy_opt(const char *s, char **out)
 {
+	*out = s ? strdup(s) : NULL;
+	return s && !*out ? -1 : 0;
+}
+
+/* Free a copy of a secret, wiped first (a store the compiler keeps). */
+static void secret_free(char *s)
+{
+	if (!s)
+		return;
+	sodium_memzero(s, strlen(s));
+	free(s);
+}
+
+/*
+ * The TLS options of a request to a peer on h: cert and key (NULL: none)
+ * as its client certificate; ca (NULL: the system's) alone to check the
+ * peer's certificate, libcurl's default CA file and directory left out.
+ * Verification stays as libcurl has it: peer and host name both checked.
+ * The text is not copied by libcurl (CURL_BLOB_NOCOPY), so that struct
+ * peer holds the one copy of the key, wiped at the end. CURLE_OK, or the
+ * first option refused.
+ */
+static CURLcode tls_setup(CURL *h, const char *cert, const char *key,
+			  const char *ca)
+{
+	struct curl_blob b = {NULL, 0, CURL_BLOB_NOCOPY};
+	CURLcode rc = CURLE_OK;
+
+	if (cert) {
+		b.data = (void *)(uintptr_t)cert;
+		b.len = strlen(cert);
+		rc = curl_easy_setopt(h, CURLOPT_SSLCERT_BLOB, &b);
+		if (!rc)
+			rc = curl_easy_setopt(h, CURLOPT_SSLCERTTYPE, "PEM");
+	}
+	if (cert && key && !rc) {
+		b.data = (void *)(uintptr_t)key;
+		b.len = strlen(key);
+		rc = curl_easy_setopt(h, CURLOPT_SSLKEY_BLOB, &b);
+		if (!rc)
+			rc = curl_easy_setopt(h, CURLOPT_SSLKEYTYPE, "PEM");
+	}
+	if (ca && !rc) {
+		b.data = (void *)(uintptr_t)ca;
+		b.len = strlen(ca);
+		rc = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b);
+		if (!rc)
+			rc = curl_easy_setopt(h, CURLOPT_CAINFO, (char *)NULL);
+		if (!rc)
+			rc = curl_easy_setopt(h, CURLOPT_CAPATH, (char *)NULL);
+	}
+	return rc;
+}
+
+struct peer *peer_new(const char *token, const struct peer_tls *tls)
+{
+	static const struct peer_tls none = {NULL, NULL, NULL};
 	struct peer *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return NULL;
+	if (!tls)
+		tls = &none;
 	p->curl = curl_easy_init();
-	p->token = token ? strdup(token) : NULL;
-	if (!p->curl || (token && !p->token)) {
+	if (!p->curl || copy_opt(token, &p->token) < 0 ||
+	    copy_opt(tls->cert, &p->cert) < 0 ||
+	    copy_opt(tls->cert ? tls->key : NULL, &p->key) < 0 ||
+	    copy_opt(tls->ca, &p->ca) < 0 ||
+	    tls_setup(p->curl, p->cert, p->key, p->ca) != CURLE_OK) {
 		peer_free(p);
 		return NULL;
 	}
@@ -45,12 +116,123 @@ void peer_free(struct peer *p)
 	if (!p)
 		return;
 	if (p->curl)
-		curl_easy_cleanup(p->curl);
-	if (p->token) {
-		memset(p->token, 0, strlen(p->token));
-		free(p->token);
-	}
+		curl_easy_cleanup(p->curl); /* before the text it points to */
+	secret_free(p->token);
+	secret_free(p->key);
+	free(p->cert);
+	free(p->ca);
 	free(p);
+}
+
+/* --- the TLS options checked at startup ---------------------------------- */
+
+/*
+ * A request that goes as far as libcurl's loading of the certificate, key
+ * and CAs into OpenSSL, and no further. The certificate and key are
+ * loaded before CURLOPT_SSL_CTX_FUNCTION is called; the CAs before it
+ * too, or (libcurl 7.88) right after the first write of the handshake.
+ * It connects to a listening socket of this process with an abstract name
+ * the kernel picks (AF_UNIX: no port taken, no network needed), never
+ * accepted; the callback closes that socket, so that the write fails at
+ * once (a broken pipe) instead of waiting for an answer, and nothing
+ * leaves the process.
+ */
+struct probe {
+	int fd;	   /* listening */
+	int built; /* the TLS context was built */
+};
+
+static CURLcode probe_built(CURL *h, void *ssl_ctx, void *cls)
+{
+	struct probe *pr = cls;
+
+	(void)h;
+	(void)ssl_ctx;
+	pr->built = 1;
+	close(pr->fd); /* resets the connection waiting to be accepted */
+	pr->fd = -1;
+	return CURLE_OK;
+}
+
+/* A listening socket of an abstract name, into name: its fd, or -1. */
+static int probe_listen(char *name, size_t size)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t len = offsetof(struct sockaddr_un, sun_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	size_t n;
+
+	/* bound with no name: the kernel picks one, NUL then 5 hex digits */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, len) < 0 ||
+	    listen(fd, 1) < 0)
+		goto fail;
+	len = sizeof(sa);
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    len <= offsetof(struct sockaddr_un, sun_path) + 1)
+		goto fail;
+	n = len - offsetof(struct sockaddr_un, sun_path) - 1;
+	if (n >= size)
+		goto fail;
+	memcpy(name, sa.sun_path + 1, n);
+	name[n] = '\0';
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+enum peer_tls_fault peer_tls_check(const struct peer_tls *tls, char *err,
+				   size_t size)
+{
+	enum peer_tls_fault f = PEER_TLS_LIBCURL;
+	char msg[CURL_ERROR_SIZE] = "", name[32]; /* 5 hex digits */
+	CURL *h = curl_easy_init();
+	struct probe pr = {-1, 0};
+	CURLcode rc;
+
+	snprintf(err, size, "out of memory");
+	if (!h)
+		goto out;
+	if ((pr.fd = probe_listen(name, sizeof(name))) < 0) {
+		snprintf(err, size, "a local socket: %s", strerror(errno));
+		goto out;
+	}
+	if (tls_setup(h, tls->cert, tls->key, tls->ca) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, probe_built) !=
+		CURLE_OK) {
+		snprintf(err, size,
+			 "this libcurl cannot take certificates as "
+			 "PEM text (its TLS library is not OpenSSL)");
+		goto out;
+	}
+	curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, &pr);
+	curl_easy_setopt(h, CURLOPT_URL, "https://127.0.0.1/");
+	curl_easy_setopt(h, CURLOPT_ABSTRACT_UNIX_SOCKET, name);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, msg);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+	rc = curl_easy_perform(h);
+	if (rc == CURLE_SSL_CERTPROBLEM)
+		f = PEER_TLS_CERT;
+	else if (rc == CURLE_SSL_CACERT_BADFILE)
+		f = PEER_TLS_CA;
+	else if (pr.built)
+		f = PEER_TLS_OK; /* then the handshake failed, as it must */
+	/* for the CAs, the message is of the write that failed after them */
+	if (f == PEER_TLS_CA)
+		snprintf(err, size, "OpenSSL takes no CA certificate of it");
+	else if (f == PEER_TLS_OK)
+		err[0] = '\0';
+	else
+		snprintf(err, size, "%s",
+			 msg[0] ? msg : curl_easy_strerror(rc));
+out:
+	if (h)
+		curl_easy_cleanup(h);
+	if (pr.fd >= 0)
+		close(pr.fd);
+	return f;
 }
 
 void peer_stats(struct peer *p, struct peer_stats *st)
@@ -89,15 +271,22 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
 	return c->sink(c->ctx, data, len) == 0 ? len : 0;
 }
 
-/* h made ready for c: base+path, the token and extra (NULL: none). */
-static void call_setup(CURL *h, struct call *c, const char *base,
-		       const char *path, const char *extra, long timeout_ms)
+/*
+ * h made ready for c: base+path, the TLS options, the token and extra
+ * (NULL: none). 0, or -1 when the TLS options could not be set (out of
+ * memory): not sent then, rather than checked against the system's CAs.
+ */
+static int call_setup(CURL *h, struct call *c, const char *base,
+		      const char *path, const char *extra, long timeout_ms)
 {
+	struct peer *p = c->p;
 	char url[1024], auth[1100];
 	struct curl_slist *l;
 
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	curl_easy_reset(h);
+	if (tls_setup(h, p->cert, p->key, p->ca) != CURLE_OK)
+		return -1;
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
@@ -127,13 +316,14 @@ static void call_setup(CURL *h, struct call *c, const char *base,
 			 c->p->token);
 		if ((l = curl_slist_append(c->hdrs, auth)))
 			c->hdrs = l;
-		memset(auth, 0, sizeof(auth));
+		sodium_memzero(auth, sizeof(auth));
 	}
 	if (extra && (l = curl_slist_append(c->hdrs, extra)))
 		c->hdrs = l;
 	if (c->hdrs)
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->hdrs);
 	atomic_fetch_add(&c->p->requests, 1);
+	return 0;
 }
 
 /* c's answer once h is done with rc: its status (0: none came whole). */
@@ -155,7 +345,10 @@ static void call_done(CURL *h, struct call *c, CURLcode rc)
 static long request(struct call *c, const char *base, const char *path,
 		    const char *extra)
 {
-	call_setup(c->p->curl, c, base, path, extra, PEER_TIMEOUT_MS);
+	if (call_setup(c->p->curl, c, base, path, extra, PEER_TIMEOUT_MS) < 0) {
+		c->status = 0;
+		return 0;
+	}
 	call_done(c->p->curl, c, curl_easy_perform(c->p->curl));
 	return c->status;
 }
@@ -183,8 +376,8 @@ static int many_add(struct peer *p, CURLM *m, struct peer_req *r,
 			   .ctx = r->ctx,
 			   .body = r->body,
 			   .blen = r->blen};
-	call_setup(h, c, r->base, r->path, NULL, timeout_ms);
-	if (curl_multi_add_handle(m, h) != CURLM_OK) {
+	if (call_setup(h, c, r->base, r->path, NULL, timeout_ms) < 0 ||
+	    curl_multi_add_handle(m, h) != CURLM_OK) {
 		curl_slist_free_all(c->hdrs);
 		c->hdrs = NULL;
 		curl_easy_cleanup(h);

@@ -2,7 +2,9 @@
  * peer.h - requests from one node to another (docs/cluster.md): the
  * files, bytecode, diffs and pages a follower fetches over the ordinary
  * read routes, one at a time or several at once, with the token, over a
- * new connection each time, and the bytes they cost.
+ * new connection each time, and the bytes they cost. Over HTTPS a node
+ * presents its own certificate to its peers and checks theirs against the
+ * cluster's CA (struct peer_tls).
  *
  * One struct peer is used by one thread at a time (the node's loop
  * thread); its figures may be read from any thread.
@@ -18,9 +20,38 @@
 
 struct peer;
 
-/* A peer client sending token (NULL: none; copied). NULL out of memory. */
-struct peer *peer_new(const char *token);
+/*
+ * What a node shows and trusts on HTTPS to its peers, PEM text (the
+ * bytes of the files --tls-cert, --tls-key and --tls-client-ca).
+ */
+struct peer_tls {
+	const char *cert; /* the client certificate, its chain after it */
+	const char *key;  /* its private key; with cert */
+	const char *ca;	  /* the CAs of peers' certificates; NULL: system's */
+};
+
+/*
+ * A peer client sending token (NULL: none) and showing tls (NULL, or
+ * fields NULL: nothing); both copied, the copies of the token and the key
+ * wiped when freed. NULL out of memory or when libcurl cannot take tls.
+ */
+struct peer *peer_new(const char *token, const struct peer_tls *tls);
 void peer_free(struct peer *p);
+
+enum peer_tls_fault {
+	PEER_TLS_OK = 0,
+	PEER_TLS_CERT,	 /* the certificate or the key was refused */
+	PEER_TLS_CA,	 /* the CAs were refused (the system's, ca NULL) */
+	PEER_TLS_LIBCURL /* libcurl could not (no OpenSSL, out of memory) */
+};
+
+/*
+ * Whether libcurl's TLS library takes tls as it will on every request to
+ * a peer, checked once at startup: a bad file is a startup error, not
+ * handshakes failing later. What libcurl said into err (size bytes).
+ */
+enum peer_tls_fault peer_tls_check(const struct peer_tls *tls, char *err,
+				   size_t size);
 
 /* The body of an answer, piece by piece: 0 to go on, -1 to stop. */
 typedef int (*peer_sink_fn)(void *ctx, const char *data, size_t len);

@@ -11,9 +11,12 @@
  * HTTPS (--tls-cert, --tls-key) is libmicrohttpd's GnuTLS, TLS 1.2 and 1.3
  * only; with --tls-client-ca every connection must present a certificate
  * that CA signed, checked during the handshake (tls_require_client_cert).
+ * In cluster mode the same PEM text is the node's side of TLS to its
+ * peers (cluster/peer.h), first checked with libcurl (tls_check_peers).
  */
 #include "api.h"
 #include "node.h"
+#include "peer.h"
 #include "store.h"
 
 #include <dlfcn.h>
@@ -170,10 +173,14 @@ static const char usage_text[] =
     "    --tls-key FILE           MODSTORE_TLS_KEY\n"
     "        Serve HTTPS only (TLS 1.2 and 1.3) with this certificate\n"
     "        (PEM, the chain after it) and its private key (PEM); the URL\n"
-    "        printed is then https://HOST:PORT. Both or neither.\n"
+    "        printed is then https://HOST:PORT. Both or neither. In\n"
+    "        cluster mode the node also presents them as its client\n"
+    "        certificate to its peers.\n"
     "    --tls-client-ca FILE     MODSTORE_TLS_CLIENT_CA\n"
     "        With --tls-cert: a client must present a certificate signed\n"
-    "        by a CA of FILE (PEM), valid now, or its handshake fails.\n"
+    "        by a CA of FILE (PEM), valid now, or its handshake fails. In\n"
+    "        cluster mode peers' certificates are checked against FILE\n"
+    "        alone (without it, against the system's CAs).\n"
     "    --log-format text|json   MODSTORE_LOG_FORMAT\n"
     "        Format of the log on standard error. Default text.\n"
     "    --max-connections N      MODSTORE_MAX_CONNECTIONS\n"
@@ -204,8 +211,8 @@ static const char usage_text[] =
     "        This node's unique, stable name (letters, digits, . _ -);\n"
     "        required with --etcd.\n"
     "    --advertise URL          MODSTORE_ADVERTISE\n"
-    "        How clients and peers reach this node (http://HOST:PORT);\n"
-    "        required with --etcd.\n"
+    "        How clients and peers reach this node (http://HOST:PORT,\n"
+    "        https:// with --tls-cert); required with --etcd.\n"
     "    --sync-replicas K        MODSTORE_SYNC_REPLICAS\n"
     "        Followers that hold a write's files durably before it is\n"
     "        acknowledged; 0 = asynchronous. Default 1.\n"
@@ -888,6 +895,49 @@ out:
 }
 
 /*
+ * In cluster mode a node shows its certificate to its peers and checks
+ * theirs against --tls-client-ca (docs/cluster.md), with libcurl and its
+ * TLS library, OpenSSL, not the GnuTLS that tls_load() asked: what it
+ * refuses stops the start too, naming the option, rather than every
+ * request to a peer failing later. 0, or -1 with a message.
+ */
+static int tls_check_peers(const struct server_config *c,
+			   const struct server_tls *t)
+{
+	struct peer_tls pt = {t->cert, t->key, t->ca};
+	char err[512];
+
+	if (!c->etcd || !t->cert)
+		return 0;
+	switch (peer_tls_check(&pt, err, sizeof(err))) {
+	case PEER_TLS_OK:
+		return 0;
+	case PEER_TLS_CERT:
+		fprintf(stderr,
+			"modstored: --tls-cert %s and --tls-key %s cannot be "
+			"shown to peers: %s\n",
+			c->tls_cert, c->tls_key, err);
+		break;
+	case PEER_TLS_CA:
+		if (c->tls_client_ca)
+			fprintf(stderr,
+				"modstored: --tls-client-ca %s cannot check "
+				"peers: %s\n",
+				c->tls_client_ca, err);
+		else
+			fprintf(stderr,
+				"modstored: the system's CAs cannot check "
+				"peers (give --tls-client-ca): %s\n",
+				err);
+		break;
+	default:
+		fprintf(stderr, "modstored: TLS to peers: %s\n", err);
+		break;
+	}
+	return -1;
+}
+
+/*
  * MHD_OPTION_NOTIFY_CONNECTION with --tls-client-ca. libmicrohttpd only
  * asks for a client certificate (GNUTLS_CERT_REQUEST) and never checks
  * one; the session is made before this is called and its handshake starts
@@ -1308,10 +1358,14 @@ static void raise_fd_limit(void)
 
 /* --- cluster mode --------------------------------------------------------- */
 
-/* The node of cfg's cluster options on store; NULL with a message. */
+/*
+ * The node of cfg's cluster options on store, sending token and showing
+ * the TLS files of tls to its peers; NULL with a message.
+ */
 static struct cluster_node *server_cluster_node(const struct server_config *cfg,
 						struct store *store,
-						const char *token)
+						const char *token,
+						const struct server_tls *tls)
 {
 	struct cluster_options co;
 	struct cluster_node *node;
@@ -1325,6 +1379,9 @@ static struct cluster_node *server_cluster_node(const struct server_config *cfg,
 	co.lease_ttl = cfg->lease_ttl;
 	co.compact_after = cfg->compact_after;
 	co.token = token;
+	co.tls_cert = tls->cert;
+	co.tls_key = tls->key;
+	co.tls_ca = tls->ca;
 	co.store = store;
 	co.log_format = cfg->log_format;
 	node = cluster_node_new(&co);
@@ -1411,7 +1468,7 @@ int main(int argc, char **argv)
 		ret = 2;
 		goto out;
 	}
-	if (tls_load(&cfg, &tls) < 0) {
+	if (tls_load(&cfg, &tls) < 0 || tls_check_peers(&cfg, &tls) < 0) {
 		ret = 2;
 		goto out;
 	}
@@ -1445,7 +1502,7 @@ int main(int argc, char **argv)
 	ao.read_token = rtoken;
 	ao.log_format = cfg.log_format;
 	if (cfg.etcd) {
-		node = server_cluster_node(&cfg, store, token);
+		node = server_cluster_node(&cfg, store, token, &tls);
 		if (!node)
 			goto out;
 		ao.cluster = cluster_node_api(node);

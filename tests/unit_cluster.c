@@ -20,7 +20,11 @@
  *   out of bounds keep nothing; a write off the listed pages is refused;
  * - a record with the pages it changes (push.c): its body parsed back,
  *   the pages laid over a follower's file of the base make the leader's
- *   bytes; a spoiled page or a body cut short make nothing.
+ *   bytes; a spoiled page or a body cut short make nothing;
+ * - the TLS text a node shows its peers (peer.c): libcurl takes a node's
+ *   certificate, key and CA; a certificate that is not PEM or a key not
+ *   the certificate's is refused as the certificate, a CA that is not PEM
+ *   as the CAs, each before any byte is sent.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -29,7 +33,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "e2e.h"
 #include "log.h"
+#include "peer.h"
 #include "push.h"
 #include "store.h"
 #include "storetest.h"
@@ -621,6 +627,65 @@ out:
 	}
 }
 
+/* The text of dir/name, NUL-terminated; caller frees. NULL on error. */
+static char *slurp(const char *dir, const char *name)
+{
+	char path[700], *buf = calloc(1, 65536);
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "r");
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
+		free(buf);
+		return NULL;
+	}
+	n = fread(buf, 1, 65535, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static void test_peer_tls(void)
+{
+	char *d = t_tmpdir("peer-tls"), err[512];
+	char *cert = NULL, *key = NULL, *ca = NULL, *other = NULL;
+	struct peer_tls t;
+	struct peer *p;
+
+	CHECK(d && e2e_certs_make(d) == 0);
+	if (!d || t_failed)
+		goto out;
+	cert = slurp(d, "node.pem");
+	key = slurp(d, "node.key");
+	ca = slurp(d, "ca.pem");
+	other = slurp(d, "client.key");
+	CHECK(cert && key && ca && other);
+	if (!cert || !key || !ca || !other)
+		goto out;
+	t = (struct peer_tls){cert, key, ca};
+	CHECK(peer_tls_check(&t, err, sizeof(err)) == PEER_TLS_OK);
+	CHECK((p = peer_new("token", &t)) != NULL);
+	peer_free(p);
+	t = (struct peer_tls){"not a certificate\n", key, ca};
+	CHECK(peer_tls_check(&t, err, sizeof(err)) == PEER_TLS_CERT);
+	CHECK(err[0] != '\0');
+	t = (struct peer_tls){cert, other, ca};
+	CHECK(peer_tls_check(&t, err, sizeof(err)) == PEER_TLS_CERT);
+	t = (struct peer_tls){cert, key, "not a CA\n"};
+	CHECK(peer_tls_check(&t, err, sizeof(err)) == PEER_TLS_CA);
+out:
+	free(cert);
+	free(key);
+	free(ca);
+	free(other);
+	if (d && !t_failed)
+		t_rmrf(d);
+	free(d);
+}
+
 int main(void)
 {
 	test_records();
@@ -629,5 +694,6 @@ int main(void)
 	test_import();
 	test_patch();
 	test_push();
+	test_peer_tls();
 	return t_done();
 }

@@ -271,10 +271,12 @@ int cl_node_start(struct cl_node *nd, const struct cl_etcd *e, const char *root,
 {
 	char listen[64], adv[64];
 	const char *argv[40];
+	struct cl_tls tls = nd->tls;
 	size_t k = 0, j;
 
 	if (!nd->port) {
 		memset(nd, 0, sizeof(*nd));
+		nd->tls = tls;
 		nd->port = cl_free_port();
 	}
 	snprintf(nd->id, sizeof(nd->id), "n%d", i);
@@ -284,7 +286,8 @@ int cl_node_start(struct cl_node *nd, const struct cl_etcd *e, const char *root,
 		snprintf(nd->dir, sizeof(nd->dir), "%s/n%d", root, i);
 	snprintf(nd->log, sizeof(nd->log), "%s/n%d.log", root, i);
 	snprintf(listen, sizeof(listen), "127.0.0.1:%d", nd->port);
-	snprintf(adv, sizeof(adv), "http://127.0.0.1:%d", nd->port);
+	snprintf(adv, sizeof(adv), "%s://127.0.0.1:%d",
+		 tls.cacert ? "https" : "http", nd->port);
 	argv[k++] = "--listen";
 	argv[k++] = listen;
 	argv[k++] = "--etcd";
@@ -298,6 +301,9 @@ int cl_node_start(struct cl_node *nd, const struct cl_etcd *e, const char *root,
 	argv[k] = NULL;
 	if (e2e_start(&nd->d, nd->dir, nd->log, argv) < 0)
 		return -1;
+	nd->d.cacert = tls.cacert;
+	nd->d.cert = tls.cert;
+	nd->d.key = tls.key;
 	nd->running = 1;
 	return 0;
 }
@@ -358,6 +364,7 @@ int cl_request(struct cl_node *nodes, int n, int i, const char *method,
 	       struct e2e_resp *out)
 {
 	char loc[1024], p[1024];
+	const char *at, *slash;
 	int hop, j, port, rc;
 
 	snprintf(p, sizeof(p), "%s", path);
@@ -365,15 +372,18 @@ int cl_request(struct cl_node *nodes, int n, int i, const char *method,
 		rc = e2e_request(&nodes[i].d, method, p, body, len, NULL, out);
 		if (rc < 0 || out->status != 307)
 			return rc;
+		/* http:// or https:// */
 		if (!e2e_header(out, "Location", loc, sizeof(loc)) ||
-		    sscanf(loc, "http://127.0.0.1:%d", &port) != 1)
+		    !(at = strstr(loc, "://")) ||
+		    sscanf(at, "://127.0.0.1:%d", &port) != 1 ||
+		    !(slash = strchr(at + 3, '/')))
 			return 0;
 		for (j = 0; j < n; j++)
 			if (nodes[j].running && nodes[j].port == port)
 				break;
 		if (j == n)
 			return 0;
-		snprintf(p, sizeof(p), "%s", strchr(loc + 7, '/'));
+		snprintf(p, sizeof(p), "%s", slash);
 		e2e_resp_release(out);
 		i = j;
 	}

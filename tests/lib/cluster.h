@@ -24,8 +24,17 @@ struct cl_etcd {
 	char root[512];
 };
 
+/*
+ * A node served over HTTPS: its URL and --advertise are https://, and the
+ * test's requests to it use these files (as struct e2e_daemon's).
+ */
+struct cl_tls {
+	const char *cacert, *cert, *key;
+};
+
 struct cl_node {
 	struct e2e_daemon d;
+	struct cl_tls tls; /* set before the first start; cacert NULL: HTTP */
 	int port;
 	char id[32];
 	char dir[512];
@@ -49,7 +58,9 @@ int cl_etcd_has(const struct cl_etcd *e, const char *key);
 
 /*
  * Start node "nI" on root/nI (or dir when not NULL) in cluster mode on e
- * with the extra arguments args (NULL-terminated, may be NULL). 0 or -1.
+ * with the extra arguments args (NULL-terminated, may be NULL), over
+ * HTTPS when nd->tls.cacert is set (the TLS options are for args to
+ * give). 0 or -1.
  */
 int cl_node_start(struct cl_node *nd, const struct cl_etcd *e, const char *root,
 		  int i, const char *dir, const char *const *args);

@@ -685,6 +685,8 @@ int e2e_certs_make(const char *dir)
 	    {"other-client", "other-ca", "client.tmpl"},
 	    {"expired-client", "ca", "expired-client.tmpl"},
 	    {"expired-server", "ca", "expired-server.tmpl"},
+	    {"node", "ca", "node.tmpl"},
+	    {"other-node", "other-ca", "node.tmpl"},
 	};
 	static const char server[] = "cn = \"127.0.0.1\"\n"
 				     "ip_address = \"127.0.0.1\"\n"
@@ -709,6 +711,11 @@ int e2e_certs_make(const char *dir)
 		return -1;
 	snprintf(text, sizeof(text), "%sexpiration_days = 2\n", client);
 	if (write_text(dir, "client.tmpl", text) < 0)
+		return -1;
+	/* a cluster node's: the server's name, and a client's use too */
+	snprintf(text, sizeof(text), "%stls_www_client\nexpiration_days = 2\n",
+		 server);
+	if (write_text(dir, "node.tmpl", text) < 0)
 		return -1;
 	snprintf(text, sizeof(text), "%s%s", client, expired);
 	if (write_text(dir, "expired-client.tmpl", text) < 0)

@@ -185,8 +185,10 @@ int e2e_check_status(const char *file, int line, const struct e2e_resp *r,
  * ca.pem (ca.key), server.pem/server.key (127.0.0.1 and localhost,
  * signed by ca), client.pem/client.key (signed by ca), other-ca.pem and
  * other-client.pem/.key (a client signed by other-ca), expired-client.*
- * and expired-server.* (signed by ca, valid only in 2020). 0, or -1 with
- * a message.
+ * and expired-server.* (signed by ca, valid only in 2020), and the
+ * certificates of cluster nodes, a server's (127.0.0.1, localhost) that
+ * is also a client's: node.pem/.key (signed by ca) and other-node.pem/.key
+ * (signed by other-ca). 0, or -1 with a message.
  */
 int e2e_certs_make(const char *dir);
 
