@@ -737,20 +737,7 @@ static char cu_module[65];
 /* The value of metric line name (with its labels) on node i, or -1. */
 static long long metric_of(int i, const char *name)
 {
-	struct e2e_resp r;
-	long long v = -1;
-	const char *p;
-	size_t len = strlen(name);
-
-	if (e2e_get(&nodes[i].d, "/metrics", &r) < 0)
-		return -1;
-	for (p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : 0)
-		if (!strncmp(p, name, len) && p[len] == ' ') {
-			v = atoll(p + len + 1);
-			break;
-		}
-	e2e_resp_release(&r);
-	return v;
+	return cl_node_metric(&nodes[i], name);
 }
 
 /* Files node i made by pages: fetched, or sent with their record. */

@@ -320,6 +320,24 @@ void cl_node_signal(struct cl_node *nd, int sig)
 	}
 }
 
+long long cl_node_metric(struct cl_node *nd, const char *name)
+{
+	struct e2e_resp r;
+	long long v = -1;
+	const char *p;
+	size_t len = strlen(name);
+
+	if (e2e_get(&nd->d, "/metrics", &r) < 0)
+		return -1;
+	for (p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : 0)
+		if (!strncmp(p, name, len) && p[len] == ' ') {
+			v = atoll(p + len + 1);
+			break;
+		}
+	e2e_resp_release(&r);
+	return v;
+}
+
 int cl_node_leads(struct cl_node *nd)
 {
 	struct e2e_resp r;

@@ -67,6 +67,8 @@ int cl_node_start(struct cl_node *nd, const struct cl_etcd *e, const char *root,
 /* Send sig; SIGKILL and SIGTERM wait for the process. */
 void cl_node_signal(struct cl_node *nd, int sig);
 
+/* The value of the /metrics line name (labels included) of nd, or -1. */
+long long cl_node_metric(struct cl_node *nd, const char *name);
 /* 1 when node nd says it leads (GET /metrics), 0 not, -1 no answer. */
 int cl_node_leads(struct cl_node *nd);
 /* The index of the leader among the running nodes, waiting up to ms. */
