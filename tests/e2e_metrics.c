@@ -391,6 +391,10 @@ int main(void)
 	CHECK(value(&m, "modstore_sessions_open", "") == 1);
 	CHECK(value(&m, "modstore_disk_bytes", "") > 0);
 	CHECK(value(&m, "modstore_written_bytes_total", "") >= 8192);
+	/* each commit made one module's file: a temporary, pooled or not */
+	CHECK(value(&m, "modstore_temp_files_total", "how=\"pool\"") +
+		  value(&m, "modstore_temp_files_total", "how=\"made\"") >=
+	      2);
 	CHECK(value(&m, "modstore_http_received_bytes_total", "") >= 20);
 	/* route labels are the patterns, not the paths */
 	CHECK(value(&m, "modstore_http_requests_total",
